@@ -1,0 +1,159 @@
+//! The tape. Every op that runs while recording attaches a `Node` to its output: the inputs and a
+//! closure from the output's gradient to the inputs' gradients (written beside the op's forward, as
+//! in burn and micrograd). `backward` walks the graph in reverse topological order and accumulates
+//! with `+=` (an `add`), so a tensor used twice gets both contributions.
+//!
+//! Backward itself runs with recording off: there are no second derivatives.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::ops;
+use crate::tensor::{Tensor, TensorId};
+
+pub(crate) type BackwardFn = Box<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+
+pub(crate) struct Node {
+    pub op: &'static str,
+    pub inputs: Vec<Tensor>,
+    pub backward: BackwardFn,
+}
+
+// ---- recording on and off ------------------------------------------------------------------------
+
+thread_local! {
+    static RECORDING: Cell<bool> = const { Cell::new(true) };
+}
+
+pub fn is_grad_enabled() -> bool {
+    RECORDING.with(|r| r.get())
+}
+
+/// Turns recording off until the guard drops (inference, optimizer updates, backward itself).
+pub struct NoGradGuard {
+    previous: bool,
+}
+
+pub fn no_grad() -> NoGradGuard {
+    NoGradGuard { previous: RECORDING.with(|r| r.replace(false)) }
+}
+
+impl Drop for NoGradGuard {
+    fn drop(&mut self) {
+        RECORDING.with(|r| r.set(self.previous));
+    }
+}
+
+// ---- gradients -----------------------------------------------------------------------------------
+
+/// The gradients of the variables (leaves marked with `as_variable`) a loss depends on.
+#[derive(Default)]
+pub struct Gradients(HashMap<TensorId, Tensor>);
+
+impl Gradients {
+    pub fn get(&self, variable: &Tensor) -> Option<&Tensor> {
+        self.0.get(&variable.id())
+    }
+    pub fn remove(&mut self, variable: &Tensor) -> Option<Tensor> {
+        self.0.remove(&variable.id())
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Tensor {
+    /// Gradients of this scalar with respect to every variable it depends on.
+    pub fn backward(&self) -> Result<Gradients> {
+        if self.elem_count() != 1 {
+            return Err(Error::Autograd(format!(
+                "backward() needs a one-element loss, got shape {:?}; use backward_with(seed)",
+                self.shape()
+            )));
+        }
+        let seed = Tensor::full(1.0, self.shape(), &self.device())?;
+        self.backward_with(&seed)
+    }
+
+    /// Backpropagates `seed` (the gradient of some scalar with respect to this tensor).
+    pub fn backward_with(&self, seed: &Tensor) -> Result<Gradients> {
+        if seed.shape() != self.shape() {
+            return Err(Error::Autograd(format!("seed shape {:?} != output shape {:?}", seed.shape(), self.shape())));
+        }
+        let _off = no_grad();
+        // Step 1: topological order of everything that needs a gradient.
+        let order = topological_order(self);
+        // Step 2: the chain rule, outputs before inputs.
+        let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+        grads.insert(self.id(), seed.clone());
+        let mut leaves = Gradients::default();
+        for t in order.iter().rev() {
+            let Some(grad) = grads.remove(&t.id()) else { continue };
+            let Some(node) = t.node() else {
+                if t.is_variable() {
+                    leaves.0.insert(t.id(), grad);
+                }
+                continue;
+            };
+            let input_grads = (node.backward)(&grad)?;
+            if input_grads.len() != node.inputs.len() {
+                return Err(Error::Autograd(format!(
+                    "{} returned {} gradients for {} inputs",
+                    node.op,
+                    input_grads.len(),
+                    node.inputs.len()
+                )));
+            }
+            for (input, g) in node.inputs.iter().zip(input_grads) {
+                let Some(g) = g else { continue };
+                if !input.requires_grad() {
+                    continue;
+                }
+                if g.shape() != input.shape() {
+                    return Err(Error::Autograd(format!(
+                        "{} produced a gradient of shape {:?} for an input of shape {:?}",
+                        node.op,
+                        g.shape(),
+                        input.shape()
+                    )));
+                }
+                let total = match grads.remove(&input.id()) {
+                    Some(previous) => ops::add(&previous, &g)?,
+                    None => g,
+                };
+                grads.insert(input.id(), total);
+            }
+        }
+        Ok(leaves)
+    }
+}
+
+/// Depth-first post-order over nodes that need a gradient; iterative, so deep recurrent graphs do
+/// not overflow the stack.
+fn topological_order(root: &Tensor) -> Vec<Tensor> {
+    let mut order = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<(Tensor, bool)> = vec![(root.clone(), false)];
+    while let Some((t, children_done)) = stack.pop() {
+        if children_done {
+            order.push(t);
+            continue;
+        }
+        if !seen.insert(t.id()) {
+            continue;
+        }
+        stack.push((t.clone(), true));
+        if let Some(node) = t.node() {
+            for input in &node.inputs {
+                if input.requires_grad() && !seen.contains(&input.id()) {
+                    stack.push((input.clone(), false));
+                }
+            }
+        }
+    }
+    order
+}

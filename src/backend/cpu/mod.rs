@@ -1,0 +1,17 @@
+//! The cpu backend: plain loops over contiguous slices, parallel with rayon where the work is large,
+//! and the `gemm` crate for matrix products. Each function is the readable reference its WGSL twin
+//! is tested against; shapes are in the first comment, forward above backward.
+
+pub mod adamw;
+pub mod binary;
+pub mod conv1d;
+pub mod cross_entropy;
+pub mod embedding;
+pub mod gru;
+pub mod layer_mix;
+pub mod matmul;
+pub mod reduce;
+pub mod rmsnorm;
+pub mod scan;
+pub mod shape;
+pub mod unary;

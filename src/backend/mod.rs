@@ -1,0 +1,79 @@
+//! Device selection. Two backends implement every op: `cpu` (rayon + the `gemm` crate; the oracle
+//! each WGSL kernel is tested against, and the default where no real GPU is present) and `wgpu`
+//! (hand-written WGSL under `shaders/`, for Vulkan, Metal and DX12, and lavapipe in CI).
+
+pub mod cpu;
+pub mod wgpu;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+pub use self::wgpu::{AdapterKind, WgpuContext};
+
+/// Where tensors live and kernels run.
+#[derive(Clone)]
+pub enum Device {
+    Cpu,
+    Wgpu(Arc<WgpuContext>),
+}
+
+impl Device {
+    /// A short human name, e.g. `cpu` or `wgpu:llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
+    pub fn name(&self) -> String {
+        match self {
+            Device::Cpu => "cpu".to_string(),
+            Device::Wgpu(ctx) => format!("wgpu:{}", ctx.describe()),
+        }
+    }
+
+    pub fn is_cpu(&self) -> bool {
+        matches!(self, Device::Cpu)
+    }
+
+    pub fn same_as(&self, other: &Device) -> bool {
+        match (self, other) {
+            (Device::Cpu, Device::Cpu) => true,
+            (Device::Wgpu(a), Device::Wgpu(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// Opens the device a user asked for (see `DeviceRequest`).
+    pub fn open(request: DeviceRequest) -> Result<Device> {
+        match request {
+            DeviceRequest::Cpu => Ok(Device::Cpu),
+            DeviceRequest::Gpu => Ok(Device::Wgpu(WgpuContext::open(AdapterKind::Hardware)?)),
+            DeviceRequest::Lavapipe => Ok(Device::Wgpu(WgpuContext::open(AdapterKind::Software)?)),
+            DeviceRequest::Auto => match WgpuContext::open(AdapterKind::Hardware) {
+                Ok(ctx) => Ok(Device::Wgpu(ctx)),
+                Err(Error::NoAdapter { .. }) => Ok(Device::Cpu),
+                Err(e) => Err(e),
+            },
+        }
+    }
+}
+
+/// What `--device` accepts: `auto` (a real GPU adapter if there is one, else cpu), `cpu`, `gpu`
+/// (a real adapter or an error saying which driver to install) and `lavapipe` (Mesa's software
+/// Vulkan device, for correctness runs without a GPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceRequest {
+    Auto,
+    Cpu,
+    Gpu,
+    Lavapipe,
+}
+
+impl FromStr for DeviceRequest {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "gpu" => Ok(Self::Gpu),
+            "lavapipe" | "llvmpipe" => Ok(Self::Lavapipe),
+            _ => Err(Error::UnknownDevice(s.to_string())),
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The wgpu backend: one context per adapter, pooled buffers, and one launcher file per kernel
+//! family beside its WGSL in `shaders/`.
+
+mod context;
+mod pool;
+
+pub use context::{AdapterKind, Kernel, WgpuContext};
+pub use pool::{GpuBuffer, MemoryStats};
+
+pub mod adamw;
+pub mod binary;
+pub mod conv1d;
+pub mod cross_entropy;
+pub mod embedding;
+pub mod gru;
+pub mod layer_mix;
+pub mod matmul;
+pub mod reduce;
+pub mod rmsnorm;
+pub mod scan;
+pub mod shape;
+pub mod unary;

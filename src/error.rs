@@ -1,0 +1,50 @@
+//! The one error type of the library. Variants carry the op, the shapes or the file involved, so a
+//! caller never has to guess what went wrong; the programs wrap it with `anyhow` context.
+
+use crate::tensor::DType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- bad input to an op -------------------------------------------------------------------
+    #[error("{op}: shape mismatch: {detail}")]
+    Shape { op: &'static str, detail: String },
+
+    #[error("{op}: expected dtype {expected:?} for {arg}, got {got:?}")]
+    DType { op: &'static str, arg: &'static str, expected: DType, got: DType },
+
+    #[error("{op}: id {id} at position {position} is out of range for {rows} rows")]
+    IdOutOfRange { op: &'static str, id: u32, position: usize, rows: usize },
+
+    #[error("{op}: inputs live on different devices ({first} and {second})")]
+    DeviceMismatch { op: &'static str, first: String, second: String },
+
+    #[error("{op}: {detail}")]
+    InvalidArgument { op: &'static str, detail: String },
+
+    // ---- backends -----------------------------------------------------------------------------
+    #[error("{op} is not implemented on the {backend} backend")]
+    Unsupported { op: &'static str, backend: &'static str },
+
+    #[error("no {wanted} adapter found: {hint}")]
+    NoAdapter { wanted: &'static str, hint: String },
+
+    #[error("unknown device '{0}': expected one of auto, cpu, gpu, lavapipe")]
+    UnknownDevice(String),
+
+    #[error("{op}: a binding of {bytes} bytes exceeds this adapter's limit of {limit} bytes")]
+    BindingTooLarge { op: &'static str, bytes: u64, limit: u64 },
+
+    #[error("wgpu: {0}")]
+    Gpu(String),
+
+    // ---- autograd -----------------------------------------------------------------------------
+    #[error("backward: {0}")]
+    Autograd(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Shorthand for the most common error: an op's inputs have shapes that do not fit together.
+pub(crate) fn shape_err<T>(op: &'static str, detail: impl Into<String>) -> Result<T> {
+    Err(Error::Shape { op, detail: detail.into() })
+}

@@ -1,0 +1,14 @@
+//! crsm: Continuous Reasoning State Models. A Mamba language model whose recurrent state a latent
+//! planner steers while it generates. This crate is the engine: devices, tensors, the tape, and
+//! the ops the model is built from. See `docs/ARCHITECTURE.md`.
+
+pub mod autograd;
+pub mod backend;
+pub mod error;
+pub mod ops;
+pub mod tensor;
+
+pub use autograd::{Gradients, no_grad};
+pub use backend::{Device, DeviceRequest};
+pub use error::{Error, Result};
+pub use tensor::{DType, Tensor};

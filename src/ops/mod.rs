@@ -1,0 +1,32 @@
+//! Every op the model is built from. One file per op family: shape checks, dispatch to the cpu or
+//! wgpu kernel, and the backward closure recorded on the tape, written beside the forward.
+//! The kernels themselves live in `backend::cpu::<family>` and `backend::wgpu::<family>` (+
+//! `shaders/<family>.wgsl`), under the same names.
+
+mod adamw;
+mod binary;
+mod conv1d;
+mod cross_entropy;
+mod embedding;
+mod gru;
+mod layer_mix;
+mod matmul;
+mod reduce;
+mod rmsnorm;
+mod scan;
+mod shape;
+mod unary;
+
+pub use adamw::*;
+pub use binary::*;
+pub use conv1d::*;
+pub use cross_entropy::*;
+pub use embedding::*;
+pub use gru::*;
+pub use layer_mix::*;
+pub use matmul::*;
+pub use reduce::*;
+pub use rmsnorm::*;
+pub use scan::*;
+pub use shape::*;
+pub use unary::*;

@@ -1,0 +1,286 @@
+//! Tensors: a shape, a dtype and immutable storage on one device, plus, when an op recorded it on
+//! the tape, the node that made it. Cloning a tensor clones a handle, never the data.
+//!
+//! Layout is always dense row-major (the last dimension is contiguous); ops that need a transpose
+//! take it as a flag (see `ops::matmul`) rather than through strides, which keeps every kernel a
+//! plain loop over contiguous memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::autograd::{self, Node};
+use crate::backend::Device;
+use crate::backend::wgpu::GpuBuffer;
+use crate::error::{Error, Result, shape_err};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    /// Token ids and targets.
+    U32,
+}
+
+impl DType {
+    pub fn size_in_bytes(self) -> usize {
+        4
+    }
+}
+
+/// Host memory of the cpu backend.
+pub enum CpuStorage {
+    F32(Vec<f32>),
+    U32(Vec<u32>),
+}
+
+pub enum Storage {
+    Cpu(CpuStorage),
+    Gpu(GpuBuffer),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(usize);
+
+impl TensorId {
+    fn fresh() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(1);
+        TensorId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+struct Inner {
+    id: TensorId,
+    shape: Vec<usize>,
+    dtype: DType,
+    storage: Arc<Storage>,
+    /// The op that produced this tensor, when it was recorded on the tape.
+    node: Option<Node>,
+    /// A leaf whose gradient `backward` should return (a parameter or an input under test).
+    is_variable: bool,
+}
+
+#[derive(Clone)]
+pub struct Tensor(Arc<Inner>);
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({:?}, {:?}, {})", self.shape(), self.dtype(), self.device().name())
+    }
+}
+
+// ---- construction --------------------------------------------------------------------------------
+
+impl Tensor {
+    fn new(storage: Arc<Storage>, shape: Vec<usize>, dtype: DType, node: Option<Node>, is_variable: bool) -> Self {
+        Tensor(Arc::new(Inner { id: TensorId::fresh(), shape, dtype, storage, node, is_variable }))
+    }
+
+    fn check_len(op: &'static str, len: usize, shape: &[usize]) -> Result<()> {
+        let n: usize = shape.iter().product();
+        if n != len {
+            return shape_err(op, format!("{len} values do not fill shape {shape:?} ({n} elements)"));
+        }
+        Ok(())
+    }
+
+    pub fn from_f32(data: Vec<f32>, shape: &[usize], device: &Device) -> Result<Self> {
+        Self::check_len("from_f32", data.len(), shape)?;
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(CpuStorage::F32(data)),
+            Device::Wgpu(ctx) => Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data))?),
+        };
+        Ok(Self::new(Arc::new(storage), shape.to_vec(), DType::F32, None, false))
+    }
+
+    pub fn from_u32(data: Vec<u32>, shape: &[usize], device: &Device) -> Result<Self> {
+        Self::check_len("from_u32", data.len(), shape)?;
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(CpuStorage::U32(data)),
+            Device::Wgpu(ctx) => Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data))?),
+        };
+        Ok(Self::new(Arc::new(storage), shape.to_vec(), DType::U32, None, false))
+    }
+
+    pub fn zeros(shape: &[usize], device: &Device) -> Result<Self> {
+        let n: usize = shape.iter().product();
+        match device {
+            Device::Cpu => Self::from_f32(vec![0.0; n], shape, device),
+            Device::Wgpu(ctx) => Ok(Self::from_gpu(ctx.zeros(n * 4)?, shape, DType::F32)),
+        }
+    }
+
+    pub fn full(value: f32, shape: &[usize], device: &Device) -> Result<Self> {
+        let n: usize = shape.iter().product();
+        Self::from_f32(vec![value; n], shape, device)
+    }
+
+    /// A result of a kernel on the cpu backend.
+    pub(crate) fn from_cpu(data: Vec<f32>, shape: &[usize]) -> Self {
+        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
+        Self::new(Arc::new(Storage::Cpu(CpuStorage::F32(data))), shape.to_vec(), DType::F32, None, false)
+    }
+
+    /// A result of a kernel on the wgpu backend.
+    pub(crate) fn from_gpu(buffer: GpuBuffer, shape: &[usize], dtype: DType) -> Self {
+        Self::new(Arc::new(Storage::Gpu(buffer)), shape.to_vec(), dtype, None, false)
+    }
+
+    /// Attaches a tape node to a freshly computed tensor when gradients are being recorded and any
+    /// input needs one. `backward` maps the output's gradient to one optional gradient per input.
+    /// It must not capture the output tensor itself (that would make a reference cycle).
+    pub(crate) fn with_grad_fn(
+        self,
+        op: &'static str,
+        inputs: &[&Tensor],
+        backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+    ) -> Self {
+        if !autograd::is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
+            return self;
+        }
+        let node = Node { op, inputs: inputs.iter().map(|t| (*t).clone()).collect(), backward: Box::new(backward) };
+        let inner = &self.0;
+        Self::new(inner.storage.clone(), inner.shape.clone(), inner.dtype, Some(node), false)
+    }
+
+    /// The same data as a leaf whose gradient `backward` returns.
+    pub fn as_variable(&self) -> Self {
+        Self::new(self.0.storage.clone(), self.0.shape.clone(), self.0.dtype, None, true)
+    }
+
+    /// The same data cut from the tape.
+    pub fn detach(&self) -> Self {
+        Self::new(self.0.storage.clone(), self.0.shape.clone(), self.0.dtype, None, false)
+    }
+
+    /// A view with another shape of the same element count; free (no copy).
+    pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
+        if shape.iter().product::<usize>() != self.elem_count() {
+            return shape_err("reshape", format!("cannot view {:?} as {shape:?}", self.shape()));
+        }
+        let old = self.shape().to_vec();
+        let out = Self::new(self.0.storage.clone(), shape.to_vec(), self.0.dtype, None, false);
+        Ok(out.with_grad_fn("reshape", &[self], move |g| Ok(vec![Some(g.reshape(&old)?)])))
+    }
+
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        match self.dtype() {
+            DType::F32 => Self::from_f32(self.to_vec_f32()?, self.shape(), device),
+            DType::U32 => Self::from_u32(self.to_vec_u32()?, self.shape(), device),
+        }
+    }
+}
+
+// ---- inspection ----------------------------------------------------------------------------------
+
+impl Tensor {
+    pub fn id(&self) -> TensorId {
+        self.0.id
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+    pub fn rank(&self) -> usize {
+        self.0.shape.len()
+    }
+    pub fn dim(&self, i: usize) -> usize {
+        self.0.shape[i]
+    }
+    pub fn elem_count(&self) -> usize {
+        self.0.shape.iter().product()
+    }
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+    pub fn device(&self) -> Device {
+        match &*self.0.storage {
+            Storage::Cpu(_) => Device::Cpu,
+            Storage::Gpu(b) => Device::Wgpu(b.context().clone()),
+        }
+    }
+    pub fn storage(&self) -> &Storage {
+        &self.0.storage
+    }
+    pub(crate) fn node(&self) -> Option<&Node> {
+        self.0.node.as_ref()
+    }
+    pub fn is_variable(&self) -> bool {
+        self.0.is_variable
+    }
+    /// True for variables and for anything computed from one while recording.
+    pub fn requires_grad(&self) -> bool {
+        self.0.is_variable || self.0.node.is_some()
+    }
+
+    pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
+        self.expect_dtype("to_vec_f32", "self", DType::F32)?;
+        match &*self.0.storage {
+            Storage::Cpu(CpuStorage::F32(v)) => Ok(v.clone()),
+            Storage::Cpu(CpuStorage::U32(_)) => unreachable!("dtype checked above"),
+            Storage::Gpu(b) => Ok(bytemuck::cast_slice(&b.context().read(b)?).to_vec()),
+        }
+    }
+
+    pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
+        self.expect_dtype("to_vec_u32", "self", DType::U32)?;
+        match &*self.0.storage {
+            Storage::Cpu(CpuStorage::U32(v)) => Ok(v.clone()),
+            Storage::Cpu(CpuStorage::F32(_)) => unreachable!("dtype checked above"),
+            Storage::Gpu(b) => Ok(bytemuck::cast_slice(&b.context().read(b)?).to_vec()),
+        }
+    }
+
+    /// The value of a one-element tensor.
+    pub fn scalar(&self) -> Result<f32> {
+        if self.elem_count() != 1 {
+            return shape_err("scalar", format!("expected one element, got shape {:?}", self.shape()));
+        }
+        Ok(self.to_vec_f32()?[0])
+    }
+}
+
+// ---- access for kernels --------------------------------------------------------------------------
+
+impl Tensor {
+    pub(crate) fn expect_dtype(&self, op: &'static str, arg: &'static str, want: DType) -> Result<()> {
+        if self.dtype() != want {
+            return Err(Error::DType { op, arg, expected: want, got: self.dtype() });
+        }
+        Ok(())
+    }
+
+    /// The host data of an f32 tensor on the cpu backend.
+    pub(crate) fn cpu_f32(&self, op: &'static str, arg: &'static str) -> Result<&[f32]> {
+        self.expect_dtype(op, arg, DType::F32)?;
+        match &*self.0.storage {
+            Storage::Cpu(CpuStorage::F32(v)) => Ok(v),
+            _ => Err(Error::InvalidArgument { op, detail: format!("{arg} is not on the cpu") }),
+        }
+    }
+
+    pub(crate) fn cpu_u32(&self, op: &'static str, arg: &'static str) -> Result<&[u32]> {
+        self.expect_dtype(op, arg, DType::U32)?;
+        match &*self.0.storage {
+            Storage::Cpu(CpuStorage::U32(v)) => Ok(v),
+            _ => Err(Error::InvalidArgument { op, detail: format!("{arg} is not on the cpu") }),
+        }
+    }
+
+    /// The device buffer of a tensor on the wgpu backend.
+    pub(crate) fn gpu(&self, op: &'static str, arg: &'static str) -> Result<&GpuBuffer> {
+        match &*self.0.storage {
+            Storage::Gpu(b) => Ok(b),
+            _ => Err(Error::InvalidArgument { op, detail: format!("{arg} is not on a wgpu device") }),
+        }
+    }
+}
+
+/// The device all of an op's inputs live on, or an error naming the op.
+pub(crate) fn same_device(op: &'static str, tensors: &[&Tensor]) -> Result<Device> {
+    let first = tensors[0].device();
+    for t in &tensors[1..] {
+        let d = t.device();
+        if !d.same_as(&first) {
+            return Err(Error::DeviceMismatch { op, first: first.name(), second: d.name() });
+        }
+    }
+    Ok(first)
+}

@@ -1,0 +1,145 @@
+//! Shared helpers for kernel tests: the lavapipe device, deterministic random data, the one
+//! comparison helper, and the finite-difference gradient check.
+
+use std::sync::OnceLock;
+
+use crsm::backend::{AdapterKind, WgpuContext};
+use crsm::{Device, Tensor};
+
+/// The software Vulkan device, opened once per test process. Without it a test prints why and
+/// skips locally, but fails under `CI=true`: CI must never pass by skipping the GPU tests.
+pub fn lavapipe() -> Option<Device> {
+    static DEVICE: OnceLock<Option<Device>> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| match WgpuContext::open(AdapterKind::Software) {
+            Ok(ctx) => Some(Device::Wgpu(ctx)),
+            Err(e) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("CI=true but lavapipe is unavailable: {e}");
+                }
+                eprintln!("skipping wgpu half of the test: {e}");
+                None
+            }
+        })
+        .clone()
+}
+
+/// Deterministic uniform values in [lo, hi) (splitmix64), so failures reproduce.
+pub fn rand_vec(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            lo + (hi - lo) * ((z >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+pub fn rand_tensor(seed: u64, shape: &[usize], lo: f32, hi: f32, device: &Device) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_f32(rand_vec(seed, n, lo, hi), shape, device).unwrap()
+}
+
+/// Asserts |got - want| <= atol + rtol * |want| elementwise (llm.c's tolerance rule); on failure
+/// prints the first differing values and the largest difference.
+#[track_caller]
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let mut bad = Vec::new();
+    let mut max_diff = 0f32;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let d = (g - w).abs();
+        max_diff = max_diff.max(d);
+        if !(d <= atol + rtol * w.abs()) {
+            bad.push((i, g, w));
+        }
+    }
+    if !bad.is_empty() {
+        let first: Vec<String> = bad.iter().take(8).map(|(i, g, w)| format!("[{i}] got {g} want {w}")).collect();
+        panic!(
+            "{what}: {} of {} values differ (rtol {rtol}, atol {atol}); max |diff| {max_diff}; first: {}",
+            bad.len(),
+            got.len(),
+            first.join(", ")
+        );
+    }
+}
+
+/// Tensor version of `assert_close`.
+#[track_caller]
+pub fn assert_tensors_close(what: &str, got: &Tensor, want: &Tensor, rtol: f32, atol: f32) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
+    assert_close(what, &got.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap(), rtol, atol);
+}
+
+/// Checks the tape's gradients of `f` against central differences on the cpu backend.
+///
+/// The scalar is `L = sum_j r_j f(x)_j` with fixed random weights r (so every output element
+/// matters), accumulated in f64 on the host. The backend computes in f32, so each difference
+/// carries rounding of about 6e-8 * sum|r_j f_j| / (2 eps); with eps = 1e-2 * max(1, |x|) that is
+/// near 1e-5 for these sizes, while the truncation error is O(eps^2 f''') ~ 1e-4. Hence the
+/// default tolerance atol 2e-3 + rtol 2e-2: a wrong derivative is off by O(1).
+pub fn check_gradients(what: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor) {
+    check_gradients_tol(what, inputs, f, 2e-2, 2e-3)
+}
+
+pub fn check_gradients_tol(what: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor, rtol: f32, atol: f32) {
+    let vars: Vec<Tensor> = inputs.iter().map(|t| t.as_variable()).collect();
+    let out = f(&vars);
+    let r = rand_vec(999, out.elem_count(), -1.0, 1.0);
+    let seed = Tensor::from_f32(r.clone(), out.shape(), &Device::Cpu).unwrap();
+    let grads = out.backward_with(&seed).unwrap();
+    let loss = |xs: &[Tensor]| -> f64 {
+        let _off = crsm::no_grad();
+        let o = f(xs).to_vec_f32().unwrap();
+        o.iter().zip(&r).map(|(&a, &b)| a as f64 * b as f64).sum()
+    };
+    for (k, var) in vars.iter().enumerate() {
+        let Some(analytic) = grads.get(var) else {
+            panic!("{what}: no gradient for input {k}");
+        };
+        let analytic = analytic.to_vec_f32().unwrap();
+        let base = inputs[k].to_vec_f32().unwrap();
+        let mut numeric = vec![0f32; base.len()];
+        for i in 0..base.len() {
+            let eps = 1e-2 * base[i].abs().max(1.0);
+            let probe = |delta: f32| {
+                let mut v = base.clone();
+                v[i] += delta;
+                let mut xs: Vec<Tensor> = inputs.to_vec();
+                xs[k] = Tensor::from_f32(v, inputs[k].shape(), &Device::Cpu).unwrap();
+                loss(&xs)
+            };
+            numeric[i] = ((probe(eps) - probe(-eps)) / (2.0 * eps as f64)) as f32;
+        }
+        assert_close(&format!("{what}: d/d input {k}"), &analytic, &numeric, rtol, atol);
+    }
+}
+
+/// Runs `f` on the cpu and on lavapipe with the same inputs and compares the outputs and the
+/// gradients of every input (seeded with the same random cotangent).
+pub fn check_parity(what: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor, rtol: f32, atol: f32) {
+    let Some(gpu) = lavapipe() else { return };
+    let run = |xs: Vec<Tensor>| {
+        let vars: Vec<Tensor> = xs.iter().map(|t| if t.dtype() == crsm::DType::F32 { t.as_variable() } else { t.clone() }).collect();
+        let out = f(&vars);
+        let seed = Tensor::from_f32(rand_vec(77, out.elem_count(), -1.0, 1.0), out.shape(), &out.device()).unwrap();
+        let grads = out.backward_with(&seed).unwrap();
+        let gs: Vec<Option<Vec<f32>>> = vars.iter().map(|v| grads.get(v).map(|g| g.to_vec_f32().unwrap())).collect();
+        (out.to_vec_f32().unwrap(), gs)
+    };
+    let (cpu_out, cpu_grads) = run(inputs.to_vec());
+    let (gpu_out, gpu_grads) = run(inputs.iter().map(|t| t.to_device(&gpu).unwrap()).collect());
+    assert_close(&format!("{what}: forward wgpu vs cpu"), &gpu_out, &cpu_out, rtol, atol);
+    for (k, (c, g)) in cpu_grads.iter().zip(&gpu_grads).enumerate() {
+        match (c, g) {
+            (Some(c), Some(g)) => assert_close(&format!("{what}: grad {k} wgpu vs cpu"), g, c, rtol, atol),
+            (None, None) => {}
+            _ => panic!("{what}: grad {k} exists on one device only"),
+        }
+    }
+}
