@@ -3,4 +3,14 @@
 
 mod common;
 
+mod adamw;
+mod conv1d;
+mod cross_entropy;
 mod elementwise;
+mod embedding;
+mod gru;
+mod layer_mix;
+mod matmul;
+mod rmsnorm;
+mod scan;
+mod shape;
