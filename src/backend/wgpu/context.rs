@@ -244,13 +244,14 @@ impl WgpuContext {
 
     /// Submits recorded work without waiting for it.
     pub fn flush(&self) -> Result<()> {
-        let encoder = {
+        {
+            // Submit while holding the lock: otherwise another thread could take a newer encoder
+            // and submit it first, running kernels before the ones they depend on.
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             pending.1 = 0;
-            pending.0.take()
-        };
-        if let Some(enc) = encoder {
-            self.queue.submit([enc.finish()]);
+            if let Some(enc) = pending.0.take() {
+                self.queue.submit([enc.finish()]);
+            }
         }
         self.take_errors()
     }
