@@ -5,8 +5,10 @@
 pub mod autograd;
 pub mod backend;
 pub mod error;
+pub mod nn;
 pub mod ops;
 pub mod tensor;
+pub mod train;
 
 pub use autograd::{Gradients, no_grad};
 pub use backend::{Device, DeviceRequest};

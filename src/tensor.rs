@@ -161,6 +161,16 @@ impl Tensor {
         Ok(out.with_grad_fn("reshape", &[self], move |g| Ok(vec![Some(g.reshape(&old)?)])))
     }
 
+    /// A copy of the data in new storage on the same device, cut from the tape (state snapshots).
+    pub fn deep_clone(&self) -> Result<Self> {
+        let storage = match &*self.0.storage {
+            Storage::Cpu(CpuStorage::F32(v)) => Storage::Cpu(CpuStorage::F32(v.clone())),
+            Storage::Cpu(CpuStorage::U32(v)) => Storage::Cpu(CpuStorage::U32(v.clone())),
+            Storage::Gpu(b) => Storage::Gpu(b.context().duplicate(b)?),
+        };
+        Ok(Self::new(Arc::new(storage), self.0.shape.clone(), self.0.dtype, None, false))
+    }
+
     pub fn to_device(&self, device: &Device) -> Result<Self> {
         match self.dtype() {
             DType::F32 => Self::from_f32(self.to_vec_f32()?, self.shape(), device),

@@ -61,8 +61,7 @@ pub struct WgpuContext {
 
 impl WgpuContext {
     pub fn open(kind: AdapterKind) -> Result<Arc<Self>> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let adapters = all_adapters();
         let is_software = |a: &wgpu::Adapter| a.get_info().device_type == wgpu::DeviceType::Cpu;
         let wanted = match kind {
             AdapterKind::Hardware => "GPU",
@@ -112,6 +111,17 @@ impl WgpuContext {
         }))
     }
 
+    /// Every adapter wgpu can see, described, for `crsm-train info`.
+    pub fn list_adapters() -> Vec<String> {
+        all_adapters()
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({:?}, {:?}, driver {} {})", i.name, i.backend, i.device_type, i.driver, i.driver_info)
+            })
+            .collect()
+    }
+
     pub fn describe(&self) -> String {
         format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
     }
@@ -124,6 +134,12 @@ impl WgpuContext {
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
+}
+
+/// Adapters on every backend this build has (WGPU_BACKEND in the environment narrows them).
+fn all_adapters() -> Vec<wgpu::Adapter> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
 }
 
 fn no_adapter_hint(kind: AdapterKind) -> String {
@@ -193,6 +209,13 @@ impl WgpuContext {
             usage: wgpu::BufferUsages::COPY_SRC,
         });
         self.with_encoder(|enc| enc.copy_buffer_to_buffer(&staging, 0, out.raw(), 0, None))?;
+        Ok(out)
+    }
+
+    /// A device-side copy of a buffer (state snapshots; the copy-bandwidth baseline of the benches).
+    pub fn duplicate(self: &Arc<Self>, buffer: &GpuBuffer) -> Result<GpuBuffer> {
+        let out = self.alloc(buffer.bytes())?;
+        self.with_encoder(|enc| enc.copy_buffer_to_buffer(buffer.raw(), 0, out.raw(), 0, None))?;
         Ok(out)
     }
 
