@@ -1,0 +1,66 @@
+//! RMSNorm over the last dimension. x: [rows, d] (all leading dimensions flattened into rows),
+//! weight: [d], d >= 1 (checked by the op). The sum of squares accumulates in f64 so this oracle is more exact than the kernel
+//! it checks; everything else is f32, as HF's `MambaRMSNorm` computes in f32.
+
+use rayon::prelude::*;
+
+use super::binary::PAR_MIN;
+
+/// 1 / sqrt(mean(row^2) + eps).
+fn inv_rms(row: &[f32], eps: f32) -> f32 {
+    let ss: f64 = row.iter().map(|&v| v as f64 * v as f64).sum();
+    1.0 / ((ss / row.len() as f64) as f32 + eps).sqrt()
+}
+
+/// y[r, j] = x[r, j] * inv_rms(x[r]) * weight[j].
+pub fn rms_norm(x: &[f32], weight: &[f32], d: usize, eps: f32) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    let row = |(o, xr): (&mut [f32], &[f32])| {
+        let r = inv_rms(xr, eps);
+        for j in 0..d {
+            o[j] = xr[j] * r * weight[j];
+        }
+    };
+    if x.len() >= PAR_MIN {
+        out.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(row);
+    } else {
+        out.chunks_mut(d).zip(x.chunks(d)).for_each(row);
+    }
+    out
+}
+
+/// Gradients (dx [rows, d], dweight [d]) from the output's gradient g [rows, d].
+///
+/// With r = (mean(x^2) + eps)^(-1/2) and y_j = x_j r w_j, dr/dx_k = -r^3 x_k / d, so
+///   dx_k = r w_k g_k - (r^3 / d) x_k sum_j g_j w_j x_j,
+///   dweight_j = sum over rows of g_j x_j r.
+pub fn rms_norm_backward(x: &[f32], weight: &[f32], g: &[f32], d: usize, eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let rows = x.len() / d;
+    let mut dx = vec![0.0; x.len()];
+    // Per-row inverse norms first (parallel), then dweight as an ordered column sum (deterministic).
+    let rs: Vec<f32> = if x.len() >= PAR_MIN {
+        x.par_chunks(d).map(|xr| inv_rms(xr, eps)).collect()
+    } else {
+        x.chunks(d).map(|xr| inv_rms(xr, eps)).collect()
+    };
+    let row = |(i, o): (usize, &mut [f32])| {
+        let (xr, gr, r) = (&x[i * d..(i + 1) * d], &g[i * d..(i + 1) * d], rs[i]);
+        let dot: f64 = (0..d).map(|j| gr[j] as f64 * weight[j] as f64 * xr[j] as f64).sum();
+        let c = r * r * r * (dot / d as f64) as f32;
+        for k in 0..d {
+            o[k] = r * weight[k] * gr[k] - c * xr[k];
+        }
+    };
+    if x.len() >= PAR_MIN {
+        dx.par_chunks_mut(d).enumerate().for_each(row);
+    } else {
+        dx.chunks_mut(d).enumerate().for_each(row);
+    }
+    let mut dw = vec![0f64; d];
+    for r in 0..rows {
+        for j in 0..d {
+            dw[j] += (g[r * d + j] * x[r * d + j] * rs[r]) as f64;
+        }
+    }
+    (dx, dw.into_iter().map(|v| v as f32).collect())
+}
