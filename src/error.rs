@@ -12,8 +12,8 @@ pub enum Error {
     #[error("{op}: expected dtype {expected:?} for {arg}, got {got:?}")]
     DType { op: &'static str, arg: &'static str, expected: DType, got: DType },
 
-    #[error("{op}: id {id} at position {position} is out of range for {rows} rows")]
-    IdOutOfRange { op: &'static str, id: u32, position: usize, rows: usize },
+    #[error("{op}: id {id} at position {position} is out of range (must be below {limit})")]
+    IdOutOfRange { op: &'static str, id: u32, position: usize, limit: usize },
 
     #[error("{op}: inputs live on different devices ({first} and {second})")]
     DeviceMismatch { op: &'static str, first: String, second: String },

@@ -55,7 +55,7 @@ fn count_targets(targets: &Tensor, ignore_index: Option<u32>, v: usize) -> Resul
             continue;
         }
         if id as usize >= v {
-            return Err(Error::IdOutOfRange { op: OP, id, position, rows: v });
+            return Err(Error::IdOutOfRange { op: OP, id, position, limit: v });
         }
         count += 1;
     }

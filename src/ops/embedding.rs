@@ -25,7 +25,7 @@ pub fn embedding(ids: &Tensor, table: &Tensor) -> Result<Tensor> {
     let device = same_device(op, &[ids, table])?;
     let host_ids = ids.to_vec_u32()?;
     if let Some((position, &id)) = host_ids.iter().enumerate().find(|&(_, &id)| id as usize >= v) {
-        return Err(Error::IdOutOfRange { op, id, position, rows: v });
+        return Err(Error::IdOutOfRange { op, id, position, limit: v });
     }
     let n = host_ids.len();
     let mut out_shape = ids.shape().to_vec();

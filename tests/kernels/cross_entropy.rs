@@ -145,7 +145,7 @@ fn cross_entropy_rejects_bad_input() {
         // Out of range: names the op, the id and its position.
         let t = Tensor::from_u32(vec![1, 7, 2], &[3], d).unwrap();
         let err = ops::cross_entropy(&logits, &t, None).unwrap_err();
-        assert!(matches!(err, Error::IdOutOfRange { op: "cross_entropy", id: 7, position: 1, rows: 7 }), "{err}");
+        assert!(matches!(err, Error::IdOutOfRange { op: "cross_entropy", id: 7, position: 1, limit: 7 }), "{err}");
         let e = err.to_string();
         assert!(e.contains("cross_entropy") && e.contains("position 1"), "{e}");
         // The same id is fine when it is the ignore index.

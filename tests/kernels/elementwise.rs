@@ -87,3 +87,11 @@ fn global_norm_matches_hand_computation() {
         assert!((ops::global_norm(&[&a, &b]).unwrap() - 13.0).abs() < 1e-5);
     }
 }
+
+#[test]
+fn sum_to_shape_is_exact_past_65535_rows() {
+    // llvmpipe stops shader loops after 65535 iterations; the column sum must not loop that long.
+    let Some(gpu) = lavapipe() else { return };
+    let ones = Tensor::full(1.0, &[70_000, 2], &gpu).unwrap();
+    assert_eq!(ops::sum_to_shape(&ones, &[2]).unwrap().to_vec_f32().unwrap(), vec![70_000.0, 70_000.0]);
+}
