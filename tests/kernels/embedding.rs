@@ -95,7 +95,7 @@ fn embedding_rejects_out_of_range_ids_on_both_backends() {
         let err = ops::embedding(&ids.to_device(dev).unwrap(), &table.to_device(dev).unwrap()).unwrap_err();
         assert!(matches!(err, Error::IdOutOfRange { op: "embedding", id: 5, position: 2, limit: 5 }), "{err:?}");
         let e = err.to_string();
-        assert!(e.contains("embedding") && e.contains("id 5") && e.contains("position 2") && e.contains("5 rows"), "{e}");
+        assert!(e.contains("embedding") && e.contains("id 5") && e.contains("position 2") && e.contains("below 5"), "{e}");
     }
 }
 
