@@ -1,0 +1,83 @@
+//! `matmul` (C = op(A) op(B), a transpose taken as a flag, never a copy) and `linear` (PyTorch's
+//! nn.Linear: y = x W^T + b over any leading dimensions), built on it.
+
+use crate::backend::{Device, cpu, wgpu};
+use crate::error::{Result, shape_err};
+use crate::ops::add;
+use crate::tensor::{DType, Tensor, same_device};
+
+/// a: [M, K] (or [K, M] when transpose_a), b: [K, N] (or [N, K] when transpose_b) -> [M, N]
+///
+/// Backward, with C = op(A) op(B) and G = dL/dC (the derivative of a product, each gradient
+/// written in its operand's stored layout so it is again one matmul with other flags):
+/// - dA = G op(B)^T, or stored transposed (transpose_a): op(B) G^T;
+/// - dB = op(A)^T G, or stored transposed (transpose_b): G^T op(A).
+pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+    let op = "matmul";
+    a.expect_dtype(op, "a", DType::F32)?;
+    b.expect_dtype(op, "b", DType::F32)?;
+    let (sa, sb) = (a.shape(), b.shape());
+    let flags = format!("transpose_a {transpose_a}, transpose_b {transpose_b}");
+    if sa.len() != 2 || sb.len() != 2 {
+        return shape_err(op, format!("a {sa:?} and b {sb:?} must both be 2-D ({flags})"));
+    }
+    let (m, k) = if transpose_a { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
+    let (kb, n) = if transpose_b { (sb[1], sb[0]) } else { (sb[0], sb[1]) };
+    if k != kb {
+        return shape_err(op, format!("a {sa:?} and b {sb:?} have inner dimensions {k} and {kb} ({flags})"));
+    }
+    let out = match same_device(op, &[a, b])? {
+        Device::Cpu => {
+            let c = cpu::matmul::matmul(a.cpu_f32(op, "a")?, b.cpu_f32(op, "b")?, m, k, n, transpose_a, transpose_b)?;
+            Tensor::from_cpu(c, &[m, n])
+        }
+        Device::Wgpu(ctx) => {
+            let c = wgpu::matmul::matmul(&ctx, a.gpu(op, "a")?, b.gpu(op, "b")?, m, k, n, transpose_a, transpose_b)?;
+            Tensor::from_gpu(c, &[m, n], DType::F32)
+        }
+    };
+    let (a2, b2) = (a.clone(), b.clone());
+    Ok(out.with_grad_fn(op, &[a, b], move |g| {
+        let da = match (a2.requires_grad(), transpose_a) {
+            (false, _) => None,
+            (true, false) => Some(matmul(g, &b2, false, !transpose_b)?),
+            (true, true) => Some(matmul(&b2, g, transpose_b, true)?),
+        };
+        let db = match (b2.requires_grad(), transpose_b) {
+            (false, _) => None,
+            (true, false) => Some(matmul(&a2, g, !transpose_a, false)?),
+            (true, true) => Some(matmul(g, &a2, true, transpose_a)?),
+        };
+        Ok(vec![da, db])
+    }))
+}
+
+/// x: [..., K] (leading dims flattened into rows), weight: [N, K] (PyTorch nn.Linear layout), bias: Option<[N]> -> [..., N]
+///
+/// y = x W^T + b, as `matmul(x, W, false, true)` plus `add` (which repeats the bias over rows);
+/// the tape differentiates the parts, so there is no backward here.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let op = "linear";
+    x.expect_dtype(op, "x", DType::F32)?;
+    weight.expect_dtype(op, "weight", DType::F32)?;
+    let (sx, sw) = (x.shape(), weight.shape());
+    let bias_shape = bias.map(|t| t.shape().to_vec());
+    if sx.is_empty() || sw.len() != 2 || sx[sx.len() - 1] != sw[1] {
+        return shape_err(op, format!("x {sx:?} must be [..., K] for weight {sw:?} = [N, K] (bias {bias_shape:?})"));
+    }
+    let (n, k) = (sw[0], sw[1]);
+    if let Some(bs) = &bias_shape
+        && bs[..] != [n]
+    {
+        return shape_err(op, format!("bias {bs:?} must be [{n}] for weight {sw:?} (x {sx:?})"));
+    }
+    let rows: usize = sx[..sx.len() - 1].iter().product();
+    let x2d = if sx.len() == 2 { x.clone() } else { x.reshape(&[rows, k])? };
+    let mut y = matmul(&x2d, weight, false, true)?;
+    if let Some(b) = bias {
+        y = add(&y, b)?;
+    }
+    let mut out_shape = sx[..sx.len() - 1].to_vec();
+    out_shape.push(n);
+    if out_shape.len() == 2 { Ok(y) } else { y.reshape(&out_shape) }
+}
