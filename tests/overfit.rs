@@ -25,7 +25,7 @@ impl TinyLm {
     fn new(device: &Device) -> Self {
         let dims = MambaDims { d_model: 32, d_inner: 64, d_state: 8, dt_rank: 2, conv_kernel: 4 };
         let mut rng = Rng::new(1);
-        let embedding = Tensor::from_f32(rng.normal_vec(VOCAB * dims.d_model, 0.5), &[VOCAB, dims.d_model], device).unwrap().as_variable();
+        let embedding = Tensor::from_f32(rng.normal_vec(VOCAB * dims.d_model, 0.1), &[VOCAB, dims.d_model], device).unwrap().as_variable();
         let blocks = (0..2).map(|_| MambaBlock::init(dims, 1e-5, &mut rng, device).unwrap()).collect();
         let norm_f = Tensor::full(1.0, &[dims.d_model], device).unwrap().as_variable();
         TinyLm { embedding, blocks, norm_f }

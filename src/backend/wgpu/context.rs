@@ -136,10 +136,16 @@ impl WgpuContext {
     }
 }
 
-/// Adapters on every backend this build has (WGPU_BACKEND in the environment narrows them).
+/// Adapters on Vulkan, Metal and DX12 (the compute backends; GL is left out unless asked for with
+/// `WGPU_BACKEND`, which chooses the backends when set).
 fn all_adapters() -> Vec<wgpu::Adapter> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = wgpu::Backends::PRIMARY;
+    }
+    let backends = desc.backends;
+    let instance = wgpu::Instance::new(desc);
+    pollster::block_on(instance.enumerate_adapters(backends))
 }
 
 fn no_adapter_hint(kind: AdapterKind) -> String {
