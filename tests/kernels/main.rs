@@ -6,6 +6,7 @@ mod common;
 mod adamw;
 mod conv1d;
 mod cross_entropy;
+mod device;
 mod elementwise;
 mod embedding;
 mod gru;
