@@ -37,6 +37,18 @@ pub enum Error {
     #[error("wgpu: {0}")]
     Gpu(String),
 
+    // ---- files: checkpoints, configs, data --------------------------------------------------
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+
+    /// A checkpoint that cannot be used: malformed, truncated, or not matching the model.
+    #[error("{file}: tensor '{tensor}': {detail}")]
+    Checkpoint { file: String, tensor: String, detail: String },
+
+    /// A config file with a bad, missing or unknown key.
+    #[error("{file}: field '{field}': {detail}")]
+    Config { file: String, field: String, detail: String },
+
     // ---- autograd -----------------------------------------------------------------------------
     #[error("backward: {0}")]
     Autograd(String),
