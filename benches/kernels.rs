@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use rayon::prelude::*;
 use crsm::backend::{AdapterKind, WgpuContext};
 use crsm::nn::Rng;
 use crsm::{Device, Tensor, ops};
 
 /// Waits for the device so the clock reads finished work.
-fn sync(t: &Tensor) {
+fn sync(t: Tensor) {
     if let Device::Wgpu(ctx) = t.device() {
         ctx.sync().unwrap();
     }
@@ -60,7 +61,8 @@ fn devices() -> Vec<(String, Device)> {
     out
 }
 
-fn time_of(c: &mut Criterion, group: &str, id: &str, throughput: Throughput, mut f: impl FnMut() -> Tensor) -> f64 {
+/// Criterion's time per call of `f`, which must leave its work finished (see `sync`).
+fn time_of(c: &mut Criterion, group: &str, id: &str, throughput: Throughput, mut f: impl FnMut()) -> f64 {
     let mut g = c.benchmark_group(group);
     g.throughput(throughput);
     let mut seconds = f64::NAN;
@@ -68,8 +70,7 @@ fn time_of(c: &mut Criterion, group: &str, id: &str, throughput: Throughput, mut
         b.iter_custom(|iters| {
             let start = std::time::Instant::now();
             for _ in 0..iters {
-                let out = f();
-                sync(&out);
+                f();
             }
             let e = start.elapsed();
             seconds = e.as_secs_f64() / iters as f64;
@@ -82,10 +83,17 @@ fn time_of(c: &mut Criterion, group: &str, id: &str, throughput: Throughput, mut
 
 fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<Row>) {
     let software = name != "gpu" && name != "cpu";
-    // Copy bandwidth: the memory-bound limit. Bytes moved = read + write.
+    // Copy bandwidth: the memory-bound limit. Bytes moved = read + write. On the cpu a parallel
+    // memcpy into a buffer allocated once (allocating per call would time page faults); on wgpu a
+    // buffer-to-buffer copy into a pooled buffer.
     let n = if software { 1 << 22 } else { 1 << 24 };
     let x = random(&[n], -1.0, 1.0, device, 1);
-    let s = time_of(c, &format!("{name}/copy"), &format!("{n}"), Throughput::Bytes(8 * n as u64), || x.deep_clone().unwrap());
+    let host = x.to_vec_f32().unwrap();
+    let mut dst = vec![0f32; n];
+    let s = time_of(c, &format!("{name}/copy"), &format!("{n}"), Throughput::Bytes(8 * n as u64), || match device {
+        Device::Cpu => dst.par_chunks_mut(1 << 16).zip(host.par_chunks(1 << 16)).for_each(|(d, s)| d.copy_from_slice(s)),
+        Device::Wgpu(_) => sync(x.deep_clone().unwrap()),
+    });
     rows.push(Row { device: name.into(), kernel: format!("copy {n} f32"), seconds: s, bytes: Some(8.0 * n as f64), flops: None, tokens: None });
 
     // Matmul: square products of a few sizes.
@@ -95,7 +103,7 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<R
         let b = random(&[m, m], -1.0, 1.0, device, 3);
         let flops = 2.0 * (m * m * m) as f64;
         let s = time_of(c, &format!("{name}/matmul"), &format!("{m}"), Throughput::Elements(flops as u64), || {
-            ops::matmul(&a, &b, false, false).unwrap()
+            sync(ops::matmul(&a, &b, false, false).unwrap())
         });
         rows.push(Row { device: name.into(), kernel: format!("matmul {m}^3"), seconds: s, bytes: None, flops: Some(flops), tokens: None });
     }
@@ -115,7 +123,7 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<R
         let id = format!("B{bs} L{l} E{e} N{nst}");
         let _off = crsm::no_grad();
         let s = time_of(c, &format!("{name}/scan_forward"), &id, Throughput::Bytes(fwd_bytes as u64), || {
-            ops::selective_scan(&u, &dt, &a, &bm, &cm, &d, Some(&z), None).unwrap().y
+            sync(ops::selective_scan(&u, &dt, &a, &bm, &cm, &d, Some(&z), None).unwrap().y)
         });
         drop(_off);
         let tokens = Some((bs * l) as f64);
@@ -127,7 +135,7 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<R
         let s = time_of(c, &format!("{name}/scan_backward"), &id, Throughput::Bytes(bwd_bytes as u64), || {
             let y = ops::selective_scan(&vars[0], &vars[1], &a, &vars[2], &vars[3], &d, Some(&vars[4]), None).unwrap().y;
             let g = y.backward_with(&seed).unwrap();
-            g.get(&vars[0]).unwrap().clone()
+            sync(g.get(&vars[0]).unwrap().clone())
         });
         rows.push(Row { device: name.into(), kernel: format!("scan fwd+bwd {id}"), seconds: s, bytes: Some(fwd_bytes + bwd_bytes), flops: None, tokens });
     }
