@@ -60,6 +60,13 @@ fn byte_level_is_utf8_bytes() {
 }
 
 #[test]
+fn tokenizer_can_be_shared_across_threads() {
+    // The deliberation thread and the generator both read it (DESIGN.md section 4).
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Tokenizer>();
+}
+
+#[test]
 fn missing_tokenizer_file_names_the_file() {
     let path = std::env::temp_dir().join("crsm-no-such-dir/tokenizer.json");
     let err = Tokenizer::from_file(&path).unwrap_err();

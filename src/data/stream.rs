@@ -13,8 +13,8 @@ const CONTEXT_IDS: usize = 5;
 
 pub struct StreamDecoder<'a> {
     tok: &'a Tokenizer,
-    /// Hugging Face tokenizers: a sliding window of ids. `ids[..read]` was already printed (the
-    /// part `ids[..prefix]` of it has been dropped); `ids[read..]` is waiting for a complete character.
+    /// Hugging Face tokenizers: a sliding window of ids. `ids[..read]` is context already printed
+    /// (or the prompt's tail), older ids are dropped; `ids[read..]` waits for a complete character.
     ids: Vec<u32>,
     read: usize,
     /// Byte-level tokenizer: the bytes of an incomplete character.
