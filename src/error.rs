@@ -49,6 +49,10 @@ pub enum Error {
     #[error("{file}: field '{field}': {detail}")]
     Config { file: String, field: String, detail: String },
 
+    /// A tokenizer file that cannot be loaded, or text/ids its tokenizer cannot handle.
+    #[error("{file}: {detail}")]
+    Tokenizer { file: String, detail: String },
+
     // ---- autograd -----------------------------------------------------------------------------
     #[error("backward: {0}")]
     Autograd(String),

@@ -4,7 +4,9 @@
 
 pub mod autograd;
 pub mod backend;
+pub mod data;
 pub mod error;
+pub mod generate;
 pub mod nn;
 pub mod ops;
 pub mod tensor;
