@@ -5,8 +5,10 @@
 pub mod autograd;
 pub mod backend;
 pub mod error;
+pub mod model;
 pub mod nn;
 pub mod ops;
+pub mod state;
 pub mod tensor;
 pub mod train;
 
