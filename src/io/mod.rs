@@ -1,0 +1,60 @@
+//! Checkpoint files: safetensors read and write, the format HF transformers and mamba-ssm publish
+//! Mamba weights in. Everything here is host memory (`HostTensor`: a shape and f32 values); the
+//! model moves tensors to a device itself with `HostTensor::to_tensor`. Not here: which tensor
+//! names a model expects (that is `crate::model`), and config files.
+//!
+//! Reading accepts F32, F16 and BF16 and widens them to f32; I32/I64 load only when every value is
+//! exactly an f32 (|v| <= 2^24), so a stored id tensor survives unchanged. Writing is always F32,
+//! atomically (`write_atomic`), so a crash mid-save never leaves a half checkpoint behind.
+
+mod atomic;
+mod safetensors;
+mod shards;
+
+use std::collections::BTreeMap;
+
+use crate::backend::Device;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+pub use self::atomic::write_atomic;
+pub use self::safetensors::{load_safetensors_file, save_safetensors};
+pub use self::shards::load_safetensors_dir;
+
+/// A tensor in host memory, as read from or written to a checkpoint. Row-major, like `Tensor`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Tensors by name, in name order (so a saved file is byte-for-byte reproducible).
+pub type TensorMap = BTreeMap<String, HostTensor>;
+
+impl HostTensor {
+    /// Checks that `data` fills `shape` exactly.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
+        let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if n != Some(data.len()) {
+            return Err(Error::Shape {
+                op: "HostTensor::new",
+                detail: format!("{} values do not fill shape {shape:?}", data.len()),
+            });
+        }
+        Ok(Self { shape, data })
+    }
+
+    /// Reads a f32 tensor back from any device (for saving).
+    pub fn from_tensor(tensor: &Tensor) -> Result<Self> {
+        Self::new(tensor.shape().to_vec(), tensor.to_vec_f32()?)
+    }
+
+    /// Uploads a copy to `device` as an f32 tensor.
+    pub fn to_tensor(&self, device: &Device) -> Result<Tensor> {
+        Tensor::from_f32(self.data.clone(), &self.shape, device)
+    }
+
+    pub fn elem_count(&self) -> usize {
+        self.data.len()
+    }
+}
