@@ -8,8 +8,10 @@ pub mod data;
 pub mod error;
 pub mod generate;
 pub mod io;
+pub mod model;
 pub mod nn;
 pub mod ops;
+pub mod state;
 pub mod tensor;
 pub mod train;
 

@@ -5,4 +5,4 @@ mod init;
 mod mamba_block;
 
 pub use init::Rng;
-pub use mamba_block::{MambaBlock, MambaDims};
+pub use mamba_block::{BlockOutput, MambaBlock, MambaDims};

@@ -1,0 +1,287 @@
+//! The backbone: embedding, the Mamba blocks, norm_f and the LM head, computed exactly as HF
+//! transformers' `MambaForCausalLM` (modeling_mamba.py) when the CRSM additions are off:
+//!
+//! ```text
+//! x = embeddings[ids]                                   [B, L, D]
+//! for pass p in 0..depth:                               depth = crsm_recurrent_depth (HF: 1)
+//!     x = adapter_p(x)                                  when crsm_depth_adapters
+//!     for block i: x = x + Mixer_i(RMSNorm_i(x))        one "application" = (p, i); residual in f32
+//! h = fusion ? layer_mix(stack of every application's x, fusion logits) : x     (HF: the last x)
+//! logits = lm_head(RMSNorm_f(h))                        lm_head = embeddings when tied
+//! ```
+//! Three ways to run it: `forward` (parallel, for training and scoring), `prefill` (the same, also
+//! leaving a `State` for decoding) and `step` (one token per row, O(1) in sequence length).
+//! `prefill` continues from whatever the state holds, so a prompt can be fed in chunks.
+
+use std::path::Path;
+
+use crate::backend::Device;
+use crate::error::{Error, Result, shape_err};
+use crate::io;
+use crate::model::adapter::DepthAdapter;
+use crate::model::config::CrsmConfig;
+use crate::model::weights::{self, Loader};
+use crate::nn::{MambaBlock, Rng};
+use crate::ops;
+use crate::state::{LayerState, State};
+use crate::tensor::{DType, Tensor};
+
+/// The weights of the model; the recurrent state lives in `State`. Cloning clones handles.
+#[derive(Clone)]
+pub struct Backbone {
+    pub config: CrsmConfig,
+    /// [V, D], `backbone.embeddings.weight`.
+    pub embeddings: Tensor,
+    /// The physical blocks, `backbone.layers.{i}`.
+    pub blocks: Vec<MambaBlock>,
+    /// [D], `backbone.norm_f.weight`.
+    pub norm_f: Tensor,
+    /// [V, D], `lm_head.weight`; None when tied to the embeddings (`tie_word_embeddings`).
+    pub lm_head: Option<Tensor>,
+    /// [layers * depth], `crsm.fusion.logits`, when `crsm_fusion`.
+    pub fusion: Option<Tensor>,
+    /// One per pass, `crsm.adapters.{p}`, when `depth_adapters()`; empty otherwise.
+    pub adapters: Vec<DepthAdapter>,
+}
+
+impl Backbone {
+    /// A fresh model from a seed: blocks as `MambaBlock::init_with_bias` (HF's init), embeddings
+    /// (and an untied head) normal with std `initializer_range`, norms 1, fusion logits 0 (an
+    /// even mix, so every layer's output gets gradient from the first step), adapters identity.
+    pub fn init(config: CrsmConfig, seed: u64, device: &Device) -> Result<Self> {
+        config.validate("<CrsmConfig given to Backbone::init>")?;
+        let mut rng = Rng::new(seed);
+        let (v, d) = (config.vocab_size, config.hidden_size);
+        let std = config.initializer_range();
+        let var = |data: Vec<f32>, shape: &[usize]| -> Result<Tensor> { Ok(Tensor::from_f32(data, shape, device)?.as_variable()) };
+        let embeddings = var(rng.normal_vec(v * d, std), &[v, d])?;
+        let blocks = (0..config.num_hidden_layers)
+            .map(|_| {
+                let eps = config.layer_norm_epsilon as f32;
+                MambaBlock::init_with_bias(config.block_dims(), eps, config.use_bias, config.use_conv_bias, &mut rng, device)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let lm_head = if config.tie_word_embeddings { None } else { Some(var(rng.normal_vec(v * d, std), &[v, d])?) };
+        let fusion = if config.crsm_fusion { Some(var(vec![0.0; config.applications()], &[config.applications()])?) } else { None };
+        let adapters = if config.depth_adapters() {
+            (0..config.crsm_recurrent_depth).map(|_| DepthAdapter::identity(d, device)).collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(Backbone { norm_f: var(vec![1.0; d], &[d])?, config, embeddings, blocks, lm_head, fusion, adapters })
+    }
+
+    /// `dir/config.json` and the safetensors weights in `dir` (`model.safetensors` or a sharded
+    /// index; f16/bf16 are widened to f32). Every tensor must be present with the shape the
+    /// config implies, and no other tensor may be.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let config = CrsmConfig::from_json_file(&dir.join("config.json"))?;
+        let map = io::load_safetensors_dir(dir)?;
+        let mut l = Loader::new(map, dir.display().to_string(), device);
+        let (v, d) = (config.vocab_size, config.hidden_size);
+        let embeddings = l.take(weights::EMBEDDINGS, &[v, d])?;
+        let blocks = (0..config.num_hidden_layers).map(|i| weights::load_block(&mut l, i, &config)).collect::<Result<Vec<_>>>()?;
+        let norm_f = l.take(weights::NORM_F, &[d])?;
+        let lm_head = if config.tie_word_embeddings {
+            l.accept_tied_head(&embeddings)?;
+            None
+        } else {
+            Some(l.take(weights::LM_HEAD, &[v, d])?)
+        };
+        let fusion = l.take_if(config.crsm_fusion, weights::FUSION, &[config.applications()])?;
+        let adapters = if config.depth_adapters() {
+            (0..config.crsm_recurrent_depth).map(|p| weights::load_adapter(&mut l, p, d)).collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        l.finish()?;
+        Ok(Backbone { config, embeddings, blocks, norm_f, lm_head, fusion, adapters })
+    }
+
+    /// Writes `dir/config.json` and `dir/model.safetensors` (f32, HF names and layouts; a tied
+    /// model has no `lm_head.weight`), each through a temporary file and a rename. Loading the
+    /// result gives bit-identical weights.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+        let map = weights::to_tensor_map(&self.named_parameters())?;
+        io::save_safetensors(&dir.join("model.safetensors"), &map)?;
+        io::write_atomic(&dir.join("config.json"), self.config.to_json_string()?.as_bytes())
+    }
+
+    pub fn device(&self) -> Device {
+        self.embeddings.device()
+    }
+
+    // ---- parameters ------------------------------------------------------------------------------
+
+    /// Every parameter with its checkpoint name, in a fixed order (the order of `parameters_mut`).
+    pub fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        let mut v = vec![(weights::EMBEDDINGS.to_string(), &self.embeddings)];
+        for (i, block) in self.blocks.iter().enumerate() {
+            v.extend(weights::block_tensors(block).into_iter().map(|(suffix, t)| (weights::layer_name(i, suffix), t)));
+        }
+        v.push((weights::NORM_F.to_string(), &self.norm_f));
+        if let Some(head) = &self.lm_head {
+            v.push((weights::LM_HEAD.to_string(), head));
+        }
+        if let Some(f) = &self.fusion {
+            v.push((weights::FUSION.to_string(), f));
+        }
+        for (p, a) in self.adapters.iter().enumerate() {
+            v.push((weights::adapter_name(p, "scale"), &a.scale));
+            v.push((weights::adapter_name(p, "bias"), &a.bias));
+        }
+        v
+    }
+
+    pub fn parameters(&self) -> Vec<&Tensor> {
+        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// The parameters in `named_parameters` order, for an optimizer to replace.
+    pub fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut v = vec![&mut self.embeddings];
+        for block in &mut self.blocks {
+            v.extend(block.parameters_mut());
+        }
+        v.push(&mut self.norm_f);
+        v.extend(&mut self.lm_head);
+        v.extend(&mut self.fusion);
+        for a in &mut self.adapters {
+            v.push(&mut a.scale);
+            v.push(&mut a.bias);
+        }
+        v
+    }
+
+    // ---- running -----------------------------------------------------------------------------------
+
+    /// ids: U32 [B, L] -> logits [B, L, V], from an empty sequence.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        check_ids("Backbone::forward", ids, 2)?;
+        let residuals = self.run(ops::embedding(ids, &self.embeddings)?, None, self.fusion.is_some())?.0;
+        self.head(residuals)
+    }
+
+    /// The residual stream after every block application (pass-major), each [B, L, D], from an
+    /// empty sequence: HF's `output_hidden_states` without the final norm.
+    pub fn residuals(&self, ids: &Tensor) -> Result<Vec<Tensor>> {
+        check_ids("Backbone::residuals", ids, 2)?;
+        Ok(self.run(ops::embedding(ids, &self.embeddings)?, None, true)?.0)
+    }
+
+    /// Zero states for `batch` rows: one `LayerState` per block application.
+    pub fn new_state(&self, batch: usize) -> Result<State> {
+        let c = &self.config;
+        State::zeros(c.applications(), batch, c.conv_kernel, c.d_inner(), c.state_size, &self.device())
+    }
+
+    /// Parallel forward over ids [B, L] that continues from `state` (zeros for a new sequence) and
+    /// leaves it after the last token: logits [B, L, V]. The state is only changed on success.
+    pub fn prefill(&self, ids: &Tensor, state: &mut State) -> Result<Tensor> {
+        check_ids("Backbone::prefill", ids, 2)?;
+        self.check_state("Backbone::prefill", state, ids.dim(0))?;
+        let (residuals, layers) = self.run(ops::embedding(ids, &self.embeddings)?, Some(state), self.fusion.is_some())?;
+        let logits = self.head(residuals)?;
+        state.layers = layers;
+        state.position += ids.dim(1);
+        Ok(logits)
+    }
+
+    /// One token per batch row, ids U32 [B] -> logits [B, V], advancing `state` by one position.
+    pub fn step(&self, ids: &Tensor, state: &mut State) -> Result<Tensor> {
+        check_ids("Backbone::step", ids, 1)?;
+        let b = ids.dim(0);
+        let logits = self.prefill(&ids.reshape(&[b, 1])?, state)?;
+        logits.reshape(&[b, self.config.vocab_size])
+    }
+
+    /// The block applications in order: (index into `State::layers`, block, the pass's adapter
+    /// when this is the first block of a pass).
+    fn applications(&self) -> impl Iterator<Item = (usize, &MambaBlock, Option<&DepthAdapter>)> {
+        let layers = self.blocks.len();
+        (0..self.config.crsm_recurrent_depth).flat_map(move |p| {
+            self.blocks.iter().enumerate().map(move |(i, block)| {
+                let adapter = if i == 0 { self.adapters.get(p) } else { None };
+                (p * layers + i, block, adapter)
+            })
+        })
+    }
+
+    /// Runs the stack on embedded tokens x [B, L, D]. Returns the residual outputs (every
+    /// application's when `keep_all`, else the last) and, when a state was given, the states after x.
+    fn run(&self, mut x: Tensor, state: Option<&State>, keep_all: bool) -> Result<(Vec<Tensor>, Vec<LayerState>)> {
+        let mut residuals = Vec::new();
+        let mut layers = Vec::new();
+        for (app, block, adapter) in self.applications() {
+            if let Some(a) = adapter {
+                x = a.forward(&x)?;
+            }
+            x = match state {
+                None => block.forward(&x)?,
+                Some(s) => {
+                    let prev = &s.layers[app];
+                    let o = block.forward_with_state(&x, &prev.conv, &prev.ssm)?;
+                    layers.push(LayerState { conv: o.conv_state, ssm: o.ssm_state });
+                    o.out
+                }
+            };
+            if keep_all {
+                residuals.push(x.clone());
+            }
+        }
+        if !keep_all {
+            residuals.push(x);
+        }
+        Ok((residuals, layers))
+    }
+
+    /// norm_f and lm_head over the fused (or last) residual stream [..., D] -> logits [..., V].
+    fn head(&self, residuals: Vec<Tensor>) -> Result<Tensor> {
+        let h = match &self.fusion {
+            Some(logits) => {
+                // Stack the applications' outputs along a new leading axis for layer_mix.
+                let stacked = residuals
+                    .iter()
+                    .map(|r| {
+                        let mut shape = vec![1];
+                        shape.extend_from_slice(r.shape());
+                        r.reshape(&shape)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                ops::layer_mix(&ops::concat(&stacked.iter().collect::<Vec<_>>(), 0)?, logits)?
+            }
+            None => residuals.into_iter().next_back().ok_or_else(|| Error::InvalidArgument {
+                op: "Backbone::head",
+                detail: "no block output (num_hidden_layers is 0)".into(),
+            })?,
+        };
+        let h = ops::rms_norm(&h, &self.norm_f, self.config.layer_norm_epsilon as f32)?;
+        ops::linear(&h, self.lm_head.as_ref().unwrap_or(&self.embeddings), None)
+    }
+
+    fn check_state(&self, op: &'static str, state: &State, batch: usize) -> Result<()> {
+        let want = self.config.applications();
+        if state.layers.len() != want || state.batch() != batch {
+            return shape_err(
+                op,
+                format!(
+                    "state has {} layers for batch {}, but this model has {want} block applications and ids have batch {batch}",
+                    state.layers.len(),
+                    state.batch()
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// ids must be U32 of the given rank with no empty dimension.
+fn check_ids(op: &'static str, ids: &Tensor, rank: usize) -> Result<()> {
+    ids.expect_dtype(op, "ids", DType::U32)?;
+    if ids.rank() != rank || ids.elem_count() == 0 {
+        let want = if rank == 2 { "[B, L]" } else { "[B]" };
+        return shape_err(op, format!("ids must be {want} with no empty dimension, got {:?}", ids.shape()));
+    }
+    Ok(())
+}

@@ -1,0 +1,540 @@
+//! The backbone against HF transformers' `MambaForCausalLM` (the fixture in
+//! tests/fixtures/mamba-tiny, made by tests/fixtures/make_mamba_fixture.py; its README says what
+//! each reference tensor is), on the cpu and on lavapipe: logits, hidden states, recurrent states,
+//! greedy decoding, batching; then the CRSM additions (fusion, recursive depth), checkpoints and
+//! the errors a bad checkpoint or config gives.
+
+#[path = "kernels/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_close, check_gradients, lavapipe, rand_vec};
+use crsm::io::{self, HostTensor, TensorMap};
+use crsm::model::{Backbone, CrsmConfig};
+use crsm::{Device, Error, Tensor};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mamba-tiny");
+/// f32 against HF's f32 (whose own float64 re-implementation agrees to 4.4e-6).
+const LOGIT_TOL: f32 = 1e-4;
+const STATE_TOL: f32 = 1e-5;
+
+// ---- helpers ---------------------------------------------------------------------------------------
+
+/// reference.safetensors (crsm::io loads its int32 ids exactly as f32).
+struct Reference(TensorMap);
+
+impl Reference {
+    fn load() -> Self {
+        Reference(io::load_safetensors_file(&Path::new(FIXTURE).join("reference.safetensors")).unwrap())
+    }
+    fn f32(&self, name: &str) -> &[f32] {
+        &self.0[name].data
+    }
+    fn shape(&self, name: &str) -> &[usize] {
+        &self.0[name].shape
+    }
+    fn ids(&self, name: &str) -> Vec<u32> {
+        self.f32(name).iter().map(|&v| v as u32).collect()
+    }
+}
+
+fn fixture(device: &Device) -> Backbone {
+    Backbone::load(Path::new(FIXTURE), device).unwrap()
+}
+
+fn ids(values: &[u32], shape: &[usize], device: &Device) -> Tensor {
+    Tensor::from_u32(values.to_vec(), shape, device).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
+}
+
+/// A fresh directory under the system temp dir, unique to this process and test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("crsm-model-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Both devices the tests run on: the cpu always, lavapipe when present (required under CI=true).
+fn devices() -> Vec<Device> {
+    let mut d = vec![Device::Cpu];
+    d.extend(lavapipe());
+    d
+}
+
+// ---- against HF transformers -----------------------------------------------------------------------
+
+fn logits_and_hidden_states_match_hf(device: &Device) {
+    let r = Reference::load();
+    let model = fixture(device);
+    let prompt = ids(&r.ids("prompt_ids"), &[1, 11], device);
+    let _off = crsm::no_grad();
+    let logits = model.forward(&prompt).unwrap();
+    assert_eq!(logits.shape(), [1, 11, 61]);
+    let got = logits.to_vec_f32().unwrap();
+    println!("{}: logits max |diff| vs HF {:.2e}", device.name(), max_abs_diff(&got, r.f32("logits")));
+    assert_close("logits vs HF", &got, r.f32("logits"), 0.0, LOGIT_TOL);
+    // HF's hidden_states[i] is the residual stream after layer i (README "hidden_states semantics").
+    let residuals = model.residuals(&prompt).unwrap();
+    assert_eq!(residuals.len(), 3);
+    for (i, h) in residuals.iter().enumerate() {
+        assert_close(&format!("hidden_states.{i}"), &h.to_vec_f32().unwrap(), r.f32(&format!("hidden_states.{i}")), 0.0, LOGIT_TOL);
+    }
+}
+
+#[test]
+fn logits_and_hidden_states_match_hf_on_cpu() {
+    logits_and_hidden_states_match_hf(&Device::Cpu);
+}
+
+#[test]
+fn logits_and_hidden_states_match_hf_on_lavapipe() {
+    let Some(gpu) = lavapipe() else { return };
+    logits_and_hidden_states_match_hf(&gpu);
+}
+
+/// Prefill the prompt, then 15 steps, each taking the argmax of the previous logits: the same 16
+/// tokens as HF's `generate(do_sample=False)` (whose smallest top-1/top-2 gap is 0.09, far above
+/// any f32 difference, so an equal sequence is a fair demand).
+fn greedy_continuation_matches_hf(device: &Device) {
+    let r = Reference::load();
+    let model = fixture(device);
+    let _off = crsm::no_grad();
+    let mut state = model.new_state(1).unwrap();
+    let logits = model.prefill(&ids(&r.ids("prompt_ids"), &[1, 11], device), &mut state).unwrap().to_vec_f32().unwrap();
+    let mut next = argmax(&logits[10 * 61..]);
+    let mut got = vec![next];
+    while got.len() < 16 {
+        let step = model.step(&ids(&[next], &[1], device), &mut state).unwrap();
+        assert_eq!(step.shape(), [1, 61]);
+        next = argmax(&step.to_vec_f32().unwrap());
+        got.push(next);
+    }
+    assert_eq!(got, r.ids("greedy_ids"), "greedy continuation differs from HF's");
+    assert_eq!(state.position, 11 + 15);
+}
+
+#[test]
+fn greedy_continuation_matches_hf_on_cpu() {
+    greedy_continuation_matches_hf(&Device::Cpu);
+}
+
+#[test]
+fn greedy_continuation_matches_hf_on_lavapipe() {
+    let Some(gpu) = lavapipe() else { return };
+    greedy_continuation_matches_hf(&gpu);
+}
+
+/// After prefilling the prompt, every layer's states equal HF's cache. HF's conv state is
+/// [E, K], the last K pre-conv inputs, oldest first, *including* the newest; ours is [B, K-1, E]
+/// without HF's oldest column, which HF's own update rolls out before reading
+/// (`causal_conv1d_update`). So ours[0, j, e] = HF[e, j + 1] for j in 0..K-1.
+fn states_after_prompt_match_hf(device: &Device) {
+    let r = Reference::load();
+    let model = fixture(device);
+    let _off = crsm::no_grad();
+    let mut state = model.new_state(1).unwrap();
+    model.prefill(&ids(&r.ids("prompt_ids"), &[1, 11], device), &mut state).unwrap();
+    let (e, k, n) = (48, 3, 5);
+    for (i, layer) in state.layers.iter().enumerate() {
+        assert_eq!(layer.conv.shape(), [1, k - 1, e]);
+        assert_eq!(layer.ssm.shape(), [1, e, n]);
+        assert_eq!(r.shape(&format!("conv_state.{i}")), [e, k]);
+        let hf = r.f32(&format!("conv_state.{i}"));
+        let want: Vec<f32> = (0..k - 1).flat_map(|j| (0..e).map(move |c| hf[c * k + j + 1])).collect();
+        assert_close(&format!("conv state {i}"), &layer.conv.to_vec_f32().unwrap(), &want, 0.0, STATE_TOL);
+        let ssm = layer.ssm.to_vec_f32().unwrap();
+        println!("{}: layer {i} ssm state max |diff| vs HF {:.2e}", device.name(), max_abs_diff(&ssm, r.f32(&format!("ssm_state.{i}"))));
+        assert_close(&format!("ssm state {i}"), &layer.ssm.to_vec_f32().unwrap(), r.f32(&format!("ssm_state.{i}")), 0.0, STATE_TOL);
+    }
+}
+
+#[test]
+fn states_after_prompt_match_hf_on_cpu() {
+    states_after_prompt_match_hf(&Device::Cpu);
+}
+
+#[test]
+fn states_after_prompt_match_hf_on_lavapipe() {
+    let Some(gpu) = lavapipe() else { return };
+    states_after_prompt_match_hf(&gpu);
+}
+
+/// The two prompts as one batch give HF's batch logits, and each row equals that prompt run
+/// alone, through the parallel forward and through prefill + steps.
+fn batch_rows_match_single_runs(device: &Device) {
+    let r = Reference::load();
+    let model = fixture(device);
+    let _off = crsm::no_grad();
+    let prompts = r.ids("batch_prompt_ids");
+    let both = model.forward(&ids(&prompts, &[2, 7], device)).unwrap().to_vec_f32().unwrap();
+    assert_close("batch logits vs HF", &both, r.f32("batch_logits"), 0.0, LOGIT_TOL);
+    // Prefill 4 tokens of both rows, then step the last 3 as a batch.
+    let mut state = model.new_state(2).unwrap();
+    let head: Vec<u32> = prompts.chunks(7).flat_map(|p| p[..4].to_vec()).collect();
+    let pre = model.prefill(&ids(&head, &[2, 4], device), &mut state).unwrap().to_vec_f32().unwrap();
+    let mut stepped = [Vec::new(), Vec::new()];
+    for t in 4..7 {
+        let out = model.step(&ids(&[prompts[t], prompts[7 + t]], &[2], device), &mut state).unwrap().to_vec_f32().unwrap();
+        for b in 0..2 {
+            stepped[b].extend_from_slice(&out[b * 61..(b + 1) * 61]);
+        }
+    }
+    for b in 0..2 {
+        let alone = model.forward(&ids(&prompts[b * 7..(b + 1) * 7], &[1, 7], device)).unwrap().to_vec_f32().unwrap();
+        let row = &both[b * 7 * 61..(b + 1) * 7 * 61];
+        assert_close(&format!("batch row {b} vs alone"), row, &alone, 0.0, 1e-5);
+        let mut decoded = pre[b * 4 * 61..(b + 1) * 4 * 61].to_vec();
+        decoded.extend_from_slice(&stepped[b]);
+        assert_close(&format!("batch row {b}: prefill + steps vs alone"), &decoded, &alone, 0.0, LOGIT_TOL);
+    }
+}
+
+#[test]
+fn batch_rows_match_single_runs_on_cpu() {
+    batch_rows_match_single_runs(&Device::Cpu);
+}
+
+#[test]
+fn batch_rows_match_single_runs_on_lavapipe() {
+    let Some(gpu) = lavapipe() else { return };
+    batch_rows_match_single_runs(&gpu);
+}
+
+// ---- prefill / step agreement ------------------------------------------------------------------------
+
+/// For every split point s, prefill(ids[..s]) then step(ids[s]), step(ids[s+1]), ... gives the
+/// full forward's logits at every position (s = 0 is pure stepping from an empty state).
+fn prefill_then_step_matches_forward(model: &Backbone, tokens: &[u32], what: &str) {
+    let device = model.device();
+    let v = model.config.vocab_size;
+    let _off = crsm::no_grad();
+    let full = model.forward(&ids(tokens, &[1, tokens.len()], &device)).unwrap().to_vec_f32().unwrap();
+    for split in [0, 1, 2, tokens.len() - 1] {
+        let mut state = model.new_state(1).unwrap();
+        let mut got = Vec::new();
+        if split > 0 {
+            got = model.prefill(&ids(&tokens[..split], &[1, split], &device), &mut state).unwrap().to_vec_f32().unwrap();
+        }
+        for &t in &tokens[split..] {
+            got.extend(model.step(&ids(&[t], &[1], &device), &mut state).unwrap().to_vec_f32().unwrap());
+        }
+        assert_eq!(got.len(), tokens.len() * v);
+        assert_close(&format!("{what}: prefill {split} then step vs forward"), &got, &full, 0.0, LOGIT_TOL);
+        assert_eq!(state.position, tokens.len());
+    }
+}
+
+#[test]
+fn prefill_then_step_matches_forward_on_the_hf_fixture() {
+    let r = Reference::load();
+    for device in devices() {
+        prefill_then_step_matches_forward(&fixture(&device), &r.ids("prompt_ids"), &device.name());
+    }
+}
+
+/// A small model with every CRSM addition on (fusion over 2 layers x 3 passes, adapters) and HF's
+/// optional biases, its identity-initialised adapters and even fusion perturbed so each matters.
+fn crsm_config() -> CrsmConfig {
+    let mut c = CrsmConfig::new(29, 16, 2);
+    c.state_size = 4;
+    c.conv_kernel = 4;
+    c.use_bias = true;
+    c.tie_word_embeddings = false;
+    c.crsm_fusion = true;
+    c.crsm_recurrent_depth = 3;
+    c
+}
+
+fn perturbed_crsm_model(config: CrsmConfig, device: &Device) -> Backbone {
+    let mut model = Backbone::init(config, 5, device).unwrap();
+    let mut seed = 100;
+    let mut perturb = |t: &mut Tensor, center: f32, spread: f32| {
+        seed += 1;
+        let values = rand_vec(seed, t.elem_count(), center - spread, center + spread);
+        *t = Tensor::from_f32(values, t.shape(), device).unwrap().as_variable();
+    };
+    perturb(model.fusion.as_mut().unwrap(), 0.0, 1.0);
+    for a in &mut model.adapters {
+        perturb(&mut a.scale, 1.0, 0.3);
+        perturb(&mut a.bias, 0.0, 0.3);
+    }
+    for b in &mut model.blocks {
+        perturb(b.in_proj_bias.as_mut().unwrap(), 0.0, 0.3);
+        perturb(b.out_proj_bias.as_mut().unwrap(), 0.0, 0.3);
+    }
+    model
+}
+
+#[test]
+fn fusion_and_recursive_depth_keep_prefill_and_step_in_agreement() {
+    let tokens: Vec<u32> = (0..9).map(|t| (t * 11 + 3) % 29).collect();
+    for device in devices() {
+        let model = perturbed_crsm_model(crsm_config(), &device);
+        assert_eq!(model.new_state(1).unwrap().layers.len(), 6, "one state per block application");
+        prefill_then_step_matches_forward(&model, &tokens, &format!("fusion + depth 3 on {}", device.name()));
+    }
+}
+
+#[test]
+fn fusion_and_adapters_change_the_logits() {
+    // A test of the test above: with fusion and adapters the model is not the plain stack.
+    let model = perturbed_crsm_model(crsm_config(), &Device::Cpu);
+    let mut plain = model.clone();
+    plain.fusion = None;
+    plain.adapters.clear();
+    let x = ids(&[1, 2, 3], &[1, 3], &Device::Cpu);
+    let _off = crsm::no_grad();
+    let (a, b) = (model.forward(&x).unwrap().to_vec_f32().unwrap(), plain.forward(&x).unwrap().to_vec_f32().unwrap());
+    let diff = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+    assert!(diff > 1e-2, "fusion and adapters made no difference (max |diff| {diff})");
+}
+
+/// Finite differences through a whole tiny model with fusion, depth 2, adapters and biases: the
+/// one physical block runs twice, so its weights get two contributions, and the fusion logits and
+/// adapters get theirs through layer_mix and the elementwise affine maps.
+#[test]
+fn gradients_through_fusion_and_recursive_depth_match_finite_differences() {
+    let mut c = CrsmConfig::new(5, 4, 1);
+    c.state_size = 2;
+    c.expand = 2;
+    c.conv_kernel = 3;
+    c.use_bias = true;
+    c.crsm_fusion = true;
+    c.crsm_recurrent_depth = 2;
+    let model = perturbed_crsm_model(c, &Device::Cpu);
+    let tokens = ids(&[1, 4, 2], &[1, 3], &Device::Cpu);
+    let b = &model.blocks[0];
+    let inputs = vec![
+        model.fusion.clone().unwrap(),
+        model.adapters[0].scale.clone(),
+        model.adapters[1].bias.clone(),
+        model.embeddings.clone(),
+        b.in_proj.clone(),
+        b.in_proj_bias.clone().unwrap(),
+        b.conv_weight.clone(),
+        b.a_log.clone(),
+        b.dt_bias.clone(),
+        b.out_proj.clone(),
+    ];
+    check_gradients("tiny CRSM model", &inputs, |xs| {
+        let mut m = model.clone();
+        m.fusion = Some(xs[0].clone());
+        m.adapters[0].scale = xs[1].clone();
+        m.adapters[1].bias = xs[2].clone();
+        m.embeddings = xs[3].clone();
+        let blk = &mut m.blocks[0];
+        (blk.in_proj, blk.in_proj_bias, blk.conv_weight) = (xs[4].clone(), Some(xs[5].clone()), xs[6].clone());
+        (blk.a_log, blk.dt_bias, blk.out_proj) = (xs[7].clone(), xs[8].clone(), xs[9].clone());
+        m.forward(&tokens).unwrap()
+    });
+}
+
+// ---- state ---------------------------------------------------------------------------------------------
+
+#[test]
+fn snapshot_and_restore_replay_the_same_logits() {
+    for device in devices() {
+        let model = fixture(&device);
+        let _off = crsm::no_grad();
+        let mut state = model.new_state(1).unwrap();
+        model.prefill(&ids(&[1, 17, 42], &[1, 3], &device), &mut state).unwrap();
+        let snap = state.snapshot().unwrap();
+        let first = model.step(&ids(&[5], &[1], &device), &mut state).unwrap().to_vec_f32().unwrap();
+        model.step(&ids(&[9], &[1], &device), &mut state).unwrap();
+        state.restore(&snap).unwrap();
+        assert_eq!(state.position, 3);
+        let again = model.step(&ids(&[5], &[1], &device), &mut state).unwrap().to_vec_f32().unwrap();
+        assert_eq!(first, again, "{}: restore did not bring back the snapshot", device.name());
+        let wrong = fixture(&device).new_state(2).unwrap();
+        assert!(matches!(state.restore(&wrong), Err(Error::Shape { .. })));
+    }
+}
+
+#[test]
+fn a_state_of_the_wrong_batch_is_refused() {
+    let model = fixture(&Device::Cpu);
+    let mut state = model.new_state(2).unwrap();
+    let err = model.step(&ids(&[1], &[1], &Device::Cpu), &mut state).unwrap_err().to_string();
+    assert!(err.contains("Backbone::prefill") && err.contains("batch 2") && err.contains("batch 1"), "{err}");
+    assert_eq!(state.position, 0);
+}
+
+// ---- checkpoints ---------------------------------------------------------------------------------------
+
+fn assert_same_weights(a: &Backbone, b: &Backbone) {
+    let (na, nb) = (a.named_parameters(), b.named_parameters());
+    let names = |n: &[(String, &Tensor)]| n.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&na), names(&nb));
+    for ((name, x), (_, y)) in na.iter().zip(&nb) {
+        assert_eq!(x.shape(), y.shape(), "{name}");
+        let (x, y) = (x.to_vec_f32().unwrap(), y.to_vec_f32().unwrap());
+        assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()), "{name} changed in the round trip");
+    }
+}
+
+#[test]
+fn save_then_load_is_bit_identical() {
+    // Untied, biased, fused, deep: every optional tensor exists.
+    let model = perturbed_crsm_model(crsm_config(), &Device::Cpu);
+    let dir = temp_dir("roundtrip-crsm");
+    model.save(&dir).unwrap();
+    let back = Backbone::load(&dir, &Device::Cpu).unwrap();
+    assert_eq!(back.config, model.config);
+    assert_same_weights(&model, &back);
+    let names: Vec<String> = io::load_safetensors_file(&dir.join("model.safetensors")).unwrap().into_keys().collect();
+    for want in ["lm_head.weight", "crsm.fusion.logits", "crsm.adapters.2.scale", "backbone.layers.1.mixer.in_proj.bias"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing from the saved checkpoint");
+    }
+    // The HF fixture (tied) through save and load, on the cpu and from lavapipe.
+    for device in devices() {
+        let hf = fixture(&device);
+        let dir = temp_dir("roundtrip-hf");
+        hf.save(&dir).unwrap();
+        let saved = io::load_safetensors_file(&dir.join("model.safetensors")).unwrap();
+        assert!(!saved.contains_key("lm_head.weight"), "a tied model saved lm_head.weight");
+        assert_eq!(saved["backbone.layers.0.mixer.conv1d.weight"].shape, [48, 1, 3], "conv weight not in HF layout");
+        let back = Backbone::load(&dir, &Device::Cpu).unwrap();
+        assert_eq!(back.config, hf.config);
+        assert_same_weights(&hf, &back);
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        assert_eq!(json["bos_token_id"], 1, "accepted HF keys are written back");
+    }
+}
+
+#[test]
+fn parameter_names_and_parameters_mut_agree() {
+    let mut model = perturbed_crsm_model(crsm_config(), &Device::Cpu);
+    let named: Vec<_> = model.named_parameters().iter().map(|(_, t)| t.id()).collect();
+    let mutable: Vec<_> = model.parameters_mut().iter().map(|t| t.id()).collect();
+    assert_eq!(named, mutable);
+}
+
+/// Writes a checkpoint dir from the fixture's config text and a (modified) tensor map.
+fn write_checkpoint(name: &str, config: &str, map: &TensorMap) -> PathBuf {
+    let dir = temp_dir(name);
+    std::fs::write(dir.join("config.json"), config).unwrap();
+    io::save_safetensors(&dir.join("model.safetensors"), map).unwrap();
+    dir
+}
+
+fn fixture_parts() -> (String, TensorMap) {
+    let config = std::fs::read_to_string(Path::new(FIXTURE).join("config.json")).unwrap();
+    (config, io::load_safetensors_file(&Path::new(FIXTURE).join("model.safetensors")).unwrap())
+}
+
+fn load_err(dir: &Path) -> (String, String) {
+    match Backbone::load(dir, &Device::Cpu) {
+        Err(Error::Checkpoint { tensor, detail, .. }) => (tensor, detail),
+        Err(e) => panic!("expected Error::Checkpoint, got {e}"),
+        Ok(_) => panic!("a bad checkpoint loaded"),
+    }
+}
+
+#[test]
+fn a_missing_tensor_is_named() {
+    let (config, mut map) = fixture_parts();
+    map.remove("backbone.layers.1.mixer.dt_proj.bias");
+    let (tensor, detail) = load_err(&write_checkpoint("missing", &config, &map));
+    assert_eq!(tensor, "backbone.layers.1.mixer.dt_proj.bias");
+    assert!(detail.contains("missing") && detail.contains("[48]"), "{detail}");
+}
+
+#[test]
+fn an_extra_tensor_is_named() {
+    let (config, mut map) = fixture_parts();
+    map.insert("backbone.layers.3.norm.weight".into(), HostTensor { shape: vec![24], data: vec![1.0; 24] });
+    let (tensor, detail) = load_err(&write_checkpoint("extra", &config, &map));
+    assert_eq!(tensor, "backbone.layers.3.norm.weight");
+    assert!(detail.contains("unexpected"), "{detail}");
+}
+
+#[test]
+fn a_wrong_shape_names_both_shapes() {
+    let (config, mut map) = fixture_parts();
+    map.insert("backbone.layers.0.mixer.A_log".into(), HostTensor { shape: vec![48, 4], data: vec![0.0; 192] });
+    let (tensor, detail) = load_err(&write_checkpoint("shape", &config, &map));
+    assert_eq!(tensor, "backbone.layers.0.mixer.A_log");
+    assert!(detail.contains("[48, 4]") && detail.contains("[48, 5]"), "{detail}");
+}
+
+#[test]
+fn a_tied_head_that_differs_from_the_embeddings_is_refused() {
+    let (config, mut map) = fixture_parts();
+    let mut head = map["backbone.embeddings.weight"].data.clone();
+    head[0] += 1.0;
+    map.insert("lm_head.weight".into(), HostTensor { shape: vec![61, 24], data: head });
+    let (tensor, detail) = load_err(&write_checkpoint("tied-head", &config, &map));
+    assert_eq!(tensor, "lm_head.weight");
+    assert!(detail.contains("tie_word_embeddings"), "{detail}");
+}
+
+#[test]
+fn the_old_embedding_name_loads_and_a_copy_of_the_tied_head_is_accepted() {
+    let (config, mut map) = fixture_parts();
+    let emb = map.remove("backbone.embeddings.weight").unwrap();
+    map.insert("lm_head.weight".into(), HostTensor { shape: emb.shape.clone(), data: emb.data.clone() });
+    map.insert("backbone.embedding.weight".into(), emb);
+    let model = Backbone::load(&write_checkpoint("old-name", &config, &map), &Device::Cpu).unwrap();
+    assert_same_weights(&model, &fixture(&Device::Cpu));
+}
+
+fn config_err(text: &str) -> (String, String) {
+    match CrsmConfig::from_json_str(text, "test/config.json") {
+        Err(Error::Config { file, field, detail }) => {
+            assert_eq!(file, "test/config.json");
+            (field, detail)
+        }
+        Err(e) => panic!("expected Error::Config, got {e}"),
+        Ok(_) => panic!("a bad config parsed"),
+    }
+}
+
+#[test]
+fn an_unknown_config_key_is_named() {
+    let (config, map) = fixture_parts();
+    let bad = config.replacen('{', "{\n  \"hiden_size\": 24,", 1);
+    let (field, detail) = config_err(&bad);
+    assert_eq!(field, "hiden_size");
+    assert!(detail.contains("unknown key"), "{detail}");
+    // Through Backbone::load too.
+    match Backbone::load(&write_checkpoint("bad-config", &bad, &map), &Device::Cpu) {
+        Err(Error::Config { field, .. }) => assert_eq!(field, "hiden_size"),
+        other => panic!("expected Error::Config, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn config_values_are_checked_by_key() {
+    let base = r#"{"vocab_size": 10, "hidden_size": 40, "num_hidden_layers": 2"#;
+    let (field, detail) = config_err(&format!("{base}, \"state_size\": \"16\"}}"));
+    assert_eq!(field, "state_size");
+    assert!(detail.contains("integer"), "{detail}");
+    assert_eq!(config_err(r#"{"vocab_size": 10, "num_hidden_layers": 2}"#).0, "hidden_size");
+    assert_eq!(config_err(&format!("{base}, \"hidden_act\": \"gelu\"}}")).0, "hidden_act");
+    assert_eq!(config_err(&format!("{base}, \"crsm_recurrent_depth\": 0}}")).0, "crsm_recurrent_depth");
+    assert_eq!(config_err(&format!("{base}, \"conv_kernel\": 1}}")).0, "conv_kernel");
+    // "auto" = ceil(40 / 16); HF defaults fill the rest; adapters default on with depth > 1.
+    let c = CrsmConfig::from_json_str(&format!("{base}, \"time_step_rank\": \"auto\", \"crsm_recurrent_depth\": 2}}"), "x").unwrap();
+    assert_eq!((c.dt_rank(), c.d_inner(), c.state_size, c.conv_kernel), (3, 80, 16, 4));
+    assert!(c.depth_adapters() && !c.crsm_fusion && c.tie_word_embeddings && c.use_conv_bias && !c.use_bias);
+}
+
+#[test]
+fn the_fixture_config_reads_as_hf_wrote_it() {
+    let c = CrsmConfig::from_json_file(&Path::new(FIXTURE).join("config.json")).unwrap();
+    assert_eq!((c.vocab_size, c.hidden_size, c.d_inner(), c.state_size, c.dt_rank(), c.conv_kernel), (61, 24, 48, 5, 4, 3));
+    assert_eq!(c.applications(), 3);
+    assert!(!c.depth_adapters() && !c.crsm_fusion);
+    // Written back and read again: the same config.
+    assert_eq!(CrsmConfig::from_json_str(&c.to_json_string().unwrap(), "again").unwrap(), c);
+}
