@@ -1,7 +1,9 @@
-//! `crsm-train`: the command-line program of crsm. For now: `info` (devices and a self-check).
-//! Training, generation and benchmarks arrive as subcommands here.
+//! `crsm-train`: the command-line program of crsm: `info` (devices and a self-check), `logits` and
+//! `generate` on any HF-style Mamba folder. Training and benchmarks arrive as subcommands here.
 
+mod generate;
 mod info;
+mod logits;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -17,11 +19,17 @@ struct Cli {
 enum Command {
     /// List compute devices and check that the chosen one computes what the cpu computes.
     Info(info::InfoArgs),
+    /// Write the parallel forward's logits for given ids to a safetensors file.
+    Logits(logits::LogitsArgs),
+    /// Generate from a prompt with the recurrent step, streaming to stdout.
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info(args) => info::run(args),
+        Command::Logits(args) => logits::run(args),
+        Command::Generate(args) => generate::run(args),
     }
 }

@@ -4,6 +4,8 @@
 
 mod decode;
 mod sampling;
+mod session;
 
 pub use decode::{GenerateOptions, NextToken, generate};
+pub use session::Session;
 pub use sampling::{Sampler, SamplingConfig, argmax};

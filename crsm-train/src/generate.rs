@@ -1,0 +1,120 @@
+//! `crsm-train generate`: text (or ids) from a prompt, streamed to stdout as it comes, or one JSON
+//! line with `--json`. The model runs its recurrent step: O(1) per token.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use crsm::data::Tokenizer;
+use crsm::generate::{GenerateOptions, SamplingConfig, Session, generate};
+use crsm::model::Backbone;
+use crsm::{Device, DeviceRequest};
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// HF-style model folder: config.json + model.safetensors (+ tokenizer.json for text).
+    #[arg(long)]
+    model: PathBuf,
+    /// Prompt text (needs DIR/tokenizer.json, else bytes are the tokens).
+    #[arg(long, conflicts_with = "ids", required_unless_present = "ids")]
+    prompt: Option<String>,
+    /// Prompt as comma-separated token ids (no tokenizer needed).
+    #[arg(long, value_delimiter = ',')]
+    ids: Option<Vec<u32>>,
+    /// How many tokens to generate at most.
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: usize,
+    /// Always take the most likely token (the default when no sampling flag is given).
+    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p"])]
+    greedy: bool,
+    /// Sampling temperature (> 0 samples; 0 = greedy).
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Keep the k most likely tokens (0 = off).
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Nucleus sampling: keep the most likely tokens up to this probability (1 = off).
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Penalise tokens already seen (1 = off; HF's rule).
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    /// Seed for sampling: the same seed gives the same text.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop when the text contains this (may repeat).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// auto, cpu, gpu or lavapipe.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Print one JSON line {"prompt_ids", "ids", "text"} instead of streaming.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: GenerateArgs) -> Result<()> {
+    let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
+    let backbone = Backbone::load(&args.model, &device).with_context(|| format!("loading {}", args.model.display()))?;
+    let tok_path = args.model.join("tokenizer.json");
+    let has_tokenizer_json = tok_path.exists();
+    // Text prompts without a tokenizer.json fall back to bytes as tokens; ids never need one.
+    let text_tokenizer = if has_tokenizer_json {
+        Some(Tokenizer::from_file(&tok_path)?)
+    } else if args.prompt.is_some() {
+        Some(Tokenizer::byte_level())
+    } else {
+        None
+    };
+    let prompt_ids = match (&args.prompt, &args.ids) {
+        (Some(p), _) => text_tokenizer.as_ref().context("a tokenizer")?.encode(p)?,
+        (None, Some(ids)) => ids.clone(),
+        (None, None) => bail!("give --prompt or --ids"),
+    };
+    let sampling_flags = args.temperature.is_some() || args.top_k.is_some() || args.top_p.is_some();
+    let sampling = if args.greedy || !sampling_flags {
+        SamplingConfig { repetition_penalty: args.repetition_penalty, seed: args.seed, ..SamplingConfig::greedy() }
+    } else {
+        SamplingConfig {
+            temperature: args.temperature.unwrap_or(1.0),
+            top_k: args.top_k.unwrap_or(0),
+            top_p: args.top_p.unwrap_or(1.0),
+            repetition_penalty: args.repetition_penalty,
+            seed: args.seed,
+        }
+    };
+    let opts = GenerateOptions {
+        max_new_tokens: args.max_new_tokens,
+        sampling,
+        stop_on_eos: text_tokenizer.as_ref().and_then(|t| t.eos_id()),
+        stop_strings: args.stop.clone(),
+    };
+    let mut session = Session::new(&backbone)?;
+    let mut stream = text_tokenizer.as_ref().filter(|_| !args.json).map(|t| t.stream_decoder_after(&prompt_ids));
+    let mut stdout = std::io::stdout();
+    let ids = generate(&mut session, &prompt_ids, &opts, text_tokenizer.as_ref(), |id| {
+        if let Some(s) = stream.as_mut() {
+            print!("{}", s.push(id)?);
+            let _ = stdout.flush();
+        } else if !args.json {
+            print!("{id} ");
+            let _ = stdout.flush();
+        }
+        Ok(())
+    })?;
+    if let Some(s) = stream.as_mut() {
+        println!("{}", s.finish()?);
+    } else if !args.json {
+        println!();
+    }
+    if args.json {
+        // text is null when ids were given and the folder has no tokenizer.json.
+        let text = match &text_tokenizer {
+            Some(t) => Some(t.decode(&ids)?),
+            None => None,
+        };
+        println!("{}", serde_json::json!({ "prompt_ids": prompt_ids, "ids": ids, "text": text }));
+    }
+    Ok(())
+}

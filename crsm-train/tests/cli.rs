@@ -1,0 +1,51 @@
+//! The commands scripts rely on, run as a user runs them, against the HF transformers fixture:
+//! `generate --json` reproduces transformers' greedy continuation and `logits` its logits.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crsm::io::load_safetensors_file;
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mamba-tiny")
+}
+
+fn crsm_train(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_crsm-train")).args(args).output().expect("crsm-train runs");
+    assert!(out.status.success(), "crsm-train {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+fn reference(name: &str) -> Vec<f32> {
+    load_safetensors_file(&fixture().join("reference.safetensors")).unwrap().remove(name).unwrap().data
+}
+
+fn ids_arg(ids: &[f32]) -> String {
+    ids.iter().map(|v| (*v as u32).to_string()).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn generate_json_reproduces_the_transformers_greedy_continuation() {
+    let prompt = ids_arg(&reference("prompt_ids"));
+    let dir = fixture();
+    let line = crsm_train(&["generate", "--model", dir.to_str().unwrap(), "--ids", &prompt, "--max-new-tokens", "16", "--json", "--device", "cpu"]);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    let ids: Vec<u32> = v["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    let want: Vec<u32> = reference("greedy_ids").iter().map(|v| *v as u32).collect();
+    assert_eq!(ids, want);
+    assert!(v["text"].is_null(), "no tokenizer.json and ids given: text is null");
+}
+
+#[test]
+fn logits_command_writes_the_transformers_logits() {
+    let prompt = ids_arg(&reference("prompt_ids"));
+    let out = std::env::temp_dir().join(format!("crsm-cli-logits-{}.safetensors", std::process::id()));
+    let dir = fixture();
+    crsm_train(&["logits", "--model", dir.to_str().unwrap(), "--ids", &prompt, "--device", "cpu", "--out", out.to_str().unwrap()]);
+    let got = load_safetensors_file(&out).unwrap().remove("logits").unwrap();
+    std::fs::remove_file(&out).ok();
+    let want = reference("logits");
+    assert_eq!(got.shape, vec![11, 61]);
+    let max = got.data.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max < 1e-4, "max |diff| {max}");
+}
