@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use crsm::data::Tokenizer;
-use crsm::generate::{GenerateOptions, SamplingConfig, Session, generate};
+use crsm::generate::{GenerateOptions, NextToken, SamplingConfig, Session, generate};
 use crsm::model::Backbone;
 use crsm::{Device, DeviceRequest};
 
@@ -90,7 +90,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         stop_on_eos: text_tokenizer.as_ref().and_then(|t| t.eos_id()),
         stop_strings: args.stop.clone(),
     };
-    let mut session = Session::new(&backbone)?;
+    // HF Mamba checkpoints pad the vocabulary (GPT-NeoX: 50277 ids to 50280); never sample an id
+    // the tokenizer cannot decode.
+    let limit = text_tokenizer.as_ref().map_or(usize::MAX, |t| t.vocab_size());
+    let mut session = Truncated { inner: Session::new(&backbone)?, limit };
     let mut stream = text_tokenizer.as_ref().filter(|_| !args.json).map(|t| t.stream_decoder_after(&prompt_ids));
     let mut stdout = std::io::stdout();
     let ids = generate(&mut session, &prompt_ids, &opts, text_tokenizer.as_ref(), |id| {
@@ -117,4 +120,23 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         println!("{}", serde_json::json!({ "prompt_ids": prompt_ids, "ids": ids, "text": text }));
     }
     Ok(())
+}
+
+/// A model whose logits rows are cut to the first `limit` ids.
+struct Truncated<M> {
+    inner: M,
+    limit: usize,
+}
+
+impl<M: NextToken> NextToken for Truncated<M> {
+    fn prefill(&mut self, prompt: &[u32]) -> crsm::Result<Vec<f32>> {
+        let mut row = self.inner.prefill(prompt)?;
+        row.truncate(self.limit);
+        Ok(row)
+    }
+    fn step(&mut self, id: u32) -> crsm::Result<Vec<f32>> {
+        let mut row = self.inner.step(id)?;
+        row.truncate(self.limit);
+        Ok(row)
+    }
 }

@@ -49,3 +49,25 @@ fn logits_command_writes_the_transformers_logits() {
     let max = got.data.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(max < 1e-4, "max |diff| {max}");
 }
+
+#[test]
+fn generate_streams_text_from_a_saved_random_model_with_the_gpt_neox_tokenizer() {
+    use crsm::model::{Backbone, CrsmConfig};
+    let dir = std::env::temp_dir().join(format!("crsm-cli-neox-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // mamba-*-hf pads the GPT-NeoX vocabulary (50277 ids) to 50280.
+    let mut config = CrsmConfig::new(50280, 16, 2);
+    config.state_size = 4;
+    Backbone::init(config, 3, &crsm::Device::Cpu).unwrap().save(&dir).unwrap();
+    let tokenizer = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/gpt-neox-20b_tokenizer.json");
+    std::fs::copy(tokenizer, dir.join("tokenizer.json")).unwrap();
+    let d = dir.to_str().unwrap();
+    let streamed = crsm_train(&["generate", "--model", d, "--prompt", "It is a truth", "--max-new-tokens", "8", "--temperature", "1.0", "--seed", "5", "--device", "cpu"]);
+    let line = crsm_train(&["generate", "--model", d, "--prompt", "It is a truth", "--max-new-tokens", "8", "--temperature", "1.0", "--seed", "5", "--device", "cpu", "--json"]);
+    std::fs::remove_dir_all(&dir).ok();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    let text = v["text"].as_str().expect("text is a string with a tokenizer");
+    assert_eq!(v["ids"].as_array().unwrap().len(), 8);
+    // The same seed streams exactly the text the JSON reports.
+    assert_eq!(streamed.trim_end_matches('\n'), text);
+}
