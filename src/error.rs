@@ -1,7 +1,7 @@
 //! The one error type of the library. Variants carry the op, the shapes or the file involved, so a
 //! caller never has to guess what went wrong; the programs wrap it with `anyhow` context.
 
-use crate::tensor::DType;
+use crate::dtype::DType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -5,6 +5,7 @@
 pub mod autograd;
 pub mod backend;
 pub mod data;
+pub mod dtype;
 pub mod error;
 pub mod generate;
 pub mod io;

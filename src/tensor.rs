@@ -13,18 +13,7 @@ use crate::backend::Device;
 use crate::backend::wgpu::GpuBuffer;
 use crate::error::{Error, Result, shape_err};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DType {
-    F32,
-    /// Token ids and targets.
-    U32,
-}
-
-impl DType {
-    pub fn size_in_bytes(self) -> usize {
-        4
-    }
-}
+pub use crate::dtype::DType;
 
 /// Host memory of the cpu backend.
 pub enum CpuStorage {
