@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use rayon::prelude::*;
 use crsm::backend::{AdapterKind, WgpuContext};
 use crsm::nn::Rng;
 use crsm::{Device, Tensor, ops};
+use rayon::prelude::*;
 
 /// Waits for the device so the clock reads finished work.
 fn sync(t: Tensor) {
@@ -24,7 +24,11 @@ fn sync(t: Tensor) {
 
 fn random(shape: &[usize], lo: f32, hi: f32, device: &Device, seed: u64) -> Tensor {
     let n = shape.iter().product();
-    let v: Vec<f32> = Rng::new(seed).uniform_vec(n, 1.0).into_iter().map(|x| lo + (hi - lo) * (x + 1.0) / 2.0).collect();
+    let v: Vec<f32> = Rng::new(seed)
+        .uniform_vec(n, 1.0)
+        .into_iter()
+        .map(|x| lo + (hi - lo) * (x + 1.0) / 2.0)
+        .collect();
     Tensor::from_f32(v, shape, device).unwrap()
 }
 
@@ -51,7 +55,14 @@ fn devices() -> Vec<(String, Device)> {
                     _ => &[AdapterKind::Hardware, AdapterKind::Software],
                 };
                 match kinds.iter().find_map(|k| WgpuContext::open(*k).ok()) {
-                    Some(ctx) => out.push((if ctx.is_software() { "lavapipe".into() } else { "gpu".into() }, Device::Wgpu(ctx))),
+                    Some(ctx) => out.push((
+                        if ctx.is_software() {
+                            "lavapipe".into()
+                        } else {
+                            "gpu".into()
+                        },
+                        Device::Wgpu(ctx),
+                    )),
                     None => eprintln!("bench: no {w} adapter; skipping it"),
                 }
             }
@@ -62,7 +73,13 @@ fn devices() -> Vec<(String, Device)> {
 }
 
 /// Criterion's time per call of `f`, which must leave its work finished (see `sync`).
-fn time_of(c: &mut Criterion, group: &str, id: &str, throughput: Throughput, mut f: impl FnMut()) -> f64 {
+fn time_of(
+    c: &mut Criterion,
+    group: &str,
+    id: &str,
+    throughput: Throughput,
+    mut f: impl FnMut(),
+) -> f64 {
     let mut g = c.benchmark_group(group);
     g.throughput(throughput);
     let mut seconds = f64::NAN;
@@ -90,26 +107,61 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<R
     let x = random(&[n], -1.0, 1.0, device, 1);
     let host = x.to_vec_f32().unwrap();
     let mut dst = vec![0f32; n];
-    let s = time_of(c, &format!("{name}/copy"), &format!("{n}"), Throughput::Bytes(8 * n as u64), || match device {
-        Device::Cpu => dst.par_chunks_mut(1 << 16).zip(host.par_chunks(1 << 16)).for_each(|(d, s)| d.copy_from_slice(s)),
-        Device::Wgpu(_) => sync(x.deep_clone().unwrap()),
+    let s = time_of(
+        c,
+        &format!("{name}/copy"),
+        &format!("{n}"),
+        Throughput::Bytes(8 * n as u64),
+        || match device {
+            Device::Cpu => dst
+                .par_chunks_mut(1 << 16)
+                .zip(host.par_chunks(1 << 16))
+                .for_each(|(d, s)| d.copy_from_slice(s)),
+            Device::Wgpu(_) => sync(x.deep_clone().unwrap()),
+        },
+    );
+    rows.push(Row {
+        device: name.into(),
+        kernel: format!("copy {n} f32"),
+        seconds: s,
+        bytes: Some(8.0 * n as f64),
+        flops: None,
+        tokens: None,
     });
-    rows.push(Row { device: name.into(), kernel: format!("copy {n} f32"), seconds: s, bytes: Some(8.0 * n as f64), flops: None, tokens: None });
 
     // Matmul: square products of a few sizes.
-    let sizes: &[usize] = if software { &[64, 256] } else { &[256, 512, 1024] };
+    let sizes: &[usize] = if software {
+        &[64, 256]
+    } else {
+        &[256, 512, 1024]
+    };
     for &m in sizes {
         let a = random(&[m, m], -1.0, 1.0, device, 2);
         let b = random(&[m, m], -1.0, 1.0, device, 3);
         let flops = 2.0 * (m * m * m) as f64;
-        let s = time_of(c, &format!("{name}/matmul"), &format!("{m}"), Throughput::Elements(flops as u64), || {
-            sync(ops::matmul(&a, &b, false, false).unwrap())
+        let s = time_of(
+            c,
+            &format!("{name}/matmul"),
+            &format!("{m}"),
+            Throughput::Elements(flops as u64),
+            || sync(ops::matmul(&a, &b, false, false).unwrap()),
+        );
+        rows.push(Row {
+            device: name.into(),
+            kernel: format!("matmul {m}^3"),
+            seconds: s,
+            bytes: None,
+            flops: Some(flops),
+            tokens: None,
         });
-        rows.push(Row { device: name.into(), kernel: format!("matmul {m}^3"), seconds: s, bytes: None, flops: Some(flops), tokens: None });
     }
 
     // Selective scan, forward and backward (mamba-130m's channel count at the larger size).
-    let shapes: &[(usize, usize, usize, usize)] = if software { &[(1, 64, 64, 16)] } else { &[(1, 256, 256, 16), (4, 256, 1536, 16)] };
+    let shapes: &[(usize, usize, usize, usize)] = if software {
+        &[(1, 64, 64, 16)]
+    } else {
+        &[(1, 256, 256, 16), (4, 256, 1536, 16)]
+    };
     for &(bs, l, e, nst) in shapes {
         let u = random(&[bs, l, e], -1.0, 1.0, device, 4);
         let dt = random(&[bs, l, e], 0.01, 0.3, device, 5);
@@ -122,22 +174,66 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<R
         let fwd_bytes = 4.0 * (4 * bs * l * e + 2 * bs * l * nst) as f64;
         let id = format!("B{bs} L{l} E{e} N{nst}");
         let _off = crsm::no_grad();
-        let s = time_of(c, &format!("{name}/scan_forward"), &id, Throughput::Bytes(fwd_bytes as u64), || {
-            sync(ops::selective_scan(&u, &dt, &a, &bm, &cm, &d, Some(&z), None).unwrap().y)
-        });
+        let s = time_of(
+            c,
+            &format!("{name}/scan_forward"),
+            &id,
+            Throughput::Bytes(fwd_bytes as u64),
+            || {
+                sync(
+                    ops::selective_scan(&u, &dt, &a, &bm, &cm, &d, Some(&z), None)
+                        .unwrap()
+                        .y,
+                )
+            },
+        );
         drop(_off);
         let tokens = Some((bs * l) as f64);
-        rows.push(Row { device: name.into(), kernel: format!("scan fwd {id}"), seconds: s, bytes: Some(fwd_bytes), flops: None, tokens });
-        let vars: Vec<Tensor> = [&u, &dt, &bm, &cm, &z].iter().map(|t| t.as_variable()).collect();
+        rows.push(Row {
+            device: name.into(),
+            kernel: format!("scan fwd {id}"),
+            seconds: s,
+            bytes: Some(fwd_bytes),
+            flops: None,
+            tokens,
+        });
+        let vars: Vec<Tensor> = [&u, &dt, &bm, &cm, &z]
+            .iter()
+            .map(|t| t.as_variable())
+            .collect();
         let seed = random(&[bs, l, e], -1.0, 1.0, device, 11);
         // Backward reads the forward's inputs and dy, and writes du, ddt, dz, dB, dC: ~2x forward.
         let bwd_bytes = 2.0 * fwd_bytes;
-        let s = time_of(c, &format!("{name}/scan_backward"), &id, Throughput::Bytes(bwd_bytes as u64), || {
-            let y = ops::selective_scan(&vars[0], &vars[1], &a, &vars[2], &vars[3], &d, Some(&vars[4]), None).unwrap().y;
-            let g = y.backward_with(&seed).unwrap();
-            sync(g.get(&vars[0]).unwrap().clone())
+        let s = time_of(
+            c,
+            &format!("{name}/scan_backward"),
+            &id,
+            Throughput::Bytes(bwd_bytes as u64),
+            || {
+                let y = ops::selective_scan(
+                    &vars[0],
+                    &vars[1],
+                    &a,
+                    &vars[2],
+                    &vars[3],
+                    &d,
+                    Some(&vars[4]),
+                    None,
+                )
+                .unwrap()
+                .y;
+                let g = y.backward_with(&seed).unwrap();
+                sync(g.get(&vars[0]).unwrap().clone())
+            },
+        );
+        rows.push(Row {
+            device: name.into(),
+            kernel: format!("scan fwd+bwd {id}"),
+            seconds: s,
+            bytes: Some(fwd_bytes + bwd_bytes),
+            flops: None,
+            tokens,
         });
-        rows.push(Row { device: name.into(), kernel: format!("scan fwd+bwd {id}"), seconds: s, bytes: Some(fwd_bytes + bwd_bytes), flops: None, tokens });
     }
 }
 
@@ -169,18 +265,35 @@ fn print_table(rows: &[Row]) {
             *e = e.max(f / r.seconds / 1e9);
         }
     }
-    println!("\n| device | kernel | time (ms) | GB/s (share of copy) | GFLOP/s (share of best matmul) | tokens/s |");
+    println!(
+        "\n| device | kernel | time (ms) | GB/s (share of copy) | GFLOP/s (share of best matmul) | tokens/s |"
+    );
     println!("|---|---|---|---|---|---|");
     for r in rows {
         let gbs = r.bytes.map_or("-".into(), |b| {
             let rate = b / r.seconds / 1e9;
-            format!("{rate:.2} ({:.0}% of {:.1})", 100.0 * rate / copy[r.device.as_str()], copy[r.device.as_str()])
+            format!(
+                "{rate:.2} ({:.0}% of {:.1})",
+                100.0 * rate / copy[r.device.as_str()],
+                copy[r.device.as_str()]
+            )
         });
         let gflops = r.flops.map_or("-".into(), |f| {
             let rate = f / r.seconds / 1e9;
-            format!("{rate:.2} ({:.0}% of {:.1})", 100.0 * rate / best[r.device.as_str()], best[r.device.as_str()])
+            format!(
+                "{rate:.2} ({:.0}% of {:.1})",
+                100.0 * rate / best[r.device.as_str()],
+                best[r.device.as_str()]
+            )
         });
-        let toks = r.tokens.map_or("-".into(), |t| format!("{:.0}", t / r.seconds));
-        println!("| {} | {} | {:.3} | {gbs} | {gflops} | {toks} |", r.device, r.kernel, r.seconds * 1e3);
+        let toks = r
+            .tokens
+            .map_or("-".into(), |t| format!("{:.0}", t / r.seconds));
+        println!(
+            "| {} | {} | {:.3} | {gbs} | {gflops} | {toks} |",
+            r.device,
+            r.kernel,
+            r.seconds * 1e3
+        );
     }
 }

@@ -10,20 +10,37 @@ pub enum Error {
     Shape { op: &'static str, detail: String },
 
     #[error("{op}: expected dtype {expected:?} for {arg}, got {got:?}")]
-    DType { op: &'static str, arg: &'static str, expected: DType, got: DType },
+    DType {
+        op: &'static str,
+        arg: &'static str,
+        expected: DType,
+        got: DType,
+    },
 
     #[error("{op}: id {id} at position {position} is out of range (must be below {limit})")]
-    IdOutOfRange { op: &'static str, id: u32, position: usize, limit: usize },
+    IdOutOfRange {
+        op: &'static str,
+        id: u32,
+        position: usize,
+        limit: usize,
+    },
 
     #[error("{op}: inputs live on different devices ({first} and {second})")]
-    DeviceMismatch { op: &'static str, first: String, second: String },
+    DeviceMismatch {
+        op: &'static str,
+        first: String,
+        second: String,
+    },
 
     #[error("{op}: {detail}")]
     InvalidArgument { op: &'static str, detail: String },
 
     // ---- backends -----------------------------------------------------------------------------
     #[error("{op} is not implemented on the {backend} backend")]
-    Unsupported { op: &'static str, backend: &'static str },
+    Unsupported {
+        op: &'static str,
+        backend: &'static str,
+    },
 
     #[error("no {wanted} adapter found: {hint}")]
     NoAdapter { wanted: &'static str, hint: String },
@@ -32,22 +49,37 @@ pub enum Error {
     UnknownDevice(String),
 
     #[error("{op}: a binding of {bytes} bytes exceeds this adapter's limit of {limit} bytes")]
-    BindingTooLarge { op: &'static str, bytes: u64, limit: u64 },
+    BindingTooLarge {
+        op: &'static str,
+        bytes: u64,
+        limit: u64,
+    },
 
     #[error("wgpu: {0}")]
     Gpu(String),
 
     // ---- files: checkpoints, configs, data --------------------------------------------------
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 
     /// A checkpoint that cannot be used: malformed, truncated, or not matching the model.
     #[error("{file}: tensor '{tensor}': {detail}")]
-    Checkpoint { file: String, tensor: String, detail: String },
+    Checkpoint {
+        file: String,
+        tensor: String,
+        detail: String,
+    },
 
     /// A config file with a bad, missing or unknown key.
     #[error("{file}: field '{field}': {detail}")]
-    Config { file: String, field: String, detail: String },
+    Config {
+        file: String,
+        field: String,
+        detail: String,
+    },
 
     /// A tokenizer file that cannot be loaded, or text/ids its tokenizer cannot handle.
     #[error("{file}: {detail}")]
@@ -62,5 +94,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Shorthand for the most common error: an op's inputs have shapes that do not fit together.
 pub(crate) fn shape_err<T>(op: &'static str, detail: impl Into<String>) -> Result<T> {
-    Err(Error::Shape { op, detail: detail.into() })
+    Err(Error::Shape {
+        op,
+        detail: detail.into(),
+    })
 }

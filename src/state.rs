@@ -40,7 +40,12 @@ impl State {
         device: &crate::Device,
     ) -> Result<Self> {
         if conv_kernel < 2 || batch == 0 {
-            return shape_err("State::zeros", format!("needs batch >= 1 and conv width K >= 2, got batch {batch}, K {conv_kernel}"));
+            return shape_err(
+                "State::zeros",
+                format!(
+                    "needs batch >= 1 and conv width K >= 2, got batch {batch}, K {conv_kernel}"
+                ),
+            );
         }
         let layers = (0..layers)
             .map(|_| {
@@ -50,7 +55,10 @@ impl State {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(State { layers, position: 0 })
+        Ok(State {
+            layers,
+            position: 0,
+        })
     }
 
     /// Batch rows this state holds (0 for a state with no layers).
@@ -65,17 +73,32 @@ impl State {
         let layers = self
             .layers
             .iter()
-            .map(|l| Ok(LayerState { conv: l.conv.deep_clone()?, ssm: l.ssm.deep_clone()? }))
+            .map(|l| {
+                Ok(LayerState {
+                    conv: l.conv.deep_clone()?,
+                    ssm: l.ssm.deep_clone()?,
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
-        Ok(State { layers, position: self.position })
+        Ok(State {
+            layers,
+            position: self.position,
+        })
     }
 
     /// Makes this state a copy of `from` (a snapshot of the same model and batch size).
     pub fn restore(&mut self, from: &State) -> Result<()> {
-        let mismatch = self.layers.len() != from.layers.len()
-            || self.layers.iter().zip(&from.layers).any(|(a, b)| a.conv.shape() != b.conv.shape() || a.ssm.shape() != b.ssm.shape());
+        let mismatch =
+            self.layers.len() != from.layers.len()
+                || self.layers.iter().zip(&from.layers).any(|(a, b)| {
+                    a.conv.shape() != b.conv.shape() || a.ssm.shape() != b.ssm.shape()
+                });
         if mismatch {
-            let shapes = |s: &State| s.layers.first().map(|l| (l.conv.shape().to_vec(), l.ssm.shape().to_vec()));
+            let shapes = |s: &State| {
+                s.layers
+                    .first()
+                    .map(|l| (l.conv.shape().to_vec(), l.ssm.shape().to_vec()))
+            };
             return shape_err(
                 "State::restore",
                 format!(

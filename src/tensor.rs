@@ -52,21 +52,43 @@ pub struct Tensor(Arc<Inner>);
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor({:?}, {:?}, {})", self.shape(), self.dtype(), self.device().name())
+        write!(
+            f,
+            "Tensor({:?}, {:?}, {})",
+            self.shape(),
+            self.dtype(),
+            self.device().name()
+        )
     }
 }
 
 // ---- construction --------------------------------------------------------------------------------
 
 impl Tensor {
-    fn new(storage: Arc<Storage>, shape: Vec<usize>, dtype: DType, node: Option<Node>, is_variable: bool) -> Self {
-        Tensor(Arc::new(Inner { id: TensorId::fresh(), shape, dtype, storage, node, is_variable }))
+    fn new(
+        storage: Arc<Storage>,
+        shape: Vec<usize>,
+        dtype: DType,
+        node: Option<Node>,
+        is_variable: bool,
+    ) -> Self {
+        Tensor(Arc::new(Inner {
+            id: TensorId::fresh(),
+            shape,
+            dtype,
+            storage,
+            node,
+            is_variable,
+        }))
     }
 
     fn check_len(op: &'static str, len: usize, shape: &[usize]) -> Result<()> {
         let n: usize = shape.iter().product();
         if n != len {
-            return shape_err(op, format!("{len} values do not fill shape {shape:?} ({n} elements)"));
+            return shape_err(
+                op,
+                format!("{len} values do not fill shape {shape:?} ({n} elements)"),
+            );
         }
         Ok(())
     }
@@ -77,7 +99,13 @@ impl Tensor {
             Device::Cpu => Storage::Cpu(CpuStorage::F32(data)),
             Device::Wgpu(ctx) => Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data))?),
         };
-        Ok(Self::new(Arc::new(storage), shape.to_vec(), DType::F32, None, false))
+        Ok(Self::new(
+            Arc::new(storage),
+            shape.to_vec(),
+            DType::F32,
+            None,
+            false,
+        ))
     }
 
     pub fn from_u32(data: Vec<u32>, shape: &[usize], device: &Device) -> Result<Self> {
@@ -86,7 +114,13 @@ impl Tensor {
             Device::Cpu => Storage::Cpu(CpuStorage::U32(data)),
             Device::Wgpu(ctx) => Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data))?),
         };
-        Ok(Self::new(Arc::new(storage), shape.to_vec(), DType::U32, None, false))
+        Ok(Self::new(
+            Arc::new(storage),
+            shape.to_vec(),
+            DType::U32,
+            None,
+            false,
+        ))
     }
 
     pub fn zeros(shape: &[usize], device: &Device) -> Result<Self> {
@@ -105,12 +139,24 @@ impl Tensor {
     /// A result of a kernel on the cpu backend.
     pub(crate) fn from_cpu(data: Vec<f32>, shape: &[usize]) -> Self {
         debug_assert_eq!(data.len(), shape.iter().product::<usize>());
-        Self::new(Arc::new(Storage::Cpu(CpuStorage::F32(data))), shape.to_vec(), DType::F32, None, false)
+        Self::new(
+            Arc::new(Storage::Cpu(CpuStorage::F32(data))),
+            shape.to_vec(),
+            DType::F32,
+            None,
+            false,
+        )
     }
 
     /// A result of a kernel on the wgpu backend.
     pub(crate) fn from_gpu(buffer: GpuBuffer, shape: &[usize], dtype: DType) -> Self {
-        Self::new(Arc::new(Storage::Gpu(buffer)), shape.to_vec(), dtype, None, false)
+        Self::new(
+            Arc::new(Storage::Gpu(buffer)),
+            shape.to_vec(),
+            dtype,
+            None,
+            false,
+        )
     }
 
     /// Attaches a tape node to a freshly computed tensor when gradients are being recorded and any
@@ -125,29 +171,62 @@ impl Tensor {
         if !autograd::is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
             return self;
         }
-        let node = Node { op, inputs: inputs.iter().map(|t| (*t).clone()).collect(), backward: Box::new(backward) };
+        let node = Node {
+            op,
+            inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+            backward: Box::new(backward),
+        };
         let inner = &self.0;
-        Self::new(inner.storage.clone(), inner.shape.clone(), inner.dtype, Some(node), false)
+        Self::new(
+            inner.storage.clone(),
+            inner.shape.clone(),
+            inner.dtype,
+            Some(node),
+            false,
+        )
     }
 
     /// The same data as a leaf whose gradient `backward` returns.
     pub fn as_variable(&self) -> Self {
-        Self::new(self.0.storage.clone(), self.0.shape.clone(), self.0.dtype, None, true)
+        Self::new(
+            self.0.storage.clone(),
+            self.0.shape.clone(),
+            self.0.dtype,
+            None,
+            true,
+        )
     }
 
     /// The same data cut from the tape.
     pub fn detach(&self) -> Self {
-        Self::new(self.0.storage.clone(), self.0.shape.clone(), self.0.dtype, None, false)
+        Self::new(
+            self.0.storage.clone(),
+            self.0.shape.clone(),
+            self.0.dtype,
+            None,
+            false,
+        )
     }
 
     /// A view with another shape of the same element count; free (no copy).
     pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
         if shape.iter().product::<usize>() != self.elem_count() {
-            return shape_err("reshape", format!("cannot view {:?} as {shape:?}", self.shape()));
+            return shape_err(
+                "reshape",
+                format!("cannot view {:?} as {shape:?}", self.shape()),
+            );
         }
         let old = self.shape().to_vec();
-        let out = Self::new(self.0.storage.clone(), shape.to_vec(), self.0.dtype, None, false);
-        Ok(out.with_grad_fn("reshape", &[self], move |g| Ok(vec![Some(g.reshape(&old)?)])))
+        let out = Self::new(
+            self.0.storage.clone(),
+            shape.to_vec(),
+            self.0.dtype,
+            None,
+            false,
+        );
+        Ok(out.with_grad_fn("reshape", &[self], move |g| {
+            Ok(vec![Some(g.reshape(&old)?)])
+        }))
     }
 
     /// A copy of the data in new storage on the same device, cut from the tape (state snapshots).
@@ -157,7 +236,13 @@ impl Tensor {
             Storage::Cpu(CpuStorage::U32(v)) => Storage::Cpu(CpuStorage::U32(v.clone())),
             Storage::Gpu(b) => Storage::Gpu(b.context().duplicate(b)?),
         };
-        Ok(Self::new(Arc::new(storage), self.0.shape.clone(), self.0.dtype, None, false))
+        Ok(Self::new(
+            Arc::new(storage),
+            self.0.shape.clone(),
+            self.0.dtype,
+            None,
+            false,
+        ))
     }
 
     pub fn to_device(&self, device: &Device) -> Result<Self> {
@@ -230,7 +315,10 @@ impl Tensor {
     /// The value of a one-element tensor.
     pub fn scalar(&self) -> Result<f32> {
         if self.elem_count() != 1 {
-            return shape_err("scalar", format!("expected one element, got shape {:?}", self.shape()));
+            return shape_err(
+                "scalar",
+                format!("expected one element, got shape {:?}", self.shape()),
+            );
         }
         Ok(self.to_vec_f32()?[0])
     }
@@ -239,9 +327,19 @@ impl Tensor {
 // ---- access for kernels --------------------------------------------------------------------------
 
 impl Tensor {
-    pub(crate) fn expect_dtype(&self, op: &'static str, arg: &'static str, want: DType) -> Result<()> {
+    pub(crate) fn expect_dtype(
+        &self,
+        op: &'static str,
+        arg: &'static str,
+        want: DType,
+    ) -> Result<()> {
         if self.dtype() != want {
-            return Err(Error::DType { op, arg, expected: want, got: self.dtype() });
+            return Err(Error::DType {
+                op,
+                arg,
+                expected: want,
+                got: self.dtype(),
+            });
         }
         Ok(())
     }
@@ -251,7 +349,10 @@ impl Tensor {
         self.expect_dtype(op, arg, DType::F32)?;
         match &*self.0.storage {
             Storage::Cpu(CpuStorage::F32(v)) => Ok(v),
-            _ => Err(Error::InvalidArgument { op, detail: format!("{arg} is not on the cpu") }),
+            _ => Err(Error::InvalidArgument {
+                op,
+                detail: format!("{arg} is not on the cpu"),
+            }),
         }
     }
 
@@ -259,7 +360,10 @@ impl Tensor {
         self.expect_dtype(op, arg, DType::U32)?;
         match &*self.0.storage {
             Storage::Cpu(CpuStorage::U32(v)) => Ok(v),
-            _ => Err(Error::InvalidArgument { op, detail: format!("{arg} is not on the cpu") }),
+            _ => Err(Error::InvalidArgument {
+                op,
+                detail: format!("{arg} is not on the cpu"),
+            }),
         }
     }
 
@@ -267,7 +371,10 @@ impl Tensor {
     pub(crate) fn gpu(&self, op: &'static str, arg: &'static str) -> Result<&GpuBuffer> {
         match &*self.0.storage {
             Storage::Gpu(b) => Ok(b),
-            _ => Err(Error::InvalidArgument { op, detail: format!("{arg} is not on a wgpu device") }),
+            _ => Err(Error::InvalidArgument {
+                op,
+                detail: format!("{arg} is not on a wgpu device"),
+            }),
         }
     }
 }
@@ -278,7 +385,11 @@ pub(crate) fn same_device(op: &'static str, tensors: &[&Tensor]) -> Result<Devic
     for t in &tensors[1..] {
         let d = t.device();
         if !d.same_as(&first) {
-            return Err(Error::DeviceMismatch { op, first: first.name(), second: d.name() });
+            return Err(Error::DeviceMismatch {
+                op,
+                first: first.name(),
+                second: d.name(),
+            });
         }
     }
     Ok(first)

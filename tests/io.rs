@@ -5,7 +5,10 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use crsm::io::{HostTensor, TensorMap, load_safetensors_dir, load_safetensors_file, save_safetensors, write_atomic};
+use crsm::io::{
+    HostTensor, TensorMap, load_safetensors_dir, load_safetensors_file, save_safetensors,
+    write_atomic,
+};
 use crsm::{Device, Result};
 use half::{bf16, f16};
 use safetensors::{Dtype, View};
@@ -25,7 +28,10 @@ fn t(shape: &[usize], data: &[f32]) -> HostTensor {
 }
 
 fn map(entries: &[(&str, HostTensor)]) -> TensorMap {
-    entries.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()
+    entries
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect()
 }
 
 /// Raw bytes of any dtype, to write files crsm itself never writes (f16, bf16, i32, f64).
@@ -72,7 +78,10 @@ fn err_text<T: std::fmt::Debug>(r: Result<T>) -> String {
 
 fn assert_mentions(msg: &str, needles: &[&str]) {
     for n in needles {
-        assert!(msg.contains(n), "error message {msg:?} should mention {n:?}");
+        assert!(
+            msg.contains(n),
+            "error message {msg:?} should mention {n:?}"
+        );
     }
 }
 
@@ -80,9 +89,17 @@ fn sample() -> TensorMap {
     map(&[
         (
             "backbone.embeddings.weight",
-            t(&[3, 4], &[0.5, -1.0, 2.25, 1e-8, 3.0e7, -0.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0]),
+            t(
+                &[3, 4],
+                &[
+                    0.5, -1.0, 2.25, 1e-8, 3.0e7, -0.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0,
+                ],
+            ),
         ),
-        ("backbone.norm_f.weight", t(&[4], &[1.0, 1.5, f32::MIN_POSITIVE, f32::MAX])),
+        (
+            "backbone.norm_f.weight",
+            t(&[4], &[1.0, 1.5, f32::MIN_POSITIVE, f32::MAX]),
+        ),
         ("scalar", t(&[], &[42.0])),
         ("empty", t(&[0, 3], &[])),
     ])
@@ -123,13 +140,33 @@ fn f16_and_bf16_widen_to_the_rounded_values() {
     let dir = scratch("half");
     let path = dir.join("half.safetensors");
     let values = [1.0f32, -2.5, 0.1, 65504.0, 1e-3, 3.3333, -7.0e-6, 300.7];
-    let f16_bytes: Vec<u8> = values.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect();
-    let bf16_bytes: Vec<u8> = values.iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect();
+    let f16_bytes: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+        .collect();
+    let bf16_bytes: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
+        .collect();
     write_raw(
         &path,
         vec![
-            ("h", Raw { dtype: Dtype::F16, shape: vec![2, 4], bytes: f16_bytes }),
-            ("b", Raw { dtype: Dtype::BF16, shape: vec![8], bytes: bf16_bytes }),
+            (
+                "h",
+                Raw {
+                    dtype: Dtype::F16,
+                    shape: vec![2, 4],
+                    bytes: f16_bytes,
+                },
+            ),
+            (
+                "b",
+                Raw {
+                    dtype: Dtype::BF16,
+                    shape: vec![8],
+                    bytes: bf16_bytes,
+                },
+            ),
         ],
     );
     let got = load_safetensors_file(&path).unwrap();
@@ -154,16 +191,27 @@ fn integer_tensors_load_only_when_exact() {
         vec![
             (
                 "ids",
-                Raw { dtype: Dtype::I32, shape: vec![5], bytes: ids.iter().flat_map(|v| v.to_le_bytes()).collect() },
+                Raw {
+                    dtype: Dtype::I32,
+                    shape: vec![5],
+                    bytes: ids.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                },
             ),
             (
                 "long",
-                Raw { dtype: Dtype::I64, shape: vec![2], bytes: i64s.iter().flat_map(|v| v.to_le_bytes()).collect() },
+                Raw {
+                    dtype: Dtype::I64,
+                    shape: vec![2],
+                    bytes: i64s.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                },
             ),
         ],
     );
     let got = load_safetensors_file(&path).unwrap();
-    assert_eq!(got["ids"].data, vec![0.0, 1.0, -5.0, 50_279.0, 16_777_216.0]);
+    assert_eq!(
+        got["ids"].data,
+        vec![0.0, 1.0, -5.0, 50_279.0, 16_777_216.0]
+    );
     assert_eq!(got["long"].data, vec![3.0, -16_777_216.0]);
 
     let bad = dir.join("big.safetensors");
@@ -172,16 +220,41 @@ fn integer_tensors_load_only_when_exact() {
         &bad,
         vec![(
             "counter",
-            Raw { dtype: Dtype::I64, shape: vec![2], bytes: big.iter().flat_map(|v| v.to_le_bytes()).collect() },
+            Raw {
+                dtype: Dtype::I64,
+                shape: vec![2],
+                bytes: big.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            },
         )],
     );
     let msg = err_text(load_safetensors_file(&bad));
-    assert_mentions(&msg, &["big.safetensors", "'counter'", "index 1", "not exactly representable"]);
+    assert_mentions(
+        &msg,
+        &[
+            "big.safetensors",
+            "'counter'",
+            "index 1",
+            "not exactly representable",
+        ],
+    );
 
     let odd = dir.join("odd.safetensors");
     let v: i32 = (1 << 24) + 1;
-    write_raw(&odd, vec![("ids", Raw { dtype: Dtype::I32, shape: vec![1], bytes: v.to_le_bytes().to_vec() })]);
-    assert_mentions(&err_text(load_safetensors_file(&odd)), &["odd.safetensors", "'ids'", "16777217"]);
+    write_raw(
+        &odd,
+        vec![(
+            "ids",
+            Raw {
+                dtype: Dtype::I32,
+                shape: vec![1],
+                bytes: v.to_le_bytes().to_vec(),
+            },
+        )],
+    );
+    assert_mentions(
+        &err_text(load_safetensors_file(&odd)),
+        &["odd.safetensors", "'ids'", "16777217"],
+    );
 }
 
 #[test]
@@ -191,8 +264,22 @@ fn unsupported_dtype_names_tensor_and_dtype() {
     write_raw(
         &path,
         vec![
-            ("fine", Raw { dtype: Dtype::F32, shape: vec![1], bytes: 1.0f32.to_le_bytes().to_vec() }),
-            ("layers.0.D", Raw { dtype: Dtype::F64, shape: vec![1], bytes: 1.0f64.to_le_bytes().to_vec() }),
+            (
+                "fine",
+                Raw {
+                    dtype: Dtype::F32,
+                    shape: vec![1],
+                    bytes: 1.0f32.to_le_bytes().to_vec(),
+                },
+            ),
+            (
+                "layers.0.D",
+                Raw {
+                    dtype: Dtype::F64,
+                    shape: vec![1],
+                    bytes: 1.0f64.to_le_bytes().to_vec(),
+                },
+            ),
         ],
     );
     assert_mentions(
@@ -208,7 +295,10 @@ const SHARD2: &str = "model-00002-of-00002.safetensors";
 
 /// Two shards and an index; returns the tensors they hold together.
 fn write_sharded(dir: &Path, index_extra: &[(&str, &str)]) -> TensorMap {
-    let a = map(&[("a.weight", t(&[2], &[1.0, 2.0])), ("b.weight", t(&[1, 2], &[3.0, 4.0]))]);
+    let a = map(&[
+        ("a.weight", t(&[2], &[1.0, 2.0])),
+        ("b.weight", t(&[1, 2], &[3.0, 4.0])),
+    ]);
     let b = map(&[("c.weight", t(&[3], &[5.0, 6.0, 7.0]))]);
     save_safetensors(&dir.join(SHARD1), &a).unwrap();
     save_safetensors(&dir.join(SHARD2), &b).unwrap();
@@ -239,14 +329,20 @@ fn sharded_missing_shard_file() {
     let dir = scratch("missing-shard");
     write_sharded(&dir, &[]);
     std::fs::remove_file(dir.join(SHARD2)).unwrap();
-    assert_mentions(&err_text(load_safetensors_dir(&dir)), &[SHARD2, "'c.weight'", "missing"]);
+    assert_mentions(
+        &err_text(load_safetensors_dir(&dir)),
+        &[SHARD2, "'c.weight'", "missing"],
+    );
 }
 
 #[test]
 fn sharded_tensor_listed_but_absent() {
     let dir = scratch("absent");
     write_sharded(&dir, &[("ghost.weight", SHARD2)]);
-    assert_mentions(&err_text(load_safetensors_dir(&dir)), &[SHARD2, "'ghost.weight'", "does not hold it"]);
+    assert_mentions(
+        &err_text(load_safetensors_dir(&dir)),
+        &[SHARD2, "'ghost.weight'", "does not hold it"],
+    );
 }
 
 #[test]
@@ -254,27 +350,57 @@ fn sharded_duplicate_across_shards() {
     let dir = scratch("duplicate");
     write_sharded(&dir, &[]);
     // Shard 2 also carries a.weight, which the index places in shard 1.
-    let b = map(&[("a.weight", t(&[2], &[9.0, 9.0])), ("c.weight", t(&[3], &[5.0, 6.0, 7.0]))]);
+    let b = map(&[
+        ("a.weight", t(&[2], &[9.0, 9.0])),
+        ("c.weight", t(&[3], &[5.0, 6.0, 7.0])),
+    ]);
     save_safetensors(&dir.join(SHARD2), &b).unwrap();
-    assert_mentions(&err_text(load_safetensors_dir(&dir)), &[SHARD2, SHARD1, "'a.weight'", "also appears"]);
+    assert_mentions(
+        &err_text(load_safetensors_dir(&dir)),
+        &[SHARD2, SHARD1, "'a.weight'", "also appears"],
+    );
 }
 
 #[test]
 fn sharded_bad_index() {
     let dir = scratch("bad-index");
     std::fs::write(dir.join("model.safetensors.index.json"), "{ not json").unwrap();
-    assert_mentions(&err_text(load_safetensors_dir(&dir)), &["model.safetensors.index.json", "not valid JSON"]);
-    std::fs::write(dir.join("model.safetensors.index.json"), r#"{"metadata": {}}"#).unwrap();
-    assert_mentions(&err_text(load_safetensors_dir(&dir)), &["model.safetensors.index.json", "weight_map"]);
-    std::fs::write(dir.join("model.safetensors.index.json"), r#"{"weight_map": {"x": "../x.safetensors"}}"#).unwrap();
-    assert_mentions(&err_text(load_safetensors_dir(&dir)), &["'x'", "../x.safetensors", "plain file name"]);
+    assert_mentions(
+        &err_text(load_safetensors_dir(&dir)),
+        &["model.safetensors.index.json", "not valid JSON"],
+    );
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        r#"{"metadata": {}}"#,
+    )
+    .unwrap();
+    assert_mentions(
+        &err_text(load_safetensors_dir(&dir)),
+        &["model.safetensors.index.json", "weight_map"],
+    );
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        r#"{"weight_map": {"x": "../x.safetensors"}}"#,
+    )
+    .unwrap();
+    assert_mentions(
+        &err_text(load_safetensors_dir(&dir)),
+        &["'x'", "../x.safetensors", "plain file name"],
+    );
 }
 
 #[test]
 fn directory_without_checkpoint() {
     let dir = scratch("empty-dir");
     let msg = err_text(load_safetensors_dir(&dir));
-    assert_mentions(&msg, &[&dir.display().to_string(), "model.safetensors", "model.safetensors.index.json"]);
+    assert_mentions(
+        &msg,
+        &[
+            &dir.display().to_string(),
+            "model.safetensors",
+            "model.safetensors.index.json",
+        ],
+    );
 }
 
 // ---- broken files --------------------------------------------------------------------------------
@@ -291,7 +417,10 @@ fn empty_file() {
     let dir = scratch("zero");
     let path = dir.join("zero.safetensors");
     std::fs::write(&path, b"").unwrap();
-    assert_mentions(&err_text(load_safetensors_file(&path)), &["zero.safetensors", "0 bytes", "too short"]);
+    assert_mentions(
+        &err_text(load_safetensors_file(&path)),
+        &["zero.safetensors", "0 bytes", "too short"],
+    );
 }
 
 #[test]
@@ -312,18 +441,30 @@ fn header_not_json() {
     let dir = scratch("notjson");
     let path = dir.join("notjson.safetensors");
     write_handmade(&path, "this is not json", &[]);
-    assert_mentions(&err_text(load_safetensors_file(&path)), &["notjson.safetensors", "not valid safetensors JSON"]);
+    assert_mentions(
+        &err_text(load_safetensors_file(&path)),
+        &["notjson.safetensors", "not valid safetensors JSON"],
+    );
 }
 
 #[test]
 fn truncated_file_names_the_cut_tensor() {
     let dir = scratch("truncated");
     let path = dir.join("cut.safetensors");
-    save_safetensors(&path, &map(&[("first", t(&[2], &[1.0, 2.0])), ("second", t(&[4], &[1.0, 2.0, 3.0, 4.0]))]))
-        .unwrap();
+    save_safetensors(
+        &path,
+        &map(&[
+            ("first", t(&[2], &[1.0, 2.0])),
+            ("second", t(&[4], &[1.0, 2.0, 3.0, 4.0])),
+        ]),
+    )
+    .unwrap();
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-    assert_mentions(&err_text(load_safetensors_file(&path)), &["cut.safetensors", "'second'", "truncated"]);
+    assert_mentions(
+        &err_text(load_safetensors_file(&path)),
+        &["cut.safetensors", "'second'", "truncated"],
+    );
 }
 
 #[test]
@@ -332,8 +473,15 @@ fn header_that_lies_about_sizes_or_offsets() {
     let path = dir.join("lies.safetensors");
 
     // Shape [2, 3] of F32 needs 24 bytes; the offsets give it 8.
-    write_handmade(&path, r#"{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,8]}}"#, &[0; 8]);
-    assert_mentions(&err_text(load_safetensors_file(&path)), &["lies.safetensors", "'w'", "needs 24 bytes", "span 8"]);
+    write_handmade(
+        &path,
+        r#"{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,8]}}"#,
+        &[0; 8],
+    );
+    assert_mentions(
+        &err_text(load_safetensors_file(&path)),
+        &["lies.safetensors", "'w'", "needs 24 bytes", "span 8"],
+    );
 
     // A gap between two tensors.
     write_handmade(
@@ -341,7 +489,10 @@ fn header_that_lies_about_sizes_or_offsets() {
         r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#,
         &[0; 12],
     );
-    assert_mentions(&err_text(load_safetensors_file(&path)), &["lies.safetensors", "'b'", "gap"]);
+    assert_mentions(
+        &err_text(load_safetensors_file(&path)),
+        &["lies.safetensors", "'b'", "gap"],
+    );
 
     // Overlapping tensors.
     write_handmade(
@@ -355,20 +506,48 @@ fn header_that_lies_about_sizes_or_offsets() {
     );
 
     // Offsets past the end of the file.
-    write_handmade(&path, r#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, &[0; 8]);
-    assert_mentions(&err_text(load_safetensors_file(&path)), &["lies.safetensors", "'w'", "only 8 bytes"]);
+    write_handmade(
+        &path,
+        r#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+        &[0; 8],
+    );
+    assert_mentions(
+        &err_text(load_safetensors_file(&path)),
+        &["lies.safetensors", "'w'", "only 8 bytes"],
+    );
 
     // Bytes after the last tensor.
-    write_handmade(&path, r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, &[0; 9]);
-    assert_mentions(&err_text(load_safetensors_file(&path)), &["lies.safetensors", "accounts for 4 bytes", "holds 9"]);
+    write_handmade(
+        &path,
+        r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+        &[0; 9],
+    );
+    assert_mentions(
+        &err_text(load_safetensors_file(&path)),
+        &["lies.safetensors", "accounts for 4 bytes", "holds 9"],
+    );
 
     // An entry that is not a tensor description.
-    write_handmade(&path, r#"{"w":{"dtype":"F99","shape":[1],"data_offsets":[0,4]}}"#, &[0; 4]);
-    assert_mentions(&err_text(load_safetensors_file(&path)), &["lies.safetensors", "'w'", "bad header entry"]);
+    write_handmade(
+        &path,
+        r#"{"w":{"dtype":"F99","shape":[1],"data_offsets":[0,4]}}"#,
+        &[0; 4],
+    );
+    assert_mentions(
+        &err_text(load_safetensors_file(&path)),
+        &["lies.safetensors", "'w'", "bad header entry"],
+    );
 
     // A shape whose element count overflows.
-    write_handmade(&path, r#"{"w":{"dtype":"F32","shape":[18446744073709551615,2],"data_offsets":[0,4]}}"#, &[0; 4]);
-    assert_mentions(&err_text(load_safetensors_file(&path)), &["lies.safetensors", "'w'", "overflows"]);
+    write_handmade(
+        &path,
+        r#"{"w":{"dtype":"F32","shape":[18446744073709551615,2],"data_offsets":[0,4]}}"#,
+        &[0; 4],
+    );
+    assert_mentions(
+        &err_text(load_safetensors_file(&path)),
+        &["lies.safetensors", "'w'", "overflows"],
+    );
 }
 
 /// Every truncation of a valid file must be an error (never a panic, never a silently shorter
@@ -411,7 +590,10 @@ fn corruptions_never_panic() {
             bytes[..8].copy_from_slice(&((len - 8) as u64 / 2).to_le_bytes());
         }
         std::fs::write(&probe, &bytes).unwrap();
-        assert!(load_safetensors_file(&probe).is_err(), "random {len} bytes loaded");
+        assert!(
+            load_safetensors_file(&probe).is_err(),
+            "random {len} bytes loaded"
+        );
     }
 }
 
@@ -421,7 +603,11 @@ fn corruptions_never_panic() {
 fn atomic_write_overwrites_and_leaves_no_temp_file() {
     let dir = scratch("atomic");
     let path = dir.join("model.safetensors");
-    std::fs::write(&path, b"old contents, longer than what replaces them................").unwrap();
+    std::fs::write(
+        &path,
+        b"old contents, longer than what replaces them................",
+    )
+    .unwrap();
     let tensors = map(&[("w", t(&[2], &[1.0, 2.0]))]);
     save_safetensors(&path, &tensors).unwrap();
     assert_eq!(load_safetensors_file(&path).unwrap(), tensors);
@@ -431,8 +617,10 @@ fn atomic_write_overwrites_and_leaves_no_temp_file() {
     write_atomic(&dir.join("notes.txt"), b"bye").unwrap();
     assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"bye");
 
-    let mut names: Vec<String> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert_eq!(names, vec!["model.safetensors", "notes.txt"]);
 }
@@ -448,7 +636,18 @@ fn atomic_write_into_missing_directory_fails_cleanly() {
 fn save_refuses_inconsistent_tensor() {
     let dir = scratch("inconsistent");
     let path = dir.join("bad.safetensors");
-    let tensors: TensorMap = [("w".to_string(), HostTensor { shape: vec![3], data: vec![1.0] })].into_iter().collect();
-    assert_mentions(&err_text(save_safetensors(&path, &tensors)), &["bad.safetensors", "'w'", "1 values"]);
+    let tensors: TensorMap = [(
+        "w".to_string(),
+        HostTensor {
+            shape: vec![3],
+            data: vec![1.0],
+        },
+    )]
+    .into_iter()
+    .collect();
+    assert_mentions(
+        &err_text(save_safetensors(&path, &tensors)),
+        &["bad.safetensors", "'w'", "1 values"],
+    );
     assert!(!path.exists());
 }

@@ -27,7 +27,9 @@ struct Reference(TensorMap);
 
 impl Reference {
     fn load() -> Self {
-        Reference(io::load_safetensors_file(&Path::new(FIXTURE).join("reference.safetensors")).unwrap())
+        Reference(
+            io::load_safetensors_file(&Path::new(FIXTURE).join("reference.safetensors")).unwrap(),
+        )
     }
     fn f32(&self, name: &str) -> &[f32] {
         &self.0[name].data
@@ -49,11 +51,19 @@ fn ids(values: &[u32], shape: &[usize], device: &Device) -> Tensor {
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn argmax(row: &[f32]) -> u32 {
-    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
+        .0 as u32
 }
 
 /// A fresh directory under the system temp dir, unique to this process and test.
@@ -81,13 +91,23 @@ fn logits_and_hidden_states_match_hf(device: &Device) {
     let logits = model.forward(&prompt).unwrap();
     assert_eq!(logits.shape(), [1, 11, 61]);
     let got = logits.to_vec_f32().unwrap();
-    println!("{}: logits max |diff| vs HF {:.2e}", device.name(), max_abs_diff(&got, r.f32("logits")));
+    println!(
+        "{}: logits max |diff| vs HF {:.2e}",
+        device.name(),
+        max_abs_diff(&got, r.f32("logits"))
+    );
     assert_close("logits vs HF", &got, r.f32("logits"), 0.0, LOGIT_TOL);
     // HF's hidden_states[i] is the residual stream after layer i (README "hidden_states semantics").
     let residuals = model.residuals(&prompt).unwrap();
     assert_eq!(residuals.len(), 3);
     for (i, h) in residuals.iter().enumerate() {
-        assert_close(&format!("hidden_states.{i}"), &h.to_vec_f32().unwrap(), r.f32(&format!("hidden_states.{i}")), 0.0, LOGIT_TOL);
+        assert_close(
+            &format!("hidden_states.{i}"),
+            &h.to_vec_f32().unwrap(),
+            r.f32(&format!("hidden_states.{i}")),
+            0.0,
+            LOGIT_TOL,
+        );
     }
 }
 
@@ -110,7 +130,11 @@ fn greedy_continuation_matches_hf(device: &Device) {
     let model = fixture(device);
     let _off = crsm::no_grad();
     let mut state = model.new_state(1).unwrap();
-    let logits = model.prefill(&ids(&r.ids("prompt_ids"), &[1, 11], device), &mut state).unwrap().to_vec_f32().unwrap();
+    let logits = model
+        .prefill(&ids(&r.ids("prompt_ids"), &[1, 11], device), &mut state)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
     let mut next = argmax(&logits[10 * 61..]);
     let mut got = vec![next];
     while got.len() < 16 {
@@ -119,7 +143,11 @@ fn greedy_continuation_matches_hf(device: &Device) {
         next = argmax(&step.to_vec_f32().unwrap());
         got.push(next);
     }
-    assert_eq!(got, r.ids("greedy_ids"), "greedy continuation differs from HF's");
+    assert_eq!(
+        got,
+        r.ids("greedy_ids"),
+        "greedy continuation differs from HF's"
+    );
     assert_eq!(state.position, 11 + 15);
 }
 
@@ -143,18 +171,38 @@ fn states_after_prompt_match_hf(device: &Device) {
     let model = fixture(device);
     let _off = crsm::no_grad();
     let mut state = model.new_state(1).unwrap();
-    model.prefill(&ids(&r.ids("prompt_ids"), &[1, 11], device), &mut state).unwrap();
+    model
+        .prefill(&ids(&r.ids("prompt_ids"), &[1, 11], device), &mut state)
+        .unwrap();
     let (e, k, n) = (48, 3, 5);
     for (i, layer) in state.layers.iter().enumerate() {
         assert_eq!(layer.conv.shape(), [1, k - 1, e]);
         assert_eq!(layer.ssm.shape(), [1, e, n]);
         assert_eq!(r.shape(&format!("conv_state.{i}")), [e, k]);
         let hf = r.f32(&format!("conv_state.{i}"));
-        let want: Vec<f32> = (0..k - 1).flat_map(|j| (0..e).map(move |c| hf[c * k + j + 1])).collect();
-        assert_close(&format!("conv state {i}"), &layer.conv.to_vec_f32().unwrap(), &want, 0.0, STATE_TOL);
+        let want: Vec<f32> = (0..k - 1)
+            .flat_map(|j| (0..e).map(move |c| hf[c * k + j + 1]))
+            .collect();
+        assert_close(
+            &format!("conv state {i}"),
+            &layer.conv.to_vec_f32().unwrap(),
+            &want,
+            0.0,
+            STATE_TOL,
+        );
         let ssm = layer.ssm.to_vec_f32().unwrap();
-        println!("{}: layer {i} ssm state max |diff| vs HF {:.2e}", device.name(), max_abs_diff(&ssm, r.f32(&format!("ssm_state.{i}"))));
-        assert_close(&format!("ssm state {i}"), &layer.ssm.to_vec_f32().unwrap(), r.f32(&format!("ssm_state.{i}")), 0.0, STATE_TOL);
+        println!(
+            "{}: layer {i} ssm state max |diff| vs HF {:.2e}",
+            device.name(),
+            max_abs_diff(&ssm, r.f32(&format!("ssm_state.{i}")))
+        );
+        assert_close(
+            &format!("ssm state {i}"),
+            &layer.ssm.to_vec_f32().unwrap(),
+            r.f32(&format!("ssm_state.{i}")),
+            0.0,
+            STATE_TOL,
+        );
     }
 }
 
@@ -176,26 +224,57 @@ fn batch_rows_match_single_runs(device: &Device) {
     let model = fixture(device);
     let _off = crsm::no_grad();
     let prompts = r.ids("batch_prompt_ids");
-    let both = model.forward(&ids(&prompts, &[2, 7], device)).unwrap().to_vec_f32().unwrap();
-    assert_close("batch logits vs HF", &both, r.f32("batch_logits"), 0.0, LOGIT_TOL);
+    let both = model
+        .forward(&ids(&prompts, &[2, 7], device))
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    assert_close(
+        "batch logits vs HF",
+        &both,
+        r.f32("batch_logits"),
+        0.0,
+        LOGIT_TOL,
+    );
     // Prefill 4 tokens of both rows, then step the last 3 as a batch.
     let mut state = model.new_state(2).unwrap();
     let head: Vec<u32> = prompts.chunks(7).flat_map(|p| p[..4].to_vec()).collect();
-    let pre = model.prefill(&ids(&head, &[2, 4], device), &mut state).unwrap().to_vec_f32().unwrap();
+    let pre = model
+        .prefill(&ids(&head, &[2, 4], device), &mut state)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
     let mut stepped = [Vec::new(), Vec::new()];
     for t in 4..7 {
-        let out = model.step(&ids(&[prompts[t], prompts[7 + t]], &[2], device), &mut state).unwrap().to_vec_f32().unwrap();
+        let out = model
+            .step(
+                &ids(&[prompts[t], prompts[7 + t]], &[2], device),
+                &mut state,
+            )
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
         for b in 0..2 {
             stepped[b].extend_from_slice(&out[b * 61..(b + 1) * 61]);
         }
     }
     for b in 0..2 {
-        let alone = model.forward(&ids(&prompts[b * 7..(b + 1) * 7], &[1, 7], device)).unwrap().to_vec_f32().unwrap();
+        let alone = model
+            .forward(&ids(&prompts[b * 7..(b + 1) * 7], &[1, 7], device))
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
         let row = &both[b * 7 * 61..(b + 1) * 7 * 61];
         assert_close(&format!("batch row {b} vs alone"), row, &alone, 0.0, 1e-5);
         let mut decoded = pre[b * 4 * 61..(b + 1) * 4 * 61].to_vec();
         decoded.extend_from_slice(&stepped[b]);
-        assert_close(&format!("batch row {b}: prefill + steps vs alone"), &decoded, &alone, 0.0, LOGIT_TOL);
+        assert_close(
+            &format!("batch row {b}: prefill + steps vs alone"),
+            &decoded,
+            &alone,
+            0.0,
+            LOGIT_TOL,
+        );
     }
 }
 
@@ -218,18 +297,38 @@ fn prefill_then_step_matches_forward(model: &Backbone, tokens: &[u32], what: &st
     let device = model.device();
     let v = model.config.vocab_size;
     let _off = crsm::no_grad();
-    let full = model.forward(&ids(tokens, &[1, tokens.len()], &device)).unwrap().to_vec_f32().unwrap();
+    let full = model
+        .forward(&ids(tokens, &[1, tokens.len()], &device))
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
     for split in [0, 1, 2, tokens.len() - 1] {
         let mut state = model.new_state(1).unwrap();
         let mut got = Vec::new();
         if split > 0 {
-            got = model.prefill(&ids(&tokens[..split], &[1, split], &device), &mut state).unwrap().to_vec_f32().unwrap();
+            got = model
+                .prefill(&ids(&tokens[..split], &[1, split], &device), &mut state)
+                .unwrap()
+                .to_vec_f32()
+                .unwrap();
         }
         for &t in &tokens[split..] {
-            got.extend(model.step(&ids(&[t], &[1], &device), &mut state).unwrap().to_vec_f32().unwrap());
+            got.extend(
+                model
+                    .step(&ids(&[t], &[1], &device), &mut state)
+                    .unwrap()
+                    .to_vec_f32()
+                    .unwrap(),
+            );
         }
         assert_eq!(got.len(), tokens.len() * v);
-        assert_close(&format!("{what}: prefill {split} then step vs forward"), &got, &full, 0.0, LOGIT_TOL);
+        assert_close(
+            &format!("{what}: prefill {split} then step vs forward"),
+            &got,
+            &full,
+            0.0,
+            LOGIT_TOL,
+        );
         assert_eq!(state.position, tokens.len());
     }
 }
@@ -261,7 +360,9 @@ fn perturbed_crsm_model(config: CrsmConfig, device: &Device) -> Backbone {
     let mut perturb = |t: &mut Tensor, center: f32, spread: f32| {
         seed += 1;
         let values = rand_vec(seed, t.elem_count(), center - spread, center + spread);
-        *t = Tensor::from_f32(values, t.shape(), device).unwrap().as_variable();
+        *t = Tensor::from_f32(values, t.shape(), device)
+            .unwrap()
+            .as_variable();
     };
     perturb(model.fusion.as_mut().unwrap(), 0.0, 1.0);
     for a in &mut model.adapters {
@@ -280,8 +381,16 @@ fn fusion_and_recursive_depth_keep_prefill_and_step_in_agreement() {
     let tokens: Vec<u32> = (0..9).map(|t| (t * 11 + 3) % 29).collect();
     for device in devices() {
         let model = perturbed_crsm_model(crsm_config(), &device);
-        assert_eq!(model.new_state(1).unwrap().layers.len(), 6, "one state per block application");
-        prefill_then_step_matches_forward(&model, &tokens, &format!("fusion + depth 3 on {}", device.name()));
+        assert_eq!(
+            model.new_state(1).unwrap().layers.len(),
+            6,
+            "one state per block application"
+        );
+        prefill_then_step_matches_forward(
+            &model,
+            &tokens,
+            &format!("fusion + depth 3 on {}", device.name()),
+        );
     }
 }
 
@@ -294,9 +403,19 @@ fn fusion_and_adapters_change_the_logits() {
     plain.adapters.clear();
     let x = ids(&[1, 2, 3], &[1, 3], &Device::Cpu);
     let _off = crsm::no_grad();
-    let (a, b) = (model.forward(&x).unwrap().to_vec_f32().unwrap(), plain.forward(&x).unwrap().to_vec_f32().unwrap());
-    let diff = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
-    assert!(diff > 1e-2, "fusion and adapters made no difference (max |diff| {diff})");
+    let (a, b) = (
+        model.forward(&x).unwrap().to_vec_f32().unwrap(),
+        plain.forward(&x).unwrap().to_vec_f32().unwrap(),
+    );
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        diff > 1e-2,
+        "fusion and adapters made no difference (max |diff| {diff})"
+    );
 }
 
 /// Finite differences through a whole tiny model with fusion, depth 2, adapters and biases: the
@@ -333,7 +452,8 @@ fn gradients_through_fusion_and_recursive_depth_match_finite_differences() {
         m.adapters[1].bias = xs[2].clone();
         m.embeddings = xs[3].clone();
         let blk = &mut m.blocks[0];
-        (blk.in_proj, blk.in_proj_bias, blk.conv_weight) = (xs[4].clone(), Some(xs[5].clone()), xs[6].clone());
+        (blk.in_proj, blk.in_proj_bias, blk.conv_weight) =
+            (xs[4].clone(), Some(xs[5].clone()), xs[6].clone());
         (blk.a_log, blk.dt_bias, blk.out_proj) = (xs[7].clone(), xs[8].clone(), xs[9].clone());
         m.forward(&tokens).unwrap()
     });
@@ -347,14 +467,29 @@ fn snapshot_and_restore_replay_the_same_logits() {
         let model = fixture(&device);
         let _off = crsm::no_grad();
         let mut state = model.new_state(1).unwrap();
-        model.prefill(&ids(&[1, 17, 42], &[1, 3], &device), &mut state).unwrap();
+        model
+            .prefill(&ids(&[1, 17, 42], &[1, 3], &device), &mut state)
+            .unwrap();
         let snap = state.snapshot().unwrap();
-        let first = model.step(&ids(&[5], &[1], &device), &mut state).unwrap().to_vec_f32().unwrap();
+        let first = model
+            .step(&ids(&[5], &[1], &device), &mut state)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
         model.step(&ids(&[9], &[1], &device), &mut state).unwrap();
         state.restore(&snap).unwrap();
         assert_eq!(state.position, 3);
-        let again = model.step(&ids(&[5], &[1], &device), &mut state).unwrap().to_vec_f32().unwrap();
-        assert_eq!(first, again, "{}: restore did not bring back the snapshot", device.name());
+        let again = model
+            .step(&ids(&[5], &[1], &device), &mut state)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        assert_eq!(
+            first,
+            again,
+            "{}: restore did not bring back the snapshot",
+            device.name()
+        );
         let wrong = fixture(&device).new_state(2).unwrap();
         assert!(matches!(state.restore(&wrong), Err(Error::Shape { .. })));
     }
@@ -364,8 +499,14 @@ fn snapshot_and_restore_replay_the_same_logits() {
 fn a_state_of_the_wrong_batch_is_refused() {
     let model = fixture(&Device::Cpu);
     let mut state = model.new_state(2).unwrap();
-    let err = model.step(&ids(&[1], &[1], &Device::Cpu), &mut state).unwrap_err().to_string();
-    assert!(err.contains("Backbone::prefill") && err.contains("batch 2") && err.contains("batch 1"), "{err}");
+    let err = model
+        .step(&ids(&[1], &[1], &Device::Cpu), &mut state)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Backbone::prefill") && err.contains("batch 2") && err.contains("batch 1"),
+        "{err}"
+    );
     assert_eq!(state.position, 0);
 }
 
@@ -378,7 +519,10 @@ fn assert_same_weights(a: &Backbone, b: &Backbone) {
     for ((name, x), (_, y)) in na.iter().zip(&nb) {
         assert_eq!(x.shape(), y.shape(), "{name}");
         let (x, y) = (x.to_vec_f32().unwrap(), y.to_vec_f32().unwrap());
-        assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()), "{name} changed in the round trip");
+        assert!(
+            x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{name} changed in the round trip"
+        );
     }
 }
 
@@ -391,9 +535,20 @@ fn save_then_load_is_bit_identical() {
     let back = Backbone::load(&dir, &Device::Cpu).unwrap();
     assert_eq!(back.config, model.config);
     assert_same_weights(&model, &back);
-    let names: Vec<String> = io::load_safetensors_file(&dir.join("model.safetensors")).unwrap().into_keys().collect();
-    for want in ["lm_head.weight", "crsm.fusion.logits", "crsm.adapters.2.scale", "backbone.layers.1.mixer.in_proj.bias"] {
-        assert!(names.iter().any(|n| n == want), "{want} missing from the saved checkpoint");
+    let names: Vec<String> = io::load_safetensors_file(&dir.join("model.safetensors"))
+        .unwrap()
+        .into_keys()
+        .collect();
+    for want in [
+        "lm_head.weight",
+        "crsm.fusion.logits",
+        "crsm.adapters.2.scale",
+        "backbone.layers.1.mixer.in_proj.bias",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from the saved checkpoint"
+        );
     }
     // The HF fixture (tied) through save and load, on the cpu and from lavapipe.
     for device in devices() {
@@ -401,12 +556,21 @@ fn save_then_load_is_bit_identical() {
         let dir = temp_dir("roundtrip-hf");
         hf.save(&dir).unwrap();
         let saved = io::load_safetensors_file(&dir.join("model.safetensors")).unwrap();
-        assert!(!saved.contains_key("lm_head.weight"), "a tied model saved lm_head.weight");
-        assert_eq!(saved["backbone.layers.0.mixer.conv1d.weight"].shape, [48, 1, 3], "conv weight not in HF layout");
+        assert!(
+            !saved.contains_key("lm_head.weight"),
+            "a tied model saved lm_head.weight"
+        );
+        assert_eq!(
+            saved["backbone.layers.0.mixer.conv1d.weight"].shape,
+            [48, 1, 3],
+            "conv weight not in HF layout"
+        );
         let back = Backbone::load(&dir, &Device::Cpu).unwrap();
         assert_eq!(back.config, hf.config);
         assert_same_weights(&hf, &back);
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
         assert_eq!(json["bos_token_id"], 1, "accepted HF keys are written back");
     }
 }
@@ -414,7 +578,11 @@ fn save_then_load_is_bit_identical() {
 #[test]
 fn parameter_names_and_parameters_mut_agree() {
     let mut model = perturbed_crsm_model(crsm_config(), &Device::Cpu);
-    let named: Vec<_> = model.named_parameters().iter().map(|(_, t)| t.id()).collect();
+    let named: Vec<_> = model
+        .named_parameters()
+        .iter()
+        .map(|(_, t)| t.id())
+        .collect();
     let mutable: Vec<_> = model.parameters_mut().iter().map(|t| t.id()).collect();
     assert_eq!(named, mutable);
 }
@@ -429,7 +597,10 @@ fn write_checkpoint(name: &str, config: &str, map: &TensorMap) -> PathBuf {
 
 fn fixture_parts() -> (String, TensorMap) {
     let config = std::fs::read_to_string(Path::new(FIXTURE).join("config.json")).unwrap();
-    (config, io::load_safetensors_file(&Path::new(FIXTURE).join("model.safetensors")).unwrap())
+    (
+        config,
+        io::load_safetensors_file(&Path::new(FIXTURE).join("model.safetensors")).unwrap(),
+    )
 }
 
 fn load_err(dir: &Path) -> (String, String) {
@@ -446,13 +617,22 @@ fn a_missing_tensor_is_named() {
     map.remove("backbone.layers.1.mixer.dt_proj.bias");
     let (tensor, detail) = load_err(&write_checkpoint("missing", &config, &map));
     assert_eq!(tensor, "backbone.layers.1.mixer.dt_proj.bias");
-    assert!(detail.contains("missing") && detail.contains("[48]"), "{detail}");
+    assert!(
+        detail.contains("missing") && detail.contains("[48]"),
+        "{detail}"
+    );
 }
 
 #[test]
 fn an_extra_tensor_is_named() {
     let (config, mut map) = fixture_parts();
-    map.insert("backbone.layers.3.norm.weight".into(), HostTensor { shape: vec![24], data: vec![1.0; 24] });
+    map.insert(
+        "backbone.layers.3.norm.weight".into(),
+        HostTensor {
+            shape: vec![24],
+            data: vec![1.0; 24],
+        },
+    );
     let (tensor, detail) = load_err(&write_checkpoint("extra", &config, &map));
     assert_eq!(tensor, "backbone.layers.3.norm.weight");
     assert!(detail.contains("unexpected"), "{detail}");
@@ -461,10 +641,19 @@ fn an_extra_tensor_is_named() {
 #[test]
 fn a_wrong_shape_names_both_shapes() {
     let (config, mut map) = fixture_parts();
-    map.insert("backbone.layers.0.mixer.A_log".into(), HostTensor { shape: vec![48, 4], data: vec![0.0; 192] });
+    map.insert(
+        "backbone.layers.0.mixer.A_log".into(),
+        HostTensor {
+            shape: vec![48, 4],
+            data: vec![0.0; 192],
+        },
+    );
     let (tensor, detail) = load_err(&write_checkpoint("shape", &config, &map));
     assert_eq!(tensor, "backbone.layers.0.mixer.A_log");
-    assert!(detail.contains("[48, 4]") && detail.contains("[48, 5]"), "{detail}");
+    assert!(
+        detail.contains("[48, 4]") && detail.contains("[48, 5]"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -472,7 +661,13 @@ fn a_tied_head_that_differs_from_the_embeddings_is_refused() {
     let (config, mut map) = fixture_parts();
     let mut head = map["backbone.embeddings.weight"].data.clone();
     head[0] += 1.0;
-    map.insert("lm_head.weight".into(), HostTensor { shape: vec![61, 24], data: head });
+    map.insert(
+        "lm_head.weight".into(),
+        HostTensor {
+            shape: vec![61, 24],
+            data: head,
+        },
+    );
     let (tensor, detail) = load_err(&write_checkpoint("tied-head", &config, &map));
     assert_eq!(tensor, "lm_head.weight");
     assert!(detail.contains("tie_word_embeddings"), "{detail}");
@@ -482,7 +677,13 @@ fn a_tied_head_that_differs_from_the_embeddings_is_refused() {
 fn the_old_embedding_name_loads_and_a_copy_of_the_tied_head_is_accepted() {
     let (config, mut map) = fixture_parts();
     let emb = map.remove("backbone.embeddings.weight").unwrap();
-    map.insert("lm_head.weight".into(), HostTensor { shape: emb.shape.clone(), data: emb.data.clone() });
+    map.insert(
+        "lm_head.weight".into(),
+        HostTensor {
+            shape: emb.shape.clone(),
+            data: emb.data.clone(),
+        },
+    );
     map.insert("backbone.embedding.weight".into(), emb);
     let model = Backbone::load(&write_checkpoint("old-name", &config, &map), &Device::Cpu).unwrap();
     assert_same_weights(&model, &fixture(&Device::Cpu));
@@ -490,7 +691,11 @@ fn the_old_embedding_name_loads_and_a_copy_of_the_tied_head_is_accepted() {
 
 fn config_err(text: &str) -> (String, String) {
     match CrsmConfig::from_json_str(text, "test/config.json") {
-        Err(Error::Config { file, field, detail }) => {
+        Err(Error::Config {
+            file,
+            field,
+            detail,
+        }) => {
             assert_eq!(file, "test/config.json");
             (field, detail)
         }
@@ -519,22 +724,60 @@ fn config_values_are_checked_by_key() {
     let (field, detail) = config_err(&format!("{base}, \"state_size\": \"16\"}}"));
     assert_eq!(field, "state_size");
     assert!(detail.contains("integer"), "{detail}");
-    assert_eq!(config_err(r#"{"vocab_size": 10, "num_hidden_layers": 2}"#).0, "hidden_size");
-    assert_eq!(config_err(&format!("{base}, \"hidden_act\": \"gelu\"}}")).0, "hidden_act");
-    assert_eq!(config_err(&format!("{base}, \"crsm_recurrent_depth\": 0}}")).0, "crsm_recurrent_depth");
-    assert_eq!(config_err(&format!("{base}, \"conv_kernel\": 1}}")).0, "conv_kernel");
+    assert_eq!(
+        config_err(r#"{"vocab_size": 10, "num_hidden_layers": 2}"#).0,
+        "hidden_size"
+    );
+    assert_eq!(
+        config_err(&format!("{base}, \"hidden_act\": \"gelu\"}}")).0,
+        "hidden_act"
+    );
+    assert_eq!(
+        config_err(&format!("{base}, \"crsm_recurrent_depth\": 0}}")).0,
+        "crsm_recurrent_depth"
+    );
+    assert_eq!(
+        config_err(&format!("{base}, \"conv_kernel\": 1}}")).0,
+        "conv_kernel"
+    );
     // "auto" = ceil(40 / 16); HF defaults fill the rest; adapters default on with depth > 1.
-    let c = CrsmConfig::from_json_str(&format!("{base}, \"time_step_rank\": \"auto\", \"crsm_recurrent_depth\": 2}}"), "x").unwrap();
-    assert_eq!((c.dt_rank(), c.d_inner(), c.state_size, c.conv_kernel), (3, 80, 16, 4));
-    assert!(c.depth_adapters() && !c.crsm_fusion && c.tie_word_embeddings && c.use_conv_bias && !c.use_bias);
+    let c = CrsmConfig::from_json_str(
+        &format!("{base}, \"time_step_rank\": \"auto\", \"crsm_recurrent_depth\": 2}}"),
+        "x",
+    )
+    .unwrap();
+    assert_eq!(
+        (c.dt_rank(), c.d_inner(), c.state_size, c.conv_kernel),
+        (3, 80, 16, 4)
+    );
+    assert!(
+        c.depth_adapters()
+            && !c.crsm_fusion
+            && c.tie_word_embeddings
+            && c.use_conv_bias
+            && !c.use_bias
+    );
 }
 
 #[test]
 fn the_fixture_config_reads_as_hf_wrote_it() {
     let c = CrsmConfig::from_json_file(&Path::new(FIXTURE).join("config.json")).unwrap();
-    assert_eq!((c.vocab_size, c.hidden_size, c.d_inner(), c.state_size, c.dt_rank(), c.conv_kernel), (61, 24, 48, 5, 4, 3));
+    assert_eq!(
+        (
+            c.vocab_size,
+            c.hidden_size,
+            c.d_inner(),
+            c.state_size,
+            c.dt_rank(),
+            c.conv_kernel
+        ),
+        (61, 24, 48, 5, 4, 3)
+    );
     assert_eq!(c.applications(), 3);
     assert!(!c.depth_adapters() && !c.crsm_fusion);
     // Written back and read again: the same config.
-    assert_eq!(CrsmConfig::from_json_str(&c.to_json_string().unwrap(), "again").unwrap(), c);
+    assert_eq!(
+        CrsmConfig::from_json_str(&c.to_json_string().unwrap(), "again").unwrap(),
+        c
+    );
 }

@@ -23,12 +23,32 @@ struct TinyLm {
 
 impl TinyLm {
     fn new(device: &Device) -> Self {
-        let dims = MambaDims { d_model: 32, d_inner: 64, d_state: 8, dt_rank: 2, conv_kernel: 4 };
+        let dims = MambaDims {
+            d_model: 32,
+            d_inner: 64,
+            d_state: 8,
+            dt_rank: 2,
+            conv_kernel: 4,
+        };
         let mut rng = Rng::new(1);
-        let embedding = Tensor::from_f32(rng.normal_vec(VOCAB * dims.d_model, 0.1), &[VOCAB, dims.d_model], device).unwrap().as_variable();
-        let blocks = (0..2).map(|_| MambaBlock::init(dims, 1e-5, &mut rng, device).unwrap()).collect();
-        let norm_f = Tensor::full(1.0, &[dims.d_model], device).unwrap().as_variable();
-        TinyLm { embedding, blocks, norm_f }
+        let embedding = Tensor::from_f32(
+            rng.normal_vec(VOCAB * dims.d_model, 0.1),
+            &[VOCAB, dims.d_model],
+            device,
+        )
+        .unwrap()
+        .as_variable();
+        let blocks = (0..2)
+            .map(|_| MambaBlock::init(dims, 1e-5, &mut rng, device).unwrap())
+            .collect();
+        let norm_f = Tensor::full(1.0, &[dims.d_model], device)
+            .unwrap()
+            .as_variable();
+        TinyLm {
+            embedding,
+            blocks,
+            norm_f,
+        }
     }
 
     fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
@@ -46,7 +66,10 @@ impl TinyLm {
             x = b.forward(&x).unwrap();
         }
         let x = ops::rms_norm(&x, &self.norm_f, 1e-5).unwrap();
-        let logits = ops::linear(&x, &self.embedding, None).unwrap().reshape(&[SEQ, VOCAB]).unwrap();
+        let logits = ops::linear(&x, &self.embedding, None)
+            .unwrap()
+            .reshape(&[SEQ, VOCAB])
+            .unwrap();
         ops::cross_entropy(&logits, targets, None).unwrap()
     }
 }
@@ -55,10 +78,15 @@ impl TinyLm {
 fn overfit(device: &Device, steps: usize) -> (f32, f32) {
     let mut model = TinyLm::new(device);
     // A sequence with structure and some surprise: a repeating pattern with a shifting stride.
-    let ids: Vec<u32> = (0..=SEQ as u32).map(|t| (t * 7 + t / 5) % VOCAB as u32).collect();
+    let ids: Vec<u32> = (0..=SEQ as u32)
+        .map(|t| (t * 7 + t / 5) % VOCAB as u32)
+        .collect();
     let inputs = Tensor::from_u32(ids[..SEQ].to_vec(), &[1, SEQ], device).unwrap();
     let targets = Tensor::from_u32(ids[1..].to_vec(), &[SEQ], device).unwrap();
-    let mut optimizer = AdamW::new(AdamWConfig { beta2: 0.99, ..Default::default() });
+    let mut optimizer = AdamW::new(AdamWConfig {
+        beta2: 0.99,
+        ..Default::default()
+    });
     let (mut first, mut last) = (f32::NAN, f32::NAN);
     for step in 0..steps {
         let loss = model.loss(&inputs, &targets);
@@ -67,7 +95,9 @@ fn overfit(device: &Device, steps: usize) -> (f32, f32) {
             first = last;
         }
         let grads = loss.backward().unwrap();
-        optimizer.step(model.parameters_mut(), &grads, 1e-2, 1.0).unwrap();
+        optimizer
+            .step(model.parameters_mut(), &grads, 1e-2, 1.0)
+            .unwrap();
     }
     (first, last)
 }
@@ -81,7 +111,9 @@ fn two_layer_mamba_overfits_a_sequence_on_cpu() {
 
 #[test]
 fn two_layer_mamba_overfits_a_sequence_on_lavapipe() {
-    let Some(gpu) = common::lavapipe() else { return };
+    let Some(gpu) = common::lavapipe() else {
+        return;
+    };
     let (first, last) = overfit(&gpu, 150);
     println!("lavapipe: loss {first:.3} -> {last:.3}");
     assert!(last < 0.1 * first, "loss fell only from {first} to {last}");

@@ -56,7 +56,8 @@ pub struct GenerateArgs {
 
 pub fn run(args: GenerateArgs) -> Result<()> {
     let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
-    let backbone = Backbone::load(&args.model, &device).with_context(|| format!("loading {}", args.model.display()))?;
+    let backbone = Backbone::load(&args.model, &device)
+        .with_context(|| format!("loading {}", args.model.display()))?;
     let tok_path = args.model.join("tokenizer.json");
     let has_tokenizer_json = tok_path.exists();
     // Text prompts without a tokenizer.json fall back to bytes as tokens; ids never need one.
@@ -74,7 +75,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let sampling_flags = args.temperature.is_some() || args.top_k.is_some() || args.top_p.is_some();
     let sampling = if args.greedy || !sampling_flags {
-        SamplingConfig { repetition_penalty: args.repetition_penalty, seed: args.seed, ..SamplingConfig::greedy() }
+        SamplingConfig {
+            repetition_penalty: args.repetition_penalty,
+            seed: args.seed,
+            ..SamplingConfig::greedy()
+        }
     } else {
         SamplingConfig {
             temperature: args.temperature.unwrap_or(1.0),
@@ -92,20 +97,34 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     // HF Mamba checkpoints pad the vocabulary (GPT-NeoX: 50277 ids to 50280); never sample an id
     // the tokenizer cannot decode.
-    let limit = text_tokenizer.as_ref().map_or(usize::MAX, |t| t.vocab_size());
-    let mut session = Truncated { inner: Session::new(&backbone)?, limit };
-    let mut stream = text_tokenizer.as_ref().filter(|_| !args.json).map(|t| t.stream_decoder_after(&prompt_ids));
+    let limit = text_tokenizer
+        .as_ref()
+        .map_or(usize::MAX, |t| t.vocab_size());
+    let mut session = Truncated {
+        inner: Session::new(&backbone)?,
+        limit,
+    };
+    let mut stream = text_tokenizer
+        .as_ref()
+        .filter(|_| !args.json)
+        .map(|t| t.stream_decoder_after(&prompt_ids));
     let mut stdout = std::io::stdout();
-    let ids = generate(&mut session, &prompt_ids, &opts, text_tokenizer.as_ref(), |id| {
-        if let Some(s) = stream.as_mut() {
-            print!("{}", s.push(id)?);
-            let _ = stdout.flush();
-        } else if !args.json {
-            print!("{id} ");
-            let _ = stdout.flush();
-        }
-        Ok(())
-    })?;
+    let ids = generate(
+        &mut session,
+        &prompt_ids,
+        &opts,
+        text_tokenizer.as_ref(),
+        |id| {
+            if let Some(s) = stream.as_mut() {
+                print!("{}", s.push(id)?);
+                let _ = stdout.flush();
+            } else if !args.json {
+                print!("{id} ");
+                let _ = stdout.flush();
+            }
+            Ok(())
+        },
+    )?;
     if let Some(s) = stream.as_mut() {
         println!("{}", s.finish()?);
     } else if !args.json {
@@ -117,7 +136,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             Some(t) => Some(t.decode(&ids)?),
             None => None,
         };
-        println!("{}", serde_json::json!({ "prompt_ids": prompt_ids, "ids": ids, "text": text }));
+        println!(
+            "{}",
+            serde_json::json!({ "prompt_ids": prompt_ids, "ids": ids, "text": text })
+        );
     }
     Ok(())
 }

@@ -27,32 +27,52 @@ pub fn run(args: InfoArgs) -> Result<()> {
         println!("wgpu adapter: {a}");
     }
     let request: DeviceRequest = args.device.parse()?;
-    let device = Device::open(request).with_context(|| format!("opening --device {}", args.device))?;
+    let device =
+        Device::open(request).with_context(|| format!("opening --device {}", args.device))?;
     println!("selected: {}", device.name());
     let (analytic, numeric) = directional_derivative(&device)?;
     let rel = (analytic - numeric).abs() / numeric.abs().max(1e-6);
-    println!("self-check: directional derivative on {}: tape {analytic:.6e}, finite difference {numeric:.6e} (relative gap {rel:.1e})", device.name());
+    println!(
+        "self-check: directional derivative on {}: tape {analytic:.6e}, finite difference {numeric:.6e} (relative gap {rel:.1e})",
+        device.name()
+    );
     if rel > 1e-2 {
         bail!("self-check failed: the gradient disagrees with finite differences by {rel:.1e}");
     }
     if !device.is_cpu() {
         let worst = self_check(&device)?;
-        println!("self-check: one Mamba block forward+backward on {} vs cpu: max relative difference {worst:.2e}", device.name());
+        println!(
+            "self-check: one Mamba block forward+backward on {} vs cpu: max relative difference {worst:.2e}",
+            device.name()
+        );
         if worst > 1e-3 {
-            bail!("self-check failed: {} disagrees with the cpu by {worst:.2e}", device.name());
+            bail!(
+                "self-check failed: {} disagrees with the cpu by {worst:.2e}",
+                device.name()
+            );
         }
     }
     println!("self-check: ok");
     Ok(())
 }
 
-const DIMS: MambaDims = MambaDims { d_model: 16, d_inner: 32, d_state: 8, dt_rank: 2, conv_kernel: 4 };
+const DIMS: MambaDims = MambaDims {
+    d_model: 16,
+    d_inner: 32,
+    d_state: 8,
+    dt_rank: 2,
+    conv_kernel: 4,
+};
 const BATCH: usize = 2;
 const LEN: usize = 19;
 
 fn block_and_input(dev: &Device) -> Result<(MambaBlock, Tensor)> {
     let block = MambaBlock::init(DIMS, 1e-5, &mut Rng::new(7), dev)?;
-    let x = Tensor::from_f32(Rng::new(8).normal_vec(BATCH * LEN * DIMS.d_model, 1.0), &[BATCH, LEN, DIMS.d_model], dev)?;
+    let x = Tensor::from_f32(
+        Rng::new(8).normal_vec(BATCH * LEN * DIMS.d_model, 1.0),
+        &[BATCH, LEN, DIMS.d_model],
+        dev,
+    )?;
     Ok((block, x))
 }
 
@@ -72,15 +92,31 @@ fn directional_derivative(dev: &Device) -> Result<(f64, f64)> {
     let mut analytic = 0f64;
     for p in block.parameters() {
         let v = rng.normal_vec(p.elem_count(), 1.0);
-        let g = grads.get(p).context("a parameter got no gradient")?.to_vec_f32()?;
-        analytic += g.iter().zip(&v).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>();
+        let g = grads
+            .get(p)
+            .context("a parameter got no gradient")?
+            .to_vec_f32()?;
+        analytic += g
+            .iter()
+            .zip(&v)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum::<f64>();
         directions.push(v);
     }
     let eps = 1e-2f32;
     let _off = crsm::no_grad();
-    let base: Vec<Vec<f32>> = block.parameters().iter().map(|p| p.to_vec_f32()).collect::<crsm::Result<_>>()?;
+    let base: Vec<Vec<f32>> = block
+        .parameters()
+        .iter()
+        .map(|p| p.to_vec_f32())
+        .collect::<crsm::Result<_>>()?;
     let mut at = |sign: f32| -> Result<f64> {
-        for ((p, b), v) in block.parameters_mut().into_iter().zip(&base).zip(&directions) {
+        for ((p, b), v) in block
+            .parameters_mut()
+            .into_iter()
+            .zip(&base)
+            .zip(&directions)
+        {
             let moved: Vec<f32> = b.iter().zip(v).map(|(b, v)| b + sign * eps * v).collect();
             *p = Tensor::from_f32(moved, p.shape(), dev)?;
         }
@@ -98,7 +134,12 @@ fn self_check(device: &Device) -> Result<f32> {
         let grads = loss.backward()?;
         let mut out = vec![loss.to_vec_f32()?];
         for p in block.parameters() {
-            out.push(grads.get(p).context("a parameter got no gradient")?.to_vec_f32()?);
+            out.push(
+                grads
+                    .get(p)
+                    .context("a parameter got no gradient")?
+                    .to_vec_f32()?,
+            );
         }
         Ok(out)
     };

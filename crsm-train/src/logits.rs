@@ -28,7 +28,8 @@ pub struct LogitsArgs {
 
 pub fn run(args: LogitsArgs) -> Result<()> {
     let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
-    let backbone = Backbone::load(&args.model, &device).with_context(|| format!("loading {}", args.model.display()))?;
+    let backbone = Backbone::load(&args.model, &device)
+        .with_context(|| format!("loading {}", args.model.display()))?;
     let _off = crsm::no_grad();
     let ids = Tensor::from_u32(args.ids.clone(), &[1, args.ids.len()], &device)?;
     let logits = backbone.forward(&ids)?;
@@ -36,6 +37,11 @@ pub fn run(args: LogitsArgs) -> Result<()> {
     let host = HostTensor::new(vec![args.ids.len(), vocab], logits.to_vec_f32()?)?;
     save_safetensors(&args.out, &BTreeMap::from([("logits".to_string(), host)]))
         .with_context(|| format!("writing {}", args.out.display()))?;
-    eprintln!("logits [{}, {vocab}] on {} -> {}", args.ids.len(), device.name(), args.out.display());
+    eprintln!(
+        "logits [{}, {vocab}] on {} -> {}",
+        args.ids.len(),
+        device.name(),
+        args.out.display()
+    );
     Ok(())
 }

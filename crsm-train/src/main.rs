@@ -1,6 +1,7 @@
 //! `crsm-train`: the command-line program of crsm: `info` (devices and a self-check), `logits` and
 //! `generate` on any HF-style Mamba folder. Training and benchmarks arrive as subcommands here.
 
+mod bench;
 mod generate;
 mod info;
 mod logits;
@@ -9,7 +10,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "crsm-train", version, about = "Continuous Reasoning State Models: train, run and inspect")]
+#[command(
+    name = "crsm-train",
+    version,
+    about = "Continuous Reasoning State Models: train, run and inspect"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,6 +28,8 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Generate from a prompt with the recurrent step, streaming to stdout.
     Generate(generate::GenerateArgs),
+    /// Throughput: `bench train` (training tokens/s), `bench decode` (prefill and decode tokens/s).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -31,5 +38,6 @@ fn main() -> Result<()> {
         Command::Info(args) => info::run(args),
         Command::Logits(args) => logits::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

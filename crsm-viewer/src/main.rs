@@ -9,7 +9,11 @@ fn main() -> eframe::Result<()> {
         viewport: egui::ViewportBuilder::default().with_inner_size([640.0, 400.0]),
         ..Default::default()
     };
-    eframe::run_native("crsm viewer", options, Box::new(|_cc| Ok(Box::new(Viewer::default()))))
+    eframe::run_native(
+        "crsm viewer",
+        options,
+        Box::new(|_cc| Ok(Box::new(Viewer::default()))),
+    )
 }
 
 struct Viewer {
@@ -18,14 +22,18 @@ struct Viewer {
 
 impl Default for Viewer {
     fn default() -> Self {
-        Viewer { adapters: crsm::backend::WgpuContext::list_adapters() }
+        Viewer {
+            adapters: crsm::backend::WgpuContext::list_adapters(),
+        }
     }
 }
 
 impl eframe::App for Viewer {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         ui.heading("crsm viewer");
-        ui.label("Search-tree and injection-gate panels arrive with the planner (traces as JSON Lines).");
+        ui.label(
+            "Search-tree and injection-gate panels arrive with the planner (traces as JSON Lines).",
+        );
         ui.separator();
         ui.label("wgpu adapters:");
         for a in &self.adapters {

@@ -36,7 +36,9 @@ pub struct NoGradGuard {
 }
 
 pub fn no_grad() -> NoGradGuard {
-    NoGradGuard { previous: RECORDING.with(|r| r.replace(false)) }
+    NoGradGuard {
+        previous: RECORDING.with(|r| r.replace(false)),
+    }
 }
 
 impl Drop for NoGradGuard {
@@ -82,7 +84,11 @@ impl Tensor {
     /// Backpropagates `seed` (the gradient of some scalar with respect to this tensor).
     pub fn backward_with(&self, seed: &Tensor) -> Result<Gradients> {
         if seed.shape() != self.shape() {
-            return Err(Error::Autograd(format!("seed shape {:?} != output shape {:?}", seed.shape(), self.shape())));
+            return Err(Error::Autograd(format!(
+                "seed shape {:?} != output shape {:?}",
+                seed.shape(),
+                self.shape()
+            )));
         }
         let _off = no_grad();
         // Step 1: topological order of everything that needs a gradient.
@@ -92,7 +98,9 @@ impl Tensor {
         grads.insert(self.id(), seed.clone());
         let mut leaves = Gradients::default();
         for t in order.iter().rev() {
-            let Some(grad) = grads.remove(&t.id()) else { continue };
+            let Some(grad) = grads.remove(&t.id()) else {
+                continue;
+            };
             let Some(node) = t.node() else {
                 if t.is_variable() {
                     leaves.0.insert(t.id(), grad);

@@ -8,8 +8,8 @@ pub mod wgpu;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
 pub use self::wgpu::{AdapterKind, WgpuContext};
+use crate::error::{Error, Result};
 
 /// Where tensors live and kernels run.
 #[derive(Clone)]

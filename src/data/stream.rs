@@ -33,9 +33,19 @@ impl Tokenizer {
     /// not returned, but its last few ids are decoded with the new ones so the joint is rendered
     /// as the full decode would render it.
     pub fn stream_decoder_after(&self, context: &[u32]) -> StreamDecoder<'_> {
-        let ids = if self.is_byte_level() { Vec::new() } else { context[context.len().saturating_sub(CONTEXT_IDS)..].to_vec() };
+        let ids = if self.is_byte_level() {
+            Vec::new()
+        } else {
+            context[context.len().saturating_sub(CONTEXT_IDS)..].to_vec()
+        };
         let read = ids.len();
-        StreamDecoder { tok: self, ids, read, pending: Vec::new(), pushed: 0 }
+        StreamDecoder {
+            tok: self,
+            ids,
+            read,
+            pending: Vec::new(),
+            pushed: 0,
+        }
     }
 }
 
@@ -44,7 +54,12 @@ impl StreamDecoder<'_> {
     pub fn push(&mut self, id: u32) -> Result<String> {
         if id as usize >= self.tok.vocab_size() {
             let limit = self.tok.vocab_size();
-            return Err(Error::IdOutOfRange { op: "tokenizer.stream_decode", id, position: self.pushed, limit });
+            return Err(Error::IdOutOfRange {
+                op: "tokenizer.stream_decode",
+                id,
+                position: self.pushed,
+                limit,
+            });
         }
         self.pushed += 1;
         if self.tok.is_byte_level() {

@@ -13,7 +13,14 @@ const BYTE_LEVEL: &str = "byte-level tokenizer";
 /// of "the" EOS (transformers keeps it in `tokenizer_config.json` / `config.json`), so we take the
 /// first of these that the file declares as a special token. GPT-NeoX (the Mamba tokenizer):
 /// `<|endoftext|>` = 0.
-const EOS_NAMES: [&str; 6] = ["<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "<|eot_id|>", "<|im_end|>"];
+const EOS_NAMES: [&str; 6] = [
+    "<|endoftext|>",
+    "</s>",
+    "<eos>",
+    "<|end_of_text|>",
+    "<|eot_id|>",
+    "<|im_end|>",
+];
 
 pub struct Tokenizer {
     kind: Kind,
@@ -34,9 +41,14 @@ impl Tokenizer {
     /// Loads a Hugging Face `tokenizer.json`. Errors name the file.
     pub fn from_file(path: &Path) -> Result<Self> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: file.clone(), source })?;
-        let inner = tokenizers::Tokenizer::from_bytes(&bytes)
-            .map_err(|e| Error::Tokenizer { file: file.clone(), detail: format!("not a valid tokenizer.json: {e}") })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| Error::Tokenizer {
+            file: file.clone(),
+            detail: format!("not a valid tokenizer.json: {e}"),
+        })?;
         Self::from_hf(inner, file)
     }
 
@@ -45,18 +57,34 @@ impl Tokenizer {
         let source = source.into();
         let id_limit = inner.get_vocab(true).values().max().map_or(0, |&m| m + 1);
         if id_limit == 0 {
-            return Err(Error::Tokenizer { file: source, detail: "the vocabulary is empty".into() });
+            return Err(Error::Tokenizer {
+                file: source,
+                detail: "the vocabulary is empty".into(),
+            });
         }
         let specials = inner.get_added_tokens_decoder();
         let eos = EOS_NAMES.iter().find_map(|name| {
-            specials.iter().find(|(_, t)| t.special && t.content == *name).map(|(&id, _)| id)
+            specials
+                .iter()
+                .find(|(_, t)| t.special && t.content == *name)
+                .map(|(&id, _)| id)
         });
-        Ok(Tokenizer { kind: Kind::Hf(Box::new(inner)), source, id_limit, eos })
+        Ok(Tokenizer {
+            kind: Kind::Hf(Box::new(inner)),
+            source,
+            id_limit,
+            eos,
+        })
     }
 
     /// The fallback when no tokenizer is given: each UTF-8 byte is one id (vocab 256, no EOS).
     pub fn byte_level() -> Self {
-        Tokenizer { kind: Kind::Bytes, source: BYTE_LEVEL.into(), id_limit: 256, eos: None }
+        Tokenizer {
+            kind: Kind::Bytes,
+            source: BYTE_LEVEL.into(),
+            id_limit: 256,
+            eos: None,
+        }
     }
 
     /// The ids a model's embedding must cover: one past the largest id (added tokens included).
@@ -90,13 +118,24 @@ impl Tokenizer {
     /// Ids to text, special tokens included. Bytes that are not valid UTF-8 become U+FFFD.
     /// An id the tokenizer does not know is an error naming the id and its position.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        if let Some((position, &id)) = ids.iter().enumerate().find(|&(_, &id)| id >= self.id_limit) {
-            return Err(Error::IdOutOfRange { op: "tokenizer.decode", id, position, limit: self.id_limit as usize });
+        if let Some((position, &id)) = ids.iter().enumerate().find(|&(_, &id)| id >= self.id_limit)
+        {
+            return Err(Error::IdOutOfRange {
+                op: "tokenizer.decode",
+                id,
+                position,
+                limit: self.id_limit as usize,
+            });
         }
         match &self.kind {
             // ids are < 256 here, so the casts are exact.
-            Kind::Bytes => Ok(String::from_utf8_lossy(&ids.iter().map(|&b| b as u8).collect::<Vec<_>>()).into_owned()),
-            Kind::Hf(t) => t.decode(ids, false).map_err(|e| self.err(format!("cannot decode ids: {e}"))),
+            Kind::Bytes => Ok(String::from_utf8_lossy(
+                &ids.iter().map(|&b| b as u8).collect::<Vec<_>>(),
+            )
+            .into_owned()),
+            Kind::Hf(t) => t
+                .decode(ids, false)
+                .map_err(|e| self.err(format!("cannot decode ids: {e}"))),
         }
     }
 
@@ -106,7 +145,10 @@ impl Tokenizer {
     }
 
     fn err(&self, detail: String) -> Error {
-        Error::Tokenizer { file: self.source.clone(), detail }
+        Error::Tokenizer {
+            file: self.source.clone(),
+            detail,
+        }
     }
 }
 

@@ -32,7 +32,12 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_new_tokens: 128, sampling: SamplingConfig::default(), stop_on_eos: None, stop_strings: Vec::new() }
+        GenerateOptions {
+            max_new_tokens: 128,
+            sampling: SamplingConfig::default(),
+            stop_on_eos: None,
+            stop_strings: Vec::new(),
+        }
     }
 }
 
@@ -50,7 +55,12 @@ pub fn generate(
     tokenizer: Option<&Tokenizer>,
     mut on_token: impl FnMut(u32) -> Result<()>,
 ) -> Result<Vec<u32>> {
-    let bad = |detail: String| Err(Error::InvalidArgument { op: "generate", detail });
+    let bad = |detail: String| {
+        Err(Error::InvalidArgument {
+            op: "generate",
+            detail,
+        })
+    };
     if prompt.is_empty() {
         // A recurrent model has nothing to condition the first token on; HF's Mamba needs an id
         // too. Start from the EOS / BOS id to generate unconditionally.
@@ -60,7 +70,12 @@ pub fn generate(
     let mut stops = match (tokenizer, opts.stop_strings.is_empty()) {
         (_, true) => None,
         (Some(tok), false) => Some(StopStrings::new(tok, prompt, &opts.stop_strings)?),
-        (None, false) => return bad(format!("stop strings {:?} need a tokenizer, and none was given", opts.stop_strings)),
+        (None, false) => {
+            return bad(format!(
+                "stop strings {:?} need a tokenizer, and none was given",
+                opts.stop_strings
+            ));
+        }
     };
     if opts.max_new_tokens == 0 {
         return Ok(Vec::new());
@@ -86,7 +101,10 @@ pub fn generate(
         if logits.len() != vocab {
             return Err(Error::Shape {
                 op: "generate",
-                detail: format!("step returned {} logits after prefill returned {vocab}", logits.len()),
+                detail: format!(
+                    "step returned {} logits after prefill returned {vocab}",
+                    logits.len()
+                ),
             });
         }
     }
@@ -106,17 +124,26 @@ impl<'a> StopStrings<'a> {
     fn new(tok: &'a Tokenizer, prompt: &[u32], stops: &'a [String]) -> Result<Self> {
         if stops.iter().any(String::is_empty) {
             let detail = "a stop string is empty (it would stop at once)".into();
-            return Err(Error::InvalidArgument { op: "generate", detail });
+            return Err(Error::InvalidArgument {
+                op: "generate",
+                detail,
+            });
         }
         let longest = stops.iter().map(String::len).max().unwrap_or(0);
-        Ok(StopStrings { decoder: tok.stream_decoder_after(prompt), stops, longest, tail: String::new() })
+        Ok(StopStrings {
+            decoder: tok.stream_decoder_after(prompt),
+            stops,
+            longest,
+            tail: String::new(),
+        })
     }
 
     /// Adds one id; true when a stop string now appears in the generated text.
     fn push(&mut self, id: u32) -> Result<bool> {
         // No stop string was in `tail` before, so a new match must end in the new text: it starts
         // at most longest - 1 bytes before it.
-        let from = floor_char_boundary(&self.tail, self.tail.len().saturating_sub(self.longest - 1));
+        let from =
+            floor_char_boundary(&self.tail, self.tail.len().saturating_sub(self.longest - 1));
         self.tail.drain(..from);
         self.tail.push_str(&self.decoder.push(id)?);
         Ok(self.stops.iter().any(|s| self.tail.contains(s.as_str())))

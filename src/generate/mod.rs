@@ -7,5 +7,5 @@ mod sampling;
 mod session;
 
 pub use decode::{GenerateOptions, NextToken, generate};
-pub use session::Session;
 pub use sampling::{Sampler, SamplingConfig, argmax};
+pub use session::Session;

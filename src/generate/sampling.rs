@@ -26,7 +26,13 @@ pub struct SamplingConfig {
 
 impl Default for SamplingConfig {
     fn default() -> Self {
-        SamplingConfig { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }
+        SamplingConfig {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            seed: 0,
+        }
     }
 }
 
@@ -40,15 +46,29 @@ impl SamplingConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let bad = |detail: String| Err(Error::InvalidArgument { op: "sampling", detail });
+        let bad = |detail: String| {
+            Err(Error::InvalidArgument {
+                op: "sampling",
+                detail,
+            })
+        };
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
-            return bad(format!("temperature must be finite and >= 0 (0 = greedy), got {}", self.temperature));
+            return bad(format!(
+                "temperature must be finite and >= 0 (0 = greedy), got {}",
+                self.temperature
+            ));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return bad(format!("top_p must be in (0, 1] (1 = off), got {}", self.top_p));
+            return bad(format!(
+                "top_p must be in (0, 1] (1 = off), got {}",
+                self.top_p
+            ));
         }
         if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
-            return bad(format!("repetition_penalty must be finite and > 0 (1 = off), got {}", self.repetition_penalty));
+            return bad(format!(
+                "repetition_penalty must be finite and > 0 (1 = off), got {}",
+                self.repetition_penalty
+            ));
         }
         Ok(())
     }
@@ -104,8 +124,12 @@ impl Sampler {
         // -inf logits (masked by the caller) can never be drawn; check_logits saw a finite one.
         // A positive temperature keeps the order, so we sort and cut on the raw scores and divide
         // only differences (s - max) by it, which cannot overflow to inf.
-        let mut kept: Vec<(u32, f32)> =
-            scores.iter().enumerate().filter(|(_, s)| s.is_finite()).map(|(i, &s)| (i as u32, s)).collect();
+        let mut kept: Vec<(u32, f32)> = scores
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_finite())
+            .map(|(i, &s)| (i as u32, s))
+            .collect();
         kept.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         if cfg.top_k > 0 && cfg.top_k < kept.len() {
             // HF removes only scores strictly below the k-th largest, so ties with it stay.
@@ -114,7 +138,10 @@ impl Sampler {
         }
         // Softmax of score / temperature over what is kept; kept[0] holds the maximum.
         let (max, t) = (kept[0].1 as f64, cfg.temperature as f64);
-        let mut probs: Vec<f64> = kept.iter().map(|&(_, s)| ((s as f64 - max) / t).exp()).collect();
+        let mut probs: Vec<f64> = kept
+            .iter()
+            .map(|&(_, s)| ((s as f64 - max) / t).exp())
+            .collect();
         let total: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= total);
         if cfg.top_p < 1.0 {
@@ -132,7 +159,11 @@ impl Sampler {
             let total: f64 = probs.iter().sum();
             probs.iter_mut().for_each(|p| *p /= total);
         }
-        Ok(kept.iter().zip(&probs).map(|(&(id, _), &p)| (id, p as f32)).collect())
+        Ok(kept
+            .iter()
+            .zip(&probs)
+            .map(|(&(id, _), &p)| (id, p as f32))
+            .collect())
     }
 }
 
@@ -154,7 +185,12 @@ fn repetition_penalty(scores: &mut [f32], history: &[u32], penalty: f32) -> Resu
     let mut seen = vec![false; scores.len()];
     for (position, &id) in history.iter().enumerate() {
         let Some(done) = seen.get_mut(id as usize) else {
-            return Err(Error::IdOutOfRange { op: "repetition_penalty", id, position, limit: scores.len() });
+            return Err(Error::IdOutOfRange {
+                op: "repetition_penalty",
+                id,
+                position,
+                limit: scores.len(),
+            });
         };
         if !*done {
             *done = true;
@@ -167,15 +203,30 @@ fn repetition_penalty(scores: &mut [f32], history: &[u32], penalty: f32) -> Resu
 
 /// A row a model returns must be non-empty, free of NaN and +inf, and not entirely -inf.
 fn check_logits(logits: &[f32]) -> Result<()> {
-    let bad = |detail: String| Err(Error::InvalidArgument { op: "sample", detail });
+    let bad = |detail: String| {
+        Err(Error::InvalidArgument {
+            op: "sample",
+            detail,
+        })
+    };
     if logits.is_empty() {
         return bad("the logits row is empty".into());
     }
-    if let Some(i) = logits.iter().position(|x| x.is_nan() || *x == f32::INFINITY) {
-        return bad(format!("logit {i} of {} is {} (the model diverged?)", logits.len(), logits[i]));
+    if let Some(i) = logits
+        .iter()
+        .position(|x| x.is_nan() || *x == f32::INFINITY)
+    {
+        return bad(format!(
+            "logit {i} of {} is {} (the model diverged?)",
+            logits.len(),
+            logits[i]
+        ));
     }
     if logits.iter().all(|&x| x == f32::NEG_INFINITY) {
-        return bad(format!("all {} logits are -inf: nothing can be sampled", logits.len()));
+        return bad(format!(
+            "all {} logits are -inf: nothing can be sampled",
+            logits.len()
+        ));
     }
     Ok(())
 }

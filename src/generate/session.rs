@@ -15,7 +15,10 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     pub fn new(backbone: &'a Backbone) -> Result<Self> {
-        Ok(Session { backbone, state: backbone.new_state(1)? })
+        Ok(Session {
+            backbone,
+            state: backbone.new_state(1)?,
+        })
     }
 
     pub fn state(&self) -> &State {
@@ -26,7 +29,10 @@ impl<'a> Session<'a> {
 impl NextToken for Session<'_> {
     fn prefill(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
         if prompt.is_empty() {
-            return Err(Error::InvalidArgument { op: "Session::prefill", detail: "the prompt is empty".into() });
+            return Err(Error::InvalidArgument {
+                op: "Session::prefill",
+                detail: "the prompt is empty".into(),
+            });
         }
         let _off = no_grad();
         let ids = Tensor::from_u32(prompt.to_vec(), &[1, prompt.len()], &self.backbone.device())?;

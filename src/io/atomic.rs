@@ -11,14 +11,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
-    Error::Io { path: path.display().to_string(), source }
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Writes `bytes` to `path`, replacing any existing file, without ever exposing a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io_err(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
+    let file_name = path.file_name().ok_or_else(|| {
+        io_err(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
+        )
+    })?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -27,10 +33,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp.{}.{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    tmp_name.push(format!(
+        ".tmp.{}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
     let tmp = dir.join(tmp_name);
 
-    let result = write_and_sync(&tmp, bytes).and_then(|()| fs::rename(&tmp, path).map_err(|e| io_err(path, e)));
+    let result = write_and_sync(&tmp, bytes)
+        .and_then(|()| fs::rename(&tmp, path).map_err(|e| io_err(path, e)));
     if result.is_err() {
         // Best effort: the error that matters is the one already in `result`.
         let _ = fs::remove_file(&tmp);
@@ -41,7 +52,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn write_and_sync(tmp: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|e| io_err(tmp, e))?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(|e| io_err(tmp, e))?;
     file.write_all(bytes).map_err(|e| io_err(tmp, e))?;
     file.sync_all().map_err(|e| io_err(tmp, e))
 }

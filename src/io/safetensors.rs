@@ -27,7 +27,11 @@ const PREFIX: usize = 8;
 const HEADER: &str = "(header)";
 
 fn checkpoint_err(file: &str, tensor: &str, detail: impl Into<String>) -> Error {
-    Error::Checkpoint { file: file.to_string(), tensor: tensor.to_string(), detail: detail.into() }
+    Error::Checkpoint {
+        file: file.to_string(),
+        tensor: tensor.to_string(),
+        detail: detail.into(),
+    }
 }
 
 // ---- reading -------------------------------------------------------------------------------------
@@ -36,7 +40,10 @@ fn checkpoint_err(file: &str, tensor: &str, detail: impl Into<String>) -> Error 
 /// only when every value is exactly representable as f32; any other dtype is an error naming the
 /// tensor.
 pub fn load_safetensors_file(path: &Path) -> Result<TensorMap> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     parse(&path.display().to_string(), &bytes)
 }
 
@@ -69,13 +76,20 @@ pub(crate) fn parse(file: &str, bytes: &[u8]) -> Result<TensorMap> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| {
         // header_len <= rest, checked above, so this slice is in bounds and the cast is lossless.
         let header_end = PREFIX + header_len as usize;
-        diagnose(file, &bytes[PREFIX..header_end], bytes.len() - header_end).unwrap_or_else(|| crate_err(file, e))
+        diagnose(file, &bytes[PREFIX..header_end], bytes.len() - header_end)
+            .unwrap_or_else(|| crate_err(file, e))
     })?;
 
     let mut out = TensorMap::new();
     for (name, view) in st.iter() {
         let data = to_f32(file, name, view.dtype(), view.data())?;
-        out.insert(name.to_string(), HostTensor { shape: view.shape().to_vec(), data });
+        out.insert(
+            name.to_string(),
+            HostTensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
     }
     Ok(out)
 }
@@ -84,22 +98,39 @@ pub(crate) fn parse(file: &str, bytes: &[u8]) -> Result<TensorMap> {
 /// count matches shape x dtype, so `chunks_exact` leaves no remainder.
 fn to_f32(file: &str, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
     match dtype {
-        Dtype::F32 => Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
-        Dtype::F16 => Ok(bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
-        Dtype::BF16 => Ok(bytes.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+        Dtype::F32 => Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()),
+        Dtype::F16 => Ok(bytes
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect()),
+        Dtype::BF16 => Ok(bytes
+            .chunks_exact(2)
+            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect()),
         // Integer tensors (ids, counters) load only when f32 keeps every value exactly.
-        Dtype::I32 => {
-            exact_ints(file, name, bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64))
-        }
+        Dtype::I32 => exact_ints(
+            file,
+            name,
+            bytes
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64),
+        ),
         Dtype::I64 => exact_ints(
             file,
             name,
-            bytes.chunks_exact(8).map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
+            bytes
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
         ),
         other => Err(checkpoint_err(
             file,
             name,
-            format!("dtype {other:?} is not supported (crsm reads F32, F16, BF16, and I32/I64 that f32 holds exactly)"),
+            format!(
+                "dtype {other:?} is not supported (crsm reads F32, F16, BF16, and I32/I64 that f32 holds exactly)"
+            ),
         )),
     }
 }
@@ -113,7 +144,11 @@ fn exact_ints(file: &str, name: &str, values: impl Iterator<Item = i64>) -> Resu
             if f as i128 == v as i128 {
                 Ok(f)
             } else {
-                Err(checkpoint_err(file, name, format!("integer {v} at index {i} is not exactly representable as f32")))
+                Err(checkpoint_err(
+                    file,
+                    name,
+                    format!("integer {v} at index {i} is not exactly representable as f32"),
+                ))
             }
         })
         .collect()
@@ -133,7 +168,11 @@ fn diagnose(file: &str, header: &[u8], data_len: usize) -> Option<Error> {
         match serde_json::from_value::<TensorInfo>(value) {
             Ok(info) => entries.push((name, info)),
             Err(e) => {
-                return Some(checkpoint_err(file, &name, format!("bad header entry: {e}")));
+                return Some(checkpoint_err(
+                    file,
+                    &name,
+                    format!("bad header entry: {e}"),
+                ));
             }
         }
     }
@@ -144,7 +183,9 @@ fn diagnose(file: &str, header: &[u8], data_len: usize) -> Option<Error> {
         let (begin, end) = info.data_offsets;
         let err = |detail: String| Some(checkpoint_err(file, name, detail));
         if end < begin {
-            return err(format!("data_offsets [{begin}, {end}] end before they begin"));
+            return err(format!(
+                "data_offsets [{begin}, {end}] end before they begin"
+            ));
         }
         if begin > end_of_previous {
             return err(format!(
@@ -161,9 +202,15 @@ fn diagnose(file: &str, header: &[u8], data_len: usize) -> Option<Error> {
                 "data_offsets end at byte {end} but the file holds only {data_len} bytes of tensor data (truncated?)"
             ));
         }
-        let elems = info.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        let elems = info
+            .shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d));
         let Some(bits) = elems.and_then(|n| n.checked_mul(info.dtype.bitsize())) else {
-            return err(format!("shape {:?} of {:?} overflows", info.shape, info.dtype));
+            return err(format!(
+                "shape {:?} of {:?} overflows",
+                info.shape, info.dtype
+            ));
         };
         if bits != (end - begin) * 8 {
             return err(format!(
@@ -191,14 +238,22 @@ fn diagnose(file: &str, header: &[u8], data_len: usize) -> Option<Error> {
 /// The crate's error, in words, when `diagnose` could not be more specific.
 fn crate_err(file: &str, e: SafeTensorError) -> Error {
     match e {
-        SafeTensorError::InvalidHeader(e) => checkpoint_err(file, HEADER, format!("header is not UTF-8 ({e})")),
-        SafeTensorError::InvalidHeaderDeserialization(e) => {
-            checkpoint_err(file, HEADER, format!("header is not valid safetensors JSON ({e})"))
+        SafeTensorError::InvalidHeader(e) => {
+            checkpoint_err(file, HEADER, format!("header is not UTF-8 ({e})"))
         }
-        SafeTensorError::HeaderTooLarge => {
-            checkpoint_err(file, HEADER, "header length is over the format's 100 MB limit (not safetensors?)")
+        SafeTensorError::InvalidHeaderDeserialization(e) => checkpoint_err(
+            file,
+            HEADER,
+            format!("header is not valid safetensors JSON ({e})"),
+        ),
+        SafeTensorError::HeaderTooLarge => checkpoint_err(
+            file,
+            HEADER,
+            "header length is over the format's 100 MB limit (not safetensors?)",
+        ),
+        SafeTensorError::InvalidOffset(name) => {
+            checkpoint_err(file, &name, "data_offsets are not contiguous")
         }
-        SafeTensorError::InvalidOffset(name) => checkpoint_err(file, &name, "data_offsets are not contiguous"),
         other => checkpoint_err(file, HEADER, other.to_string()),
     }
 }
@@ -239,7 +294,10 @@ pub fn save_safetensors(path: &Path, tensors: &TensorMap) -> Result<()> {
     for (name, t) in tensors {
         // The fields are public, so a caller may have built an inconsistent tensor; a file with
         // such a header would be unreadable.
-        let elems = t.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        let elems = t
+            .shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d));
         if elems != Some(t.data.len()) {
             return Err(checkpoint_err(
                 &file,
@@ -247,8 +305,15 @@ pub fn save_safetensors(path: &Path, tensors: &TensorMap) -> Result<()> {
                 format!("{} values do not fill shape {:?}", t.data.len(), t.shape),
             ));
         }
-        views.push((name.as_str(), F32View { shape: &t.shape, data: &t.data }));
+        views.push((
+            name.as_str(),
+            F32View {
+                shape: &t.shape,
+                data: &t.data,
+            },
+        ));
     }
-    let bytes = ::safetensors::serialize(views, None).map_err(|e| checkpoint_err(&file, HEADER, e.to_string()))?;
+    let bytes = ::safetensors::serialize(views, None)
+        .map_err(|e| checkpoint_err(&file, HEADER, e.to_string()))?;
     write_atomic(path, &bytes)
 }

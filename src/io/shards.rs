@@ -31,7 +31,9 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<TensorMap> {
             path: dir.display().to_string(),
             source: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                format!("no checkpoint: neither {SINGLE_FILE} nor {INDEX_FILE} is in this directory"),
+                format!(
+                    "no checkpoint: neither {SINGLE_FILE} nor {INDEX_FILE} is in this directory"
+                ),
             ),
         });
     }
@@ -48,7 +50,10 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<TensorMap> {
             return Err(Error::Checkpoint {
                 file: shard_file,
                 tensor: listed[0].clone(),
-                detail: format!("shard is missing; {INDEX_FILE} maps {} tensors to it", listed.len()),
+                detail: format!(
+                    "shard is missing; {INDEX_FILE} maps {} tensors to it",
+                    listed.len()
+                ),
             });
         }
         let mut tensors = load_safetensors_file(&shard_path)?;
@@ -56,7 +61,9 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<TensorMap> {
             return Err(Error::Checkpoint {
                 file: shard_file,
                 tensor: absent.clone(),
-                detail: format!("{INDEX_FILE} places this tensor in this shard, but the shard does not hold it"),
+                detail: format!(
+                    "{INDEX_FILE} places this tensor in this shard, but the shard does not hold it"
+                ),
             });
         }
         for (name, tensor) in std::mem::take(&mut tensors) {
@@ -76,9 +83,17 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<TensorMap> {
 
 /// The index's weight map, grouped by shard: shard file name -> the tensors listed for it.
 fn read_index(path: &Path, file: &str) -> Result<BTreeMap<String, Vec<String>>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: file.to_string(), source })?;
-    let err = |detail: String| Error::Checkpoint { file: file.to_string(), tensor: INDEX.to_string(), detail };
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(format!("not valid JSON ({e})")))?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: file.to_string(),
+        source,
+    })?;
+    let err = |detail: String| Error::Checkpoint {
+        file: file.to_string(),
+        tensor: INDEX.to_string(),
+        detail,
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| err(format!("not valid JSON ({e})")))?;
     let Some(map) = json.get("weight_map").and_then(|m| m.as_object()) else {
         return Err(err("no \"weight_map\" object".to_string()));
     };
@@ -96,10 +111,15 @@ fn read_index(path: &Path, file: &str) -> Result<BTreeMap<String, Vec<String>>> 
             return Err(Error::Checkpoint {
                 file: file.to_string(),
                 tensor: name.clone(),
-                detail: format!("shard '{shard}' is not a plain file name in the checkpoint directory"),
+                detail: format!(
+                    "shard '{shard}' is not a plain file name in the checkpoint directory"
+                ),
             });
         }
-        shards.entry(shard.to_string()).or_default().push(name.clone());
+        shards
+            .entry(shard.to_string())
+            .or_default()
+            .push(name.clone());
     }
     Ok(shards)
 }

@@ -28,7 +28,10 @@ pub struct DepthAdapter {
 impl DepthAdapter {
     /// The identity map for width `d`; both tensors are variables.
     pub fn identity(d: usize, device: &Device) -> Result<Self> {
-        Ok(DepthAdapter { scale: Tensor::full(1.0, &[d], device)?.as_variable(), bias: Tensor::zeros(&[d], device)?.as_variable() })
+        Ok(DepthAdapter {
+            scale: Tensor::full(1.0, &[d], device)?.as_variable(),
+            bias: Tensor::zeros(&[d], device)?.as_variable(),
+        })
     }
 
     /// x: [..., D] -> x * scale + bias.

@@ -53,22 +53,52 @@ impl Backbone {
         let mut rng = Rng::new(seed);
         let (v, d) = (config.vocab_size, config.hidden_size);
         let std = config.initializer_range();
-        let var = |data: Vec<f32>, shape: &[usize]| -> Result<Tensor> { Ok(Tensor::from_f32(data, shape, device)?.as_variable()) };
+        let var = |data: Vec<f32>, shape: &[usize]| -> Result<Tensor> {
+            Ok(Tensor::from_f32(data, shape, device)?.as_variable())
+        };
         let embeddings = var(rng.normal_vec(v * d, std), &[v, d])?;
         let blocks = (0..config.num_hidden_layers)
             .map(|_| {
                 let eps = config.layer_norm_epsilon as f32;
-                MambaBlock::init_with_bias(config.block_dims(), eps, config.use_bias, config.use_conv_bias, &mut rng, device)
+                MambaBlock::init_with_bias(
+                    config.block_dims(),
+                    eps,
+                    config.use_bias,
+                    config.use_conv_bias,
+                    &mut rng,
+                    device,
+                )
             })
             .collect::<Result<Vec<_>>>()?;
-        let lm_head = if config.tie_word_embeddings { None } else { Some(var(rng.normal_vec(v * d, std), &[v, d])?) };
-        let fusion = if config.crsm_fusion { Some(var(vec![0.0; config.applications()], &[config.applications()])?) } else { None };
+        let lm_head = if config.tie_word_embeddings {
+            None
+        } else {
+            Some(var(rng.normal_vec(v * d, std), &[v, d])?)
+        };
+        let fusion = if config.crsm_fusion {
+            Some(var(
+                vec![0.0; config.applications()],
+                &[config.applications()],
+            )?)
+        } else {
+            None
+        };
         let adapters = if config.depth_adapters() {
-            (0..config.crsm_recurrent_depth).map(|_| DepthAdapter::identity(d, device)).collect::<Result<Vec<_>>>()?
+            (0..config.crsm_recurrent_depth)
+                .map(|_| DepthAdapter::identity(d, device))
+                .collect::<Result<Vec<_>>>()?
         } else {
             Vec::new()
         };
-        Ok(Backbone { norm_f: var(vec![1.0; d], &[d])?, config, embeddings, blocks, lm_head, fusion, adapters })
+        Ok(Backbone {
+            norm_f: var(vec![1.0; d], &[d])?,
+            config,
+            embeddings,
+            blocks,
+            lm_head,
+            fusion,
+            adapters,
+        })
     }
 
     /// `dir/config.json` and the safetensors weights in `dir` (`model.safetensors` or a sharded
@@ -80,7 +110,9 @@ impl Backbone {
         let mut l = Loader::new(map, dir.display().to_string(), device);
         let (v, d) = (config.vocab_size, config.hidden_size);
         let embeddings = l.take(weights::EMBEDDINGS, &[v, d])?;
-        let blocks = (0..config.num_hidden_layers).map(|i| weights::load_block(&mut l, i, &config)).collect::<Result<Vec<_>>>()?;
+        let blocks = (0..config.num_hidden_layers)
+            .map(|i| weights::load_block(&mut l, i, &config))
+            .collect::<Result<Vec<_>>>()?;
         let norm_f = l.take(weights::NORM_F, &[d])?;
         let lm_head = if config.tie_word_embeddings {
             l.accept_tied_head(&embeddings)?;
@@ -88,24 +120,44 @@ impl Backbone {
         } else {
             Some(l.take(weights::LM_HEAD, &[v, d])?)
         };
-        let fusion = l.take_if(config.crsm_fusion, weights::FUSION, &[config.applications()])?;
+        let fusion = l.take_if(
+            config.crsm_fusion,
+            weights::FUSION,
+            &[config.applications()],
+        )?;
         let adapters = if config.depth_adapters() {
-            (0..config.crsm_recurrent_depth).map(|p| weights::load_adapter(&mut l, p, d)).collect::<Result<Vec<_>>>()?
+            (0..config.crsm_recurrent_depth)
+                .map(|p| weights::load_adapter(&mut l, p, d))
+                .collect::<Result<Vec<_>>>()?
         } else {
             Vec::new()
         };
         l.finish()?;
-        Ok(Backbone { config, embeddings, blocks, norm_f, lm_head, fusion, adapters })
+        Ok(Backbone {
+            config,
+            embeddings,
+            blocks,
+            norm_f,
+            lm_head,
+            fusion,
+            adapters,
+        })
     }
 
     /// Writes `dir/config.json` and `dir/model.safetensors` (f32, HF names and layouts; a tied
     /// model has no `lm_head.weight`), each through a temporary file and a rename. Loading the
     /// result gives bit-identical weights.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let map = weights::to_tensor_map(&self.named_parameters())?;
         io::save_safetensors(&dir.join("model.safetensors"), &map)?;
-        io::write_atomic(&dir.join("config.json"), self.config.to_json_string()?.as_bytes())
+        io::write_atomic(
+            &dir.join("config.json"),
+            self.config.to_json_string()?.as_bytes(),
+        )
     }
 
     pub fn device(&self) -> Device {
@@ -118,7 +170,11 @@ impl Backbone {
     pub fn named_parameters(&self) -> Vec<(String, &Tensor)> {
         let mut v = vec![(weights::EMBEDDINGS.to_string(), &self.embeddings)];
         for (i, block) in self.blocks.iter().enumerate() {
-            v.extend(weights::block_tensors(block).into_iter().map(|(suffix, t)| (weights::layer_name(i, suffix), t)));
+            v.extend(
+                weights::block_tensors(block)
+                    .into_iter()
+                    .map(|(suffix, t)| (weights::layer_name(i, suffix), t)),
+            );
         }
         v.push((weights::NORM_F.to_string(), &self.norm_f));
         if let Some(head) = &self.lm_head {
@@ -135,7 +191,10 @@ impl Backbone {
     }
 
     pub fn parameters(&self) -> Vec<&Tensor> {
-        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
     }
 
     /// The parameters in `named_parameters` order, for an optimizer to replace.
@@ -159,7 +218,13 @@ impl Backbone {
     /// ids: U32 [B, L] -> logits [B, L, V], from an empty sequence.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         check_ids("Backbone::forward", ids, 2)?;
-        let residuals = self.run(ops::embedding(ids, &self.embeddings)?, None, self.fusion.is_some())?.0;
+        let residuals = self
+            .run(
+                ops::embedding(ids, &self.embeddings)?,
+                None,
+                self.fusion.is_some(),
+            )?
+            .0;
         self.head(residuals)
     }
 
@@ -167,13 +232,22 @@ impl Backbone {
     /// empty sequence: HF's `output_hidden_states` without the final norm.
     pub fn residuals(&self, ids: &Tensor) -> Result<Vec<Tensor>> {
         check_ids("Backbone::residuals", ids, 2)?;
-        Ok(self.run(ops::embedding(ids, &self.embeddings)?, None, true)?.0)
+        Ok(self
+            .run(ops::embedding(ids, &self.embeddings)?, None, true)?
+            .0)
     }
 
     /// Zero states for `batch` rows: one `LayerState` per block application.
     pub fn new_state(&self, batch: usize) -> Result<State> {
         let c = &self.config;
-        State::zeros(c.applications(), batch, c.conv_kernel, c.d_inner(), c.state_size, &self.device())
+        State::zeros(
+            c.applications(),
+            batch,
+            c.conv_kernel,
+            c.d_inner(),
+            c.state_size,
+            &self.device(),
+        )
     }
 
     /// Parallel forward over ids [B, L] that continues from `state` (zeros for a new sequence) and
@@ -181,7 +255,11 @@ impl Backbone {
     pub fn prefill(&self, ids: &Tensor, state: &mut State) -> Result<Tensor> {
         check_ids("Backbone::prefill", ids, 2)?;
         self.check_state("Backbone::prefill", state, ids.dim(0))?;
-        let (residuals, layers) = self.run(ops::embedding(ids, &self.embeddings)?, Some(state), self.fusion.is_some())?;
+        let (residuals, layers) = self.run(
+            ops::embedding(ids, &self.embeddings)?,
+            Some(state),
+            self.fusion.is_some(),
+        )?;
         let logits = self.head(residuals)?;
         state.layers = layers;
         state.position += ids.dim(1);
@@ -210,7 +288,12 @@ impl Backbone {
 
     /// Runs the stack on embedded tokens x [B, L, D]. Returns the residual outputs (every
     /// application's when `keep_all`, else the last) and, when a state was given, the states after x.
-    fn run(&self, mut x: Tensor, state: Option<&State>, keep_all: bool) -> Result<(Vec<Tensor>, Vec<LayerState>)> {
+    fn run(
+        &self,
+        mut x: Tensor,
+        state: Option<&State>,
+        keep_all: bool,
+    ) -> Result<(Vec<Tensor>, Vec<LayerState>)> {
         let mut residuals = Vec::new();
         let mut layers = Vec::new();
         for (app, block, adapter) in self.applications() {
@@ -222,7 +305,10 @@ impl Backbone {
                 Some(s) => {
                     let prev = &s.layers[app];
                     let o = block.forward_with_state(&x, &prev.conv, &prev.ssm)?;
-                    layers.push(LayerState { conv: o.conv_state, ssm: o.ssm_state });
+                    layers.push(LayerState {
+                        conv: o.conv_state,
+                        ssm: o.ssm_state,
+                    });
                     o.out
                 }
             };
@@ -249,12 +335,18 @@ impl Backbone {
                         r.reshape(&shape)
                     })
                     .collect::<Result<Vec<_>>>()?;
-                ops::layer_mix(&ops::concat(&stacked.iter().collect::<Vec<_>>(), 0)?, logits)?
+                ops::layer_mix(
+                    &ops::concat(&stacked.iter().collect::<Vec<_>>(), 0)?,
+                    logits,
+                )?
             }
-            None => residuals.into_iter().next_back().ok_or_else(|| Error::InvalidArgument {
-                op: "Backbone::head",
-                detail: "no block output (num_hidden_layers is 0)".into(),
-            })?,
+            None => residuals
+                .into_iter()
+                .next_back()
+                .ok_or_else(|| Error::InvalidArgument {
+                    op: "Backbone::head",
+                    detail: "no block output (num_hidden_layers is 0)".into(),
+                })?,
         };
         let h = ops::rms_norm(&h, &self.norm_f, self.config.layer_norm_epsilon as f32)?;
         ops::linear(&h, self.lm_head.as_ref().unwrap_or(&self.embeddings), None)
@@ -281,7 +373,13 @@ fn check_ids(op: &'static str, ids: &Tensor, rank: usize) -> Result<()> {
     ids.expect_dtype(op, "ids", DType::U32)?;
     if ids.rank() != rank || ids.elem_count() == 0 {
         let want = if rank == 2 { "[B, L]" } else { "[B]" };
-        return shape_err(op, format!("ids must be {want} with no empty dimension, got {:?}", ids.shape()));
+        return shape_err(
+            op,
+            format!(
+                "ids must be {want} with no empty dimension, got {:?}",
+                ids.shape()
+            ),
+        );
     }
     Ok(())
 }

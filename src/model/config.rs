@@ -111,8 +111,12 @@ impl<'de> Deserialize<'de> for TimeStepRank {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         match Value::deserialize(d)? {
             Value::String(s) if s == "auto" => Ok(TimeStepRank::Auto),
-            Value::Number(n) if n.as_u64().is_some() => Ok(TimeStepRank::Fixed(n.as_u64().unwrap_or_default() as usize)),
-            v => Err(serde::de::Error::custom(format!("time_step_rank must be an integer or \"auto\", got {v}"))),
+            Value::Number(n) if n.as_u64().is_some() => {
+                Ok(TimeStepRank::Fixed(n.as_u64().unwrap_or_default() as usize))
+            }
+            v => Err(serde::de::Error::custom(format!(
+                "time_step_rank must be an integer or \"auto\", got {v}"
+            ))),
         }
     }
 }
@@ -207,45 +211,69 @@ impl CrsmConfig {
             crsm_depth_adapters: None,
             hf_extra: BTreeMap::from([
                 ("model_type".to_string(), Value::from("mamba")),
-                ("architectures".to_string(), Value::from(vec!["MambaForCausalLM"])),
+                (
+                    "architectures".to_string(),
+                    Value::from(vec!["MambaForCausalLM"]),
+                ),
             ]),
         }
     }
 
     pub fn from_json_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_json_str(&text, &path.display().to_string())
     }
 
     /// Parses and validates a config; `file` names it in errors.
     pub fn from_json_str(text: &str, file: &str) -> Result<Self> {
-        let err = |field: &str, detail: String| Error::Config { file: file.to_string(), field: field.to_string(), detail };
-        let value: Value = serde_json::from_str(text).map_err(|e| err("", format!("not valid JSON: {e}")))?;
+        let err = |field: &str, detail: String| Error::Config {
+            file: file.to_string(),
+            field: field.to_string(),
+            detail,
+        };
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| err("", format!("not valid JSON: {e}")))?;
         let Value::Object(map) = value else {
             return Err(err("", "must be a JSON object".into()));
         };
         check_keys(&map, file)?;
         for required in ["vocab_size", "hidden_size", "num_hidden_layers"] {
             if !map.contains_key(required) {
-                return Err(err(required, "missing (HF MambaConfig sizes are required)".into()));
+                return Err(err(
+                    required,
+                    "missing (HF MambaConfig sizes are required)".into(),
+                ));
             }
         }
-        let config: CrsmConfig = serde_json::from_value(Value::Object(map)).map_err(|e| err("", e.to_string()))?;
+        let config: CrsmConfig =
+            serde_json::from_value(Value::Object(map)).map_err(|e| err("", e.to_string()))?;
         config.validate(file)?;
         Ok(config)
     }
 
     /// The config as `config.json` text (every field, and the kept HF keys).
     pub fn to_json_string(&self) -> Result<String> {
-        let mut text = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::Config { file: "config.json".into(), field: String::new(), detail: e.to_string() })?;
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| Error::Config {
+            file: "config.json".into(),
+            field: String::new(),
+            detail: e.to_string(),
+        })?;
         text.push('\n');
         Ok(text)
     }
 
     /// Checks sizes the engine cannot run with; `file` names the config in errors.
     pub fn validate(&self, file: &str) -> Result<()> {
-        let err = |field: &str, detail: String| Err(Error::Config { file: file.to_string(), field: field.to_string(), detail });
+        let err = |field: &str, detail: String| {
+            Err(Error::Config {
+                file: file.to_string(),
+                field: field.to_string(),
+                detail,
+            })
+        };
         let positive = [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
@@ -261,28 +289,50 @@ impl CrsmConfig {
             }
         }
         if self.state_size > SCAN_MAX_STATE {
-            return err("state_size", format!("{} exceeds the selective scan's maximum of {SCAN_MAX_STATE}", self.state_size));
+            return err(
+                "state_size",
+                format!(
+                    "{} exceeds the selective scan's maximum of {SCAN_MAX_STATE}",
+                    self.state_size
+                ),
+            );
         }
         // K = 1 would leave an empty conv state; every released Mamba uses K = 4.
         if self.conv_kernel < 2 {
-            return err("conv_kernel", format!("{} is below the supported minimum of 2", self.conv_kernel));
+            return err(
+                "conv_kernel",
+                format!("{} is below the supported minimum of 2", self.conv_kernel),
+            );
         }
         if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon > 0.0) {
-            return err("layer_norm_epsilon", format!("{} must be a positive number", self.layer_norm_epsilon));
+            return err(
+                "layer_norm_epsilon",
+                format!("{} must be a positive number", self.layer_norm_epsilon),
+            );
         }
-        if let Some(key) = self.hf_extra.keys().find(|k| !HF_ACCEPTED_KEYS.contains(&k.as_str())) {
+        if let Some(key) = self
+            .hf_extra
+            .keys()
+            .find(|k| !HF_ACCEPTED_KEYS.contains(&k.as_str()))
+        {
             return err(key, "not an accepted HF key (see HF_ACCEPTED_KEYS); typed keys are fields of CrsmConfig".into());
         }
         // Mamba-1 mixers use SiLU; another activation would silently compute something else.
         if let Some(act) = self.hf_extra.get("hidden_act")
             && !matches!(act.as_str(), Some("silu" | "swish"))
         {
-            return err("hidden_act", format!("{act} is not supported (Mamba-1 uses silu)"));
+            return err(
+                "hidden_act",
+                format!("{act} is not supported (Mamba-1 uses silu)"),
+            );
         }
         if let Some(t) = self.hf_extra.get("model_type")
             && t.as_str() != Some("mamba")
         {
-            return err("model_type", format!("{t} is not a Mamba-1 model (expected \"mamba\")"));
+            return err(
+                "model_type",
+                format!("{t} is not a Mamba-1 model (expected \"mamba\")"),
+            );
         }
         Ok(())
     }
@@ -291,7 +341,8 @@ impl CrsmConfig {
 
     /// E, the mixer's inner width.
     pub fn d_inner(&self) -> usize {
-        self.intermediate_size.unwrap_or(self.expand * self.hidden_size)
+        self.intermediate_size
+            .unwrap_or(self.expand * self.hidden_size)
     }
 
     /// R, the rank of the dt projection.
@@ -309,12 +360,16 @@ impl CrsmConfig {
 
     /// Whether each pass has its own adapter (default: exactly when depth > 1).
     pub fn depth_adapters(&self) -> bool {
-        self.crsm_depth_adapters.unwrap_or(self.crsm_recurrent_depth > 1)
+        self.crsm_depth_adapters
+            .unwrap_or(self.crsm_recurrent_depth > 1)
     }
 
     /// The std of the normal init of the embeddings (HF `initializer_range`, default 0.1).
     pub fn initializer_range(&self) -> f32 {
-        self.hf_extra.get("initializer_range").and_then(Value::as_f64).unwrap_or(0.1) as f32
+        self.hf_extra
+            .get("initializer_range")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.1) as f32
     }
 
     pub fn block_dims(&self) -> crate::nn::MambaDims {
@@ -331,7 +386,13 @@ impl CrsmConfig {
 /// Every key must be used or HF-accepted, and each used key must have the right JSON type.
 fn check_keys(map: &Map<String, Value>, file: &str) -> Result<()> {
     for (key, value) in map {
-        let err = |detail: String| Err(Error::Config { file: file.to_string(), field: key.clone(), detail });
+        let err = |detail: String| {
+            Err(Error::Config {
+                file: file.to_string(),
+                field: key.clone(),
+                detail,
+            })
+        };
         if let Some(&(_, kind)) = USED_KEYS.iter().find(|(k, _)| k == key) {
             let ok = match kind {
                 Kind::Count => value.as_u64().is_some(),

@@ -33,7 +33,10 @@ pub fn adapter_name(pass: usize, suffix: &str) -> String {
 /// A block's tensors under `backbone.layers.{i}.`, in `MambaBlock::parameters` order. The conv
 /// weight is ours, [E, K]; checkpoints hold HF's [E, 1, K] (see `checkpoint_shape`).
 pub fn block_tensors(block: &MambaBlock) -> Vec<(&'static str, &Tensor)> {
-    let mut v = vec![("norm.weight", &block.norm), ("mixer.in_proj.weight", &block.in_proj)];
+    let mut v = vec![
+        ("norm.weight", &block.norm),
+        ("mixer.in_proj.weight", &block.in_proj),
+    ];
     if let Some(b) = &block.in_proj_bias {
         v.push(("mixer.in_proj.bias", b));
     }
@@ -86,16 +89,29 @@ impl<'a> Loader<'a> {
     }
 
     fn err(&self, tensor: &str, detail: String) -> Error {
-        Error::Checkpoint { file: self.file.clone(), tensor: tensor.to_string(), detail }
+        Error::Checkpoint {
+            file: self.file.clone(),
+            tensor: tensor.to_string(),
+            detail,
+        }
     }
 
     /// The host tensor `name`, which must have shape `want` (checkpoint layout).
     fn take_host(&mut self, name: &str, want: &[usize]) -> Result<HostTensor> {
         let Some(t) = self.map.remove(name) else {
-            return Err(self.err(name, format!("missing from the checkpoint (config.json implies shape {want:?})")));
+            return Err(self.err(
+                name,
+                format!("missing from the checkpoint (config.json implies shape {want:?})"),
+            ));
         };
         if t.shape != want {
-            return Err(self.err(name, format!("shape {:?} in the checkpoint, but config.json implies {want:?}", t.shape)));
+            return Err(self.err(
+                name,
+                format!(
+                    "shape {:?} in the checkpoint, but config.json implies {want:?}",
+                    t.shape
+                ),
+            ));
         }
         Ok(t)
     }
@@ -107,7 +123,12 @@ impl<'a> Loader<'a> {
         Ok(Tensor::from_f32(host.data, shape, self.device)?.as_variable())
     }
 
-    pub fn take_if(&mut self, present: bool, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
+    pub fn take_if(
+        &mut self,
+        present: bool,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<Option<Tensor>> {
         present.then(|| self.take(name, shape)).transpose()
     }
 
@@ -115,7 +136,9 @@ impl<'a> Loader<'a> {
     /// embeddings, so it is accepted only when it already equals them; a different one would be
     /// silently discarded, which is more likely a config mistake than intent.
     pub fn accept_tied_head(&mut self, embeddings: &Tensor) -> Result<()> {
-        let Some(head) = self.map.remove(LM_HEAD) else { return Ok(()) };
+        let Some(head) = self.map.remove(LM_HEAD) else {
+            return Ok(());
+        };
         if head.shape != embeddings.shape() || head.data != embeddings.to_vec_f32()? {
             return Err(self.err(
                 LM_HEAD,
@@ -133,7 +156,9 @@ impl<'a> Loader<'a> {
     /// Errors when the checkpoint holds tensors the config did not call for.
     pub fn finish(self) -> Result<()> {
         let mut rest = self.map.iter();
-        let Some((name, t)) = rest.next() else { return Ok(()) };
+        let Some((name, t)) = rest.next() else {
+            return Ok(());
+        };
         let others = self.map.len() - 1;
         Err(self.err(
             name,
@@ -149,7 +174,13 @@ impl<'a> Loader<'a> {
 /// One block's tensors from the loader.
 pub(crate) fn load_block(l: &mut Loader, layer: usize, config: &CrsmConfig) -> Result<MambaBlock> {
     let dims = config.block_dims();
-    let (d, e, n, r, k) = (dims.d_model, dims.d_inner, dims.d_state, dims.dt_rank, dims.conv_kernel);
+    let (d, e, n, r, k) = (
+        dims.d_model,
+        dims.d_inner,
+        dims.d_state,
+        dims.dt_rank,
+        dims.conv_kernel,
+    );
     let name = |suffix: &str| layer_name(layer, suffix);
     Ok(MambaBlock {
         dims,
@@ -170,7 +201,10 @@ pub(crate) fn load_block(l: &mut Loader, layer: usize, config: &CrsmConfig) -> R
 }
 
 pub(crate) fn load_adapter(l: &mut Loader, pass: usize, d: usize) -> Result<DepthAdapter> {
-    Ok(DepthAdapter { scale: l.take(&adapter_name(pass, "scale"), &[d])?, bias: l.take(&adapter_name(pass, "bias"), &[d])? })
+    Ok(DepthAdapter {
+        scale: l.take(&adapter_name(pass, "scale"), &[d])?,
+        bias: l.take(&adapter_name(pass, "bias"), &[d])?,
+    })
 }
 
 // ---- saving ------------------------------------------------------------------------------------
@@ -179,6 +213,14 @@ pub(crate) fn load_adapter(l: &mut Loader, pass: usize, d: usize) -> Result<Dept
 pub(crate) fn to_tensor_map(named: &[(String, &Tensor)]) -> Result<TensorMap> {
     named
         .iter()
-        .map(|(name, t)| Ok((name.clone(), HostTensor { shape: checkpoint_shape(name, t.shape()), data: t.to_vec_f32()? })))
+        .map(|(name, t)| {
+            Ok((
+                name.clone(),
+                HostTensor {
+                    shape: checkpoint_shape(name, t.shape()),
+                    data: t.to_vec_f32()?,
+                },
+            ))
+        })
         .collect()
 }

@@ -25,7 +25,9 @@ impl Rng {
 
     /// n values uniform in [-bound, bound): PyTorch's default Linear init uses bound = 1/sqrt(fan_in).
     pub fn uniform_vec(&mut self, n: usize, bound: f32) -> Vec<f32> {
-        (0..n).map(|_| (2.0 * self.uniform() - 1.0) * bound).collect()
+        (0..n)
+            .map(|_| (2.0 * self.uniform() - 1.0) * bound)
+            .collect()
     }
 
     /// n standard normal values (Box-Muller).

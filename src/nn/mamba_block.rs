@@ -82,24 +82,46 @@ impl MambaBlock {
         rng: &mut Rng,
         device: &Device,
     ) -> Result<Self> {
-        let MambaDims { d_model: dm, d_inner: e, d_state: n, dt_rank: r, conv_kernel: k } = dims;
-        let var = |data: Vec<f32>, shape: &[usize]| -> Result<Tensor> { Ok(Tensor::from_f32(data, shape, device)?.as_variable()) };
+        let MambaDims {
+            d_model: dm,
+            d_inner: e,
+            d_state: n,
+            dt_rank: r,
+            conv_kernel: k,
+        } = dims;
+        let var = |data: Vec<f32>, shape: &[usize]| -> Result<Tensor> {
+            Ok(Tensor::from_f32(data, shape, device)?.as_variable())
+        };
         let bound = |fan_in: usize| 1.0 / (fan_in as f32).sqrt();
-        let a_log: Vec<f32> = (0..e).flat_map(|_| (1..=n).map(|i| (i as f32).ln())).collect();
+        let a_log: Vec<f32> = (0..e)
+            .flat_map(|_| (1..=n).map(|i| (i as f32).ln()))
+            .collect();
         let dt_bias: Vec<f32> = (0..e)
             .map(|_| {
-                let dt = (rng.uniform() * ((0.1f32).ln() - (0.001f32).ln()) + (0.001f32).ln()).exp().max(1e-4);
+                let dt = (rng.uniform() * ((0.1f32).ln() - (0.001f32).ln()) + (0.001f32).ln())
+                    .exp()
+                    .max(1e-4);
                 dt + (-(-dt).exp_m1()).ln() // inverse softplus: dt + log(1 - e^-dt)
             })
             .collect();
         let in_proj = var(rng.uniform_vec(2 * e * dm, bound(dm)), &[2 * e, dm])?;
         let conv_weight = var(rng.uniform_vec(e * k, bound(k)), &[e, k])?;
-        let conv_bias = if use_conv_bias { Some(var(rng.uniform_vec(e, bound(k)), &[e])?) } else { None };
+        let conv_bias = if use_conv_bias {
+            Some(var(rng.uniform_vec(e, bound(k)), &[e])?)
+        } else {
+            None
+        };
         let x_proj = var(rng.uniform_vec((r + 2 * n) * e, bound(e)), &[r + 2 * n, e])?;
         let dt_proj = var(rng.uniform_vec(e * r, (r as f32).powf(-0.5)), &[e, r])?;
         let out_proj = var(rng.uniform_vec(dm * e, bound(e)), &[dm, e])?;
-        let (in_proj_bias, out_proj_bias) =
-            if use_bias { (Some(var(vec![0.0; 2 * e], &[2 * e])?), Some(var(vec![0.0; dm], &[dm])?)) } else { (None, None) };
+        let (in_proj_bias, out_proj_bias) = if use_bias {
+            (
+                Some(var(vec![0.0; 2 * e], &[2 * e])?),
+                Some(var(vec![0.0; dm], &[dm])?),
+            )
+        } else {
+            (None, None)
+        };
         Ok(MambaBlock {
             dims,
             norm_eps,
@@ -123,7 +145,14 @@ impl MambaBlock {
         p.extend(&self.in_proj_bias);
         p.push(&self.conv_weight);
         p.extend(&self.conv_bias);
-        p.extend([&self.x_proj, &self.dt_proj, &self.dt_bias, &self.a_log, &self.d, &self.out_proj]);
+        p.extend([
+            &self.x_proj,
+            &self.dt_proj,
+            &self.dt_bias,
+            &self.a_log,
+            &self.d,
+            &self.out_proj,
+        ]);
         p.extend(&self.out_proj_bias);
         p
     }
@@ -134,7 +163,14 @@ impl MambaBlock {
         p.extend(&mut self.in_proj_bias);
         p.push(&mut self.conv_weight);
         p.extend(&mut self.conv_bias);
-        p.extend([&mut self.x_proj, &mut self.dt_proj, &mut self.dt_bias, &mut self.a_log, &mut self.d, &mut self.out_proj]);
+        p.extend([
+            &mut self.x_proj,
+            &mut self.dt_proj,
+            &mut self.dt_bias,
+            &mut self.a_log,
+            &mut self.d,
+            &mut self.out_proj,
+        ]);
         p.extend(&mut self.out_proj_bias);
         p
     }
@@ -142,7 +178,11 @@ impl MambaBlock {
     /// x: [B, L, D] -> [B, L, D] (the residual stream after this block), from a zero state.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (xb, z) = self.in_projection(x)?;
-        let u = ops::silu(&ops::causal_conv1d(&xb, &self.conv_weight, self.conv_bias.as_ref())?)?;
+        let u = ops::silu(&ops::causal_conv1d(
+            &xb,
+            &self.conv_weight,
+            self.conv_bias.as_ref(),
+        )?)?;
         let y = self.ssm(&u, &z, None)?.y;
         self.out_projection(x, &y)
     }
@@ -155,17 +195,39 @@ impl MambaBlock {
     /// (`causal_conv1d_update`); here the K-1 stored inputs are put in front of xb, the causal
     /// conv runs over [B, K-1+L, E] and the first K-1 outputs (which would look into the padding)
     /// are dropped. SSM: the scan starts from h0 = the stored state; its last state is the new one.
-    pub fn forward_with_state(&self, x: &Tensor, conv_state: &Tensor, ssm_state: &Tensor) -> Result<BlockOutput> {
+    pub fn forward_with_state(
+        &self,
+        x: &Tensor,
+        conv_state: &Tensor,
+        ssm_state: &Tensor,
+    ) -> Result<BlockOutput> {
         const OP: &str = "MambaBlock::forward_with_state";
-        let MambaDims { d_model, d_inner: e, d_state: n, conv_kernel: k, .. } = self.dims;
+        let MambaDims {
+            d_model,
+            d_inner: e,
+            d_state: n,
+            conv_kernel: k,
+            ..
+        } = self.dims;
         let &[b, l, dx] = x.shape() else {
-            return shape_err(OP, format!("x must be [B, L, D = {d_model}], got {:?}", x.shape()));
+            return shape_err(
+                OP,
+                format!("x must be [B, L, D = {d_model}], got {:?}", x.shape()),
+            );
         };
         if k < 2 {
-            return shape_err(OP, format!("a conv width K = {k} leaves no conv state to carry (K must be at least 2)"));
+            return shape_err(
+                OP,
+                format!(
+                    "a conv width K = {k} leaves no conv state to carry (K must be at least 2)"
+                ),
+            );
         }
         if dx != d_model || l == 0 {
-            return shape_err(OP, format!("x must be [B, L >= 1, D = {d_model}], got {:?}", x.shape()));
+            return shape_err(
+                OP,
+                format!("x must be [B, L >= 1, D = {d_model}], got {:?}", x.shape()),
+            );
         }
         if conv_state.shape() != [b, k - 1, e] || ssm_state.shape() != [b, e, n] {
             return shape_err(
@@ -188,7 +250,11 @@ impl MambaBlock {
         let out = self.out_projection(x, &scan.y)?;
         // The state is what the next call reads, never part of a training graph.
         let conv_state = ops::narrow(&window, 1, l, k - 1)?.detach();
-        Ok(BlockOutput { out, conv_state, ssm_state: scan.last_state })
+        Ok(BlockOutput {
+            out,
+            conv_state,
+            ssm_state: scan.last_state,
+        })
     }
 
     /// RMSNorm then in_proj, split into the conv/SSM branch xb and the gate z, each [B, L, E].
@@ -201,7 +267,11 @@ impl MambaBlock {
 
     /// The selective SSM on the conv output u [B, L, E], gated by z, from h0 (zeros when None).
     fn ssm(&self, u: &Tensor, z: &Tensor, h0: Option<&Tensor>) -> Result<ops::ScanOutput> {
-        let MambaDims { d_state: n, dt_rank: r, .. } = self.dims;
+        let MambaDims {
+            d_state: n,
+            dt_rank: r,
+            ..
+        } = self.dims;
         let dbc = ops::linear(u, &self.x_proj, None)?;
         let dt_low = ops::narrow(&dbc, 2, 0, r)?;
         let b = ops::narrow(&dbc, 2, r, n)?;
@@ -213,6 +283,9 @@ impl MambaBlock {
 
     /// The residual add after out_proj: x + out_proj(y).
     fn out_projection(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
-        ops::add(x, &ops::linear(y, &self.out_proj, self.out_proj_bias.as_ref())?)
+        ops::add(
+            x,
+            &ops::linear(y, &self.out_proj, self.out_proj_bias.as_ref())?,
+        )
     }
 }

@@ -65,7 +65,13 @@ pub struct AdamWState {
 /// ```
 ///
 /// PyTorch writes the m update as `m.lerp_(g, 1 - beta1)`; the two agree up to rounding.
-pub fn adamw_step(param: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, s: &AdamWStep) -> Result<AdamWState> {
+pub fn adamw_step(
+    param: &Tensor,
+    grad: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    s: &AdamWStep,
+) -> Result<AdamWState> {
     let op = "adamw_step";
     for (t, name) in [(param, "param"), (grad, "grad"), (m, "m"), (v, "v")] {
         t.expect_dtype(op, name, DType::F32)?;
@@ -74,11 +80,21 @@ pub fn adamw_step(param: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, s: &Ada
     if grad.shape() != shape || m.shape() != shape || v.shape() != shape {
         return shape_err(
             op,
-            format!("param {shape:?}, grad {:?}, m {:?} and v {:?} must have one shape", grad.shape(), m.shape(), v.shape()),
+            format!(
+                "param {shape:?}, grad {:?}, m {:?} and v {:?} must have one shape",
+                grad.shape(),
+                m.shape(),
+                v.shape()
+            ),
         );
     }
     if s.step == 0 {
-        return Err(Error::InvalidArgument { op, detail: format!("step is 1-based (bias correction divides by 1 - beta1^step), got 0 for param {shape:?}") });
+        return Err(Error::InvalidArgument {
+            op,
+            detail: format!(
+                "step is 1-based (bias correction divides by 1 - beta1^step), got 0 for param {shape:?}"
+            ),
+        });
     }
     let f = s.factors();
     Ok(match same_device(op, &[param, grad, m, v])? {
@@ -91,10 +107,19 @@ pub fn adamw_step(param: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, s: &Ada
                 s,
                 &f,
             );
-            AdamWState { param: Tensor::from_cpu(p2, shape), m: Tensor::from_cpu(m2, shape), v: Tensor::from_cpu(v2, shape) }
+            AdamWState {
+                param: Tensor::from_cpu(p2, shape),
+                m: Tensor::from_cpu(m2, shape),
+                v: Tensor::from_cpu(v2, shape),
+            }
         }
         Device::Wgpu(ctx) => {
-            let inputs = [param.gpu(op, "param")?, grad.gpu(op, "grad")?, m.gpu(op, "m")?, v.gpu(op, "v")?];
+            let inputs = [
+                param.gpu(op, "param")?,
+                grad.gpu(op, "grad")?,
+                m.gpu(op, "m")?,
+                v.gpu(op, "v")?,
+            ];
             let [p2, m2, v2] = wgpu::adamw::adamw_step(&ctx, inputs, param.elem_count(), s, &f)?;
             AdamWState {
                 param: Tensor::from_gpu(p2, shape, DType::F32),

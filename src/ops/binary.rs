@@ -13,7 +13,12 @@ pub(crate) fn check_broadcast(op: &'static str, a: &Tensor, b: &Tensor) -> Resul
     let (sa, sb) = (a.shape(), b.shape());
     let suffix = sb.len() <= sa.len() && sa[sa.len() - sb.len()..] == *sb;
     if !(suffix || b.elem_count() == 1) {
-        return shape_err(op, format!("b {sb:?} does not broadcast over a {sa:?} (b must be a suffix of a's shape or one element)"));
+        return shape_err(
+            op,
+            format!(
+                "b {sb:?} does not broadcast over a {sa:?} (b must be a suffix of a's shape or one element)"
+            ),
+        );
     }
     Ok(())
 }
@@ -23,11 +28,22 @@ fn binary(op: &'static str, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(match same_device(op, &[a, b])? {
         Device::Cpu => {
             let (x, y) = (a.cpu_f32(op, "a")?, b.cpu_f32(op, "b")?);
-            let out = if op == "add" { cpu::binary::add(x, y) } else { cpu::binary::mul(x, y) };
+            let out = if op == "add" {
+                cpu::binary::add(x, y)
+            } else {
+                cpu::binary::mul(x, y)
+            };
             Tensor::from_cpu(out, a.shape())
         }
         Device::Wgpu(ctx) => {
-            let out = wgpu::binary::binary(&ctx, op, a.gpu(op, "a")?, b.gpu(op, "b")?, a.elem_count(), b.elem_count())?;
+            let out = wgpu::binary::binary(
+                &ctx,
+                op,
+                a.gpu(op, "a")?,
+                b.gpu(op, "b")?,
+                a.elem_count(),
+                b.elem_count(),
+            )?;
             Tensor::from_gpu(out, a.shape(), DType::F32)
         }
     })
@@ -37,7 +53,9 @@ fn binary(op: &'static str, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = binary("add", a, b)?;
     let b_shape = b.shape().to_vec();
-    Ok(out.with_grad_fn("add", &[a, b], move |g| Ok(vec![Some(g.clone()), Some(sum_to_shape(g, &b_shape)?)])))
+    Ok(out.with_grad_fn("add", &[a, b], move |g| {
+        Ok(vec![Some(g.clone()), Some(sum_to_shape(g, &b_shape)?)])
+    }))
 }
 
 /// `a * b`. d/da = g * b (broadcast); d/db = sum over rows of g * a.
@@ -45,8 +63,16 @@ pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = binary("mul", a, b)?;
     let (a2, b2) = (a.clone(), b.clone());
     Ok(out.with_grad_fn("mul", &[a, b], move |g| {
-        let da = if a2.requires_grad() { Some(mul(g, &b2)?) } else { None };
-        let db = if b2.requires_grad() { Some(sum_to_shape(&mul(g, &a2)?, b2.shape())?) } else { None };
+        let da = if a2.requires_grad() {
+            Some(mul(g, &b2)?)
+        } else {
+            None
+        };
+        let db = if b2.requires_grad() {
+            Some(sum_to_shape(&mul(g, &a2)?, b2.shape())?)
+        } else {
+            None
+        };
         Ok(vec![da, db])
     }))
 }
@@ -55,4 +81,3 @@ pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 pub fn sub(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     add(a, &crate::ops::scale(b, -1.0)?)
 }
-

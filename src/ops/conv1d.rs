@@ -14,7 +14,10 @@ fn check(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<ConvDims>
     x.expect_dtype(OP, "x", DType::F32)?;
     weight.expect_dtype(OP, "weight", DType::F32)?;
     let &[b, l, c] = x.shape() else {
-        return shape_err(OP, format!("x must be [batch, length, channels], got {:?}", x.shape()));
+        return shape_err(
+            OP,
+            format!("x must be [batch, length, channels], got {:?}", x.shape()),
+        );
     };
     if x.elem_count() == 0 {
         return shape_err(OP, format!("x {:?} has an empty dimension", x.shape()));
@@ -24,14 +27,24 @@ fn check(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<ConvDims>
         ws => {
             return shape_err(
                 OP,
-                format!("weight {ws:?} must be [channels, kernel] = [{c}, K >= 1] for x {:?} (view HF's [C, 1, K] as [C, K])", x.shape()),
+                format!(
+                    "weight {ws:?} must be [channels, kernel] = [{c}, K >= 1] for x {:?} (view HF's [C, 1, K] as [C, K])",
+                    x.shape()
+                ),
             );
         }
     };
     if let Some(bias) = bias {
         bias.expect_dtype(OP, "bias", DType::F32)?;
         if bias.shape() != [c] {
-            return shape_err(OP, format!("bias {:?} must be [{c}] for x {:?}", bias.shape(), x.shape()));
+            return shape_err(
+                OP,
+                format!(
+                    "bias {:?} must be [{c}] for x {:?}",
+                    bias.shape(),
+                    x.shape()
+                ),
+            );
         }
     }
     Ok(ConvDims { b, l, c, k })
@@ -46,19 +59,41 @@ pub fn causal_conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Resu
     let out = match same_device(OP, &inputs)? {
         Device::Cpu => {
             let bias = bias.map(|b| b.cpu_f32(OP, "bias")).transpose()?;
-            Tensor::from_cpu(cpu::conv1d::causal_conv1d(x.cpu_f32(OP, "x")?, weight.cpu_f32(OP, "weight")?, bias, dims), x.shape())
+            Tensor::from_cpu(
+                cpu::conv1d::causal_conv1d(
+                    x.cpu_f32(OP, "x")?,
+                    weight.cpu_f32(OP, "weight")?,
+                    bias,
+                    dims,
+                ),
+                x.shape(),
+            )
         }
         Device::Wgpu(ctx) => {
             let bias = bias.map(|b| b.gpu(OP, "bias")).transpose()?;
-            let y = wgpu::conv1d::causal_conv1d(&ctx, x.gpu(OP, "x")?, weight.gpu(OP, "weight")?, bias, dims)?;
+            let y = wgpu::conv1d::causal_conv1d(
+                &ctx,
+                x.gpu(OP, "x")?,
+                weight.gpu(OP, "weight")?,
+                bias,
+                dims,
+            )?;
             Tensor::from_gpu(y, x.shape(), DType::F32)
         }
     };
     let (x2, w2, b2) = (x.clone(), weight.clone(), bias.cloned());
     Ok(out.with_grad_fn(OP, &inputs, move |g| {
-        let dx = if x2.requires_grad() { Some(backward_x(g, &w2, dims)?) } else { None };
+        let dx = if x2.requires_grad() {
+            Some(backward_x(g, &w2, dims)?)
+        } else {
+            None
+        };
         let need_params = w2.requires_grad() || b2.as_ref().is_some_and(|b| b.requires_grad());
-        let (dw, db) = if need_params { backward_params(&x2, g, dims).map(|(w, b)| (Some(w), Some(b)))? } else { (None, None) };
+        let (dw, db) = if need_params {
+            backward_params(&x2, g, dims).map(|(w, b)| (Some(w), Some(b)))?
+        } else {
+            (None, None)
+        };
         let mut grads = vec![dx, dw];
         if b2.is_some() {
             grads.push(db);
@@ -72,11 +107,21 @@ fn backward_x(g: &Tensor, weight: &Tensor, dims: ConvDims) -> Result<Tensor> {
     const BW: &str = "causal_conv1d_backward_x";
     let shape = [dims.b, dims.l, dims.c];
     Ok(match same_device(BW, &[g, weight])? {
-        Device::Cpu => {
-            Tensor::from_cpu(cpu::conv1d::causal_conv1d_backward_x(g.cpu_f32(BW, "g")?, weight.cpu_f32(BW, "weight")?, dims), &shape)
-        }
+        Device::Cpu => Tensor::from_cpu(
+            cpu::conv1d::causal_conv1d_backward_x(
+                g.cpu_f32(BW, "g")?,
+                weight.cpu_f32(BW, "weight")?,
+                dims,
+            ),
+            &shape,
+        ),
         Device::Wgpu(ctx) => Tensor::from_gpu(
-            wgpu::conv1d::causal_conv1d_backward_x(&ctx, g.gpu(BW, "g")?, weight.gpu(BW, "weight")?, dims)?,
+            wgpu::conv1d::causal_conv1d_backward_x(
+                &ctx,
+                g.gpu(BW, "g")?,
+                weight.gpu(BW, "weight")?,
+                dims,
+            )?,
             &shape,
             DType::F32,
         ),
@@ -89,12 +134,24 @@ fn backward_params(x: &Tensor, g: &Tensor, dims: ConvDims) -> Result<(Tensor, Te
     let (wshape, bshape) = ([dims.c, dims.k], [dims.c]);
     Ok(match same_device(BW, &[x, g])? {
         Device::Cpu => {
-            let (dw, db) = cpu::conv1d::causal_conv1d_backward_params(x.cpu_f32(BW, "x")?, g.cpu_f32(BW, "g")?, dims);
+            let (dw, db) = cpu::conv1d::causal_conv1d_backward_params(
+                x.cpu_f32(BW, "x")?,
+                g.cpu_f32(BW, "g")?,
+                dims,
+            );
             (Tensor::from_cpu(dw, &wshape), Tensor::from_cpu(db, &bshape))
         }
         Device::Wgpu(ctx) => {
-            let (dw, db) = wgpu::conv1d::causal_conv1d_backward_params(&ctx, x.gpu(BW, "x")?, g.gpu(BW, "g")?, dims)?;
-            (Tensor::from_gpu(dw, &wshape, DType::F32), Tensor::from_gpu(db, &bshape, DType::F32))
+            let (dw, db) = wgpu::conv1d::causal_conv1d_backward_params(
+                &ctx,
+                x.gpu(BW, "x")?,
+                g.gpu(BW, "g")?,
+                dims,
+            )?;
+            (
+                Tensor::from_gpu(dw, &wshape, DType::F32),
+                Tensor::from_gpu(db, &bshape, DType::F32),
+            )
         }
     })
 }

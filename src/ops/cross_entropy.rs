@@ -15,22 +15,45 @@ pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
     x.expect_dtype(OP, "x", DType::F32)?;
     let v = match x.shape().last() {
         Some(&v) if v > 0 => v,
-        _ => return shape_err(OP, format!("x {:?} needs a non-empty last dimension", x.shape())),
+        _ => {
+            return shape_err(
+                OP,
+                format!("x {:?} needs a non-empty last dimension", x.shape()),
+            );
+        }
     };
     let rows = x.elem_count() / v;
     let out = match x.device() {
-        Device::Cpu => Tensor::from_cpu(cpu::cross_entropy::log_softmax(x.cpu_f32(OP, "x")?, v), x.shape()),
-        Device::Wgpu(ctx) => Tensor::from_gpu(wgpu::cross_entropy::log_softmax(&ctx, x.gpu(OP, "x")?, rows, v)?, x.shape(), DType::F32),
+        Device::Cpu => Tensor::from_cpu(
+            cpu::cross_entropy::log_softmax(x.cpu_f32(OP, "x")?, v),
+            x.shape(),
+        ),
+        Device::Wgpu(ctx) => Tensor::from_gpu(
+            wgpu::cross_entropy::log_softmax(&ctx, x.gpu(OP, "x")?, rows, v)?,
+            x.shape(),
+            DType::F32,
+        ),
     };
     let x2 = x.clone();
     Ok(out.with_grad_fn(OP, &[x], move |g| {
         const BW: &str = "log_softmax_backward";
         let dx = match same_device(BW, &[&x2, g])? {
-            Device::Cpu => {
-                Tensor::from_cpu(cpu::cross_entropy::log_softmax_backward(x2.cpu_f32(BW, "x")?, g.cpu_f32(BW, "g")?, v), x2.shape())
-            }
+            Device::Cpu => Tensor::from_cpu(
+                cpu::cross_entropy::log_softmax_backward(
+                    x2.cpu_f32(BW, "x")?,
+                    g.cpu_f32(BW, "g")?,
+                    v,
+                ),
+                x2.shape(),
+            ),
             Device::Wgpu(ctx) => {
-                let dx = wgpu::cross_entropy::log_softmax_backward(&ctx, x2.gpu(BW, "x")?, g.gpu(BW, "g")?, rows, v)?;
+                let dx = wgpu::cross_entropy::log_softmax_backward(
+                    &ctx,
+                    x2.gpu(BW, "x")?,
+                    g.gpu(BW, "g")?,
+                    rows,
+                    v,
+                )?;
                 Tensor::from_gpu(dx, x2.shape(), DType::F32)
             }
         };
@@ -55,7 +78,12 @@ fn count_targets(targets: &Tensor, ignore_index: Option<u32>, v: usize) -> Resul
             continue;
         }
         if id as usize >= v {
-            return Err(Error::IdOutOfRange { op: OP, id, position, limit: v });
+            return Err(Error::IdOutOfRange {
+                op: OP,
+                id,
+                position,
+                limit: v,
+            });
         }
         count += 1;
     }
@@ -67,23 +95,42 @@ fn count_targets(targets: &Tensor, ignore_index: Option<u32>, v: usize) -> Resul
 /// is ignored the loss is 0 with zero gradients (PyTorch returns NaN there: a batch of padding
 /// must not poison training). logits: [M, V] f32, targets: [M] u32. A target >= V that is not the
 /// ignore index is `Error::IdOutOfRange`. Gradient for logits only.
-pub fn cross_entropy(logits: &Tensor, targets: &Tensor, ignore_index: Option<u32>) -> Result<Tensor> {
+pub fn cross_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    ignore_index: Option<u32>,
+) -> Result<Tensor> {
     logits.expect_dtype(OP, "logits", DType::F32)?;
     targets.expect_dtype(OP, "targets", DType::U32)?;
     let &[rows, v] = logits.shape() else {
-        return shape_err(OP, format!("logits must be [rows, vocab], got {:?}", logits.shape()));
+        return shape_err(
+            OP,
+            format!("logits must be [rows, vocab], got {:?}", logits.shape()),
+        );
     };
     if v == 0 {
         return shape_err(OP, format!("logits {:?} has no classes", logits.shape()));
     }
     if targets.shape() != [rows] {
-        return shape_err(OP, format!("targets {:?} must be [{rows}], one per row of logits {:?}", targets.shape(), logits.shape()));
+        return shape_err(
+            OP,
+            format!(
+                "targets {:?} must be [{rows}], one per row of logits {:?}",
+                targets.shape(),
+                logits.shape()
+            ),
+        );
     }
     let device = same_device(OP, &[logits, targets])?;
     let count = count_targets(targets, ignore_index, v)?;
     let loss = match device {
         Device::Cpu => {
-            let l = cpu::cross_entropy::cross_entropy(logits.cpu_f32(OP, "logits")?, targets.cpu_u32(OP, "targets")?, ignore_index, v);
+            let l = cpu::cross_entropy::cross_entropy(
+                logits.cpu_f32(OP, "logits")?,
+                targets.cpu_u32(OP, "targets")?,
+                ignore_index,
+                v,
+            );
             Tensor::from_cpu(vec![l], &[1])
         }
         Device::Wgpu(ctx) => {
@@ -105,8 +152,13 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, ignore_index: Option<u32
         let dlogits = match same_device(BW, &[&l2, &t2, g])? {
             Device::Cpu => {
                 let gv = g.cpu_f32(BW, "g")?[0];
-                let d =
-                    cpu::cross_entropy::cross_entropy_backward(l2.cpu_f32(BW, "logits")?, t2.cpu_u32(BW, "targets")?, ignore_index, gv, v);
+                let d = cpu::cross_entropy::cross_entropy_backward(
+                    l2.cpu_f32(BW, "logits")?,
+                    t2.cpu_u32(BW, "targets")?,
+                    ignore_index,
+                    gv,
+                    v,
+                );
                 Tensor::from_cpu(d, l2.shape())
             }
             Device::Wgpu(ctx) => {

@@ -19,31 +19,62 @@ pub fn embedding(ids: &Tensor, table: &Tensor) -> Result<Tensor> {
     ids.expect_dtype(op, "ids", DType::U32)?;
     table.expect_dtype(op, "table", DType::F32)?;
     if table.rank() != 2 {
-        return shape_err(op, format!("table must be [V, D], got {:?} (ids {:?})", table.shape(), ids.shape()));
+        return shape_err(
+            op,
+            format!(
+                "table must be [V, D], got {:?} (ids {:?})",
+                table.shape(),
+                ids.shape()
+            ),
+        );
     }
     let (v, d) = (table.dim(0), table.dim(1));
     let device = same_device(op, &[ids, table])?;
     let host_ids = ids.to_vec_u32()?;
-    if let Some((position, &id)) = host_ids.iter().enumerate().find(|&(_, &id)| id as usize >= v) {
-        return Err(Error::IdOutOfRange { op, id, position, limit: v });
+    if let Some((position, &id)) = host_ids
+        .iter()
+        .enumerate()
+        .find(|&(_, &id)| id as usize >= v)
+    {
+        return Err(Error::IdOutOfRange {
+            op,
+            id,
+            position,
+            limit: v,
+        });
     }
     let n = host_ids.len();
     let mut out_shape = ids.shape().to_vec();
     out_shape.push(d);
     let out = match device {
-        Device::Cpu => Tensor::from_cpu(cpu::embedding::embedding(&host_ids, table.cpu_f32(op, "table")?, d), &out_shape),
+        Device::Cpu => Tensor::from_cpu(
+            cpu::embedding::embedding(&host_ids, table.cpu_f32(op, "table")?, d),
+            &out_shape,
+        ),
         Device::Wgpu(ctx) => Tensor::from_gpu(
-            wgpu::embedding::embedding(&ctx, ids.gpu(op, "ids")?, table.gpu(op, "table")?, n, v, d)?,
+            wgpu::embedding::embedding(
+                &ctx,
+                ids.gpu(op, "ids")?,
+                table.gpu(op, "table")?,
+                n,
+                v,
+                d,
+            )?,
             &out_shape,
             DType::F32,
         ),
     };
     Ok(out.with_grad_fn(op, &[ids, table], move |g| {
         let dtable = match g.device() {
-            Device::Cpu => Tensor::from_cpu(cpu::embedding::embedding_backward(&host_ids, g.cpu_f32(op, "g")?, v, d), &[v, d]),
-            Device::Wgpu(ctx) => {
-                Tensor::from_gpu(wgpu::embedding::embedding_backward(&ctx, &host_ids, g.gpu(op, "g")?, v, d)?, &[v, d], DType::F32)
-            }
+            Device::Cpu => Tensor::from_cpu(
+                cpu::embedding::embedding_backward(&host_ids, g.cpu_f32(op, "g")?, v, d),
+                &[v, d],
+            ),
+            Device::Wgpu(ctx) => Tensor::from_gpu(
+                wgpu::embedding::embedding_backward(&ctx, &host_ids, g.gpu(op, "g")?, v, d)?,
+                &[v, d],
+                DType::F32,
+            ),
         };
         Ok(vec![None, Some(dtable)])
     }))

@@ -22,7 +22,10 @@ fn gate_dims(op: &'static str, gi: &Tensor, gh: &Tensor, h: &Tensor) -> Result<(
     let (si, sh, s) = (gi.shape(), gh.shape(), h.shape());
     let ok = s.len() == 2 && si.len() == 2 && si == sh && si[0] == s[0] && si[1] == 3 * s[1];
     if !ok {
-        return shape_err(op, format!("gi {si:?} and gh {sh:?} must both be [B, 3H] for h {s:?} = [B, H]"));
+        return shape_err(
+            op,
+            format!("gi {si:?} and gh {sh:?} must both be [B, 3H] for h {s:?} = [B, H]"),
+        );
     }
     Ok((s[0], s[1]))
 }
@@ -36,11 +39,23 @@ pub fn gru_gates(gi: &Tensor, gh: &Tensor, h: &Tensor) -> Result<Tensor> {
     let (batch, hidden) = gate_dims(op, gi, gh, h)?;
     let out = match same_device(op, &[gi, gh, h])? {
         Device::Cpu => {
-            let v = cpu::gru::gru_gates(gi.cpu_f32(op, "gi")?, gh.cpu_f32(op, "gh")?, h.cpu_f32(op, "h")?, hidden);
+            let v = cpu::gru::gru_gates(
+                gi.cpu_f32(op, "gi")?,
+                gh.cpu_f32(op, "gh")?,
+                h.cpu_f32(op, "h")?,
+                hidden,
+            );
             Tensor::from_cpu(v, &[batch, hidden])
         }
         Device::Wgpu(ctx) => {
-            let b = wgpu::gru::gru_gates(&ctx, gi.gpu(op, "gi")?, gh.gpu(op, "gh")?, h.gpu(op, "h")?, batch, hidden)?;
+            let b = wgpu::gru::gru_gates(
+                &ctx,
+                gi.gpu(op, "gi")?,
+                gh.gpu(op, "gh")?,
+                h.gpu(op, "h")?,
+                batch,
+                hidden,
+            )?;
             Tensor::from_gpu(b, &[batch, hidden], DType::F32)
         }
     };
@@ -53,11 +68,19 @@ pub fn gru_gates(gi: &Tensor, gh: &Tensor, h: &Tensor) -> Result<Tensor> {
 }
 
 /// (d gi, d gh, d h) from g = dL/dh', in one pass.
-fn gru_gates_backward(gi: &Tensor, gh: &Tensor, h: &Tensor, g: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+fn gru_gates_backward(
+    gi: &Tensor,
+    gh: &Tensor,
+    h: &Tensor,
+    g: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let op = "gru_gates_backward";
     let (batch, hidden) = gate_dims(op, gi, gh, h)?;
     if g.shape() != h.shape() {
-        return shape_err(op, format!("gradient {:?} must match h {:?}", g.shape(), h.shape()));
+        return shape_err(
+            op,
+            format!("gradient {:?} must match h {:?}", g.shape(), h.shape()),
+        );
     }
     let (si, sh) = (gi.shape(), h.shape());
     Ok(match same_device(op, &[gi, gh, h, g])? {
@@ -69,12 +92,25 @@ fn gru_gates_backward(gi: &Tensor, gh: &Tensor, h: &Tensor, g: &Tensor) -> Resul
                 g.cpu_f32(op, "g")?,
                 hidden,
             );
-            (Tensor::from_cpu(dgi, si), Tensor::from_cpu(dgh, si), Tensor::from_cpu(dh, sh))
+            (
+                Tensor::from_cpu(dgi, si),
+                Tensor::from_cpu(dgh, si),
+                Tensor::from_cpu(dh, sh),
+            )
         }
         Device::Wgpu(ctx) => {
-            let (gi, gh, h, g) = (gi.gpu(op, "gi")?, gh.gpu(op, "gh")?, h.gpu(op, "h")?, g.gpu(op, "g")?);
+            let (gi, gh, h, g) = (
+                gi.gpu(op, "gi")?,
+                gh.gpu(op, "gh")?,
+                h.gpu(op, "h")?,
+                g.gpu(op, "g")?,
+            );
             let (dgi, dgh, dh) = wgpu::gru::gru_gates_backward(&ctx, gi, gh, h, g, batch, hidden)?;
-            (Tensor::from_gpu(dgi, si, DType::F32), Tensor::from_gpu(dgh, si, DType::F32), Tensor::from_gpu(dh, sh, DType::F32))
+            (
+                Tensor::from_gpu(dgi, si, DType::F32),
+                Tensor::from_gpu(dgh, si, DType::F32),
+                Tensor::from_gpu(dh, sh, DType::F32),
+            )
         }
     })
 }
@@ -82,8 +118,22 @@ fn gru_gates_backward(gi: &Tensor, gh: &Tensor, h: &Tensor, g: &Tensor) -> Resul
 /// x: [B, I], h: [B, H], w_ih: [3H, I], w_hh: [3H, H], b_ih, b_hh: [3H] -> [B, H]
 ///
 /// Two `linear` calls and `gru_gates`; the tape differentiates the composition.
-pub fn gru_cell(x: &Tensor, h: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tensor) -> Result<Tensor> {
-    let (sx, s, swi, swh, sbi, sbh) = (x.shape(), h.shape(), w_ih.shape(), w_hh.shape(), b_ih.shape(), b_hh.shape());
+pub fn gru_cell(
+    x: &Tensor,
+    h: &Tensor,
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b_ih: &Tensor,
+    b_hh: &Tensor,
+) -> Result<Tensor> {
+    let (sx, s, swi, swh, sbi, sbh) = (
+        x.shape(),
+        h.shape(),
+        w_ih.shape(),
+        w_hh.shape(),
+        b_ih.shape(),
+        b_hh.shape(),
+    );
     let ok = sx.len() == 2
         && s.len() == 2
         && sx[0] == s[0]

@@ -15,25 +15,49 @@ pub fn layer_mix(xs: &Tensor, logits: &Tensor) -> Result<Tensor> {
     xs.expect_dtype(OP, "xs", DType::F32)?;
     logits.expect_dtype(OP, "logits", DType::F32)?;
     let Some((&layers, rest)) = xs.shape().split_first() else {
-        return shape_err(OP, format!("xs must be [layers, ...], got {:?}", xs.shape()));
+        return shape_err(
+            OP,
+            format!("xs must be [layers, ...], got {:?}", xs.shape()),
+        );
     };
     if xs.elem_count() == 0 {
         return shape_err(OP, format!("xs {:?} has an empty dimension", xs.shape()));
     }
     if logits.shape() != [layers] {
-        return shape_err(OP, format!("logits {:?} must be [{layers}], one per layer of xs {:?}", logits.shape(), xs.shape()));
+        return shape_err(
+            OP,
+            format!(
+                "logits {:?} must be [{layers}], one per layer of xs {:?}",
+                logits.shape(),
+                xs.shape()
+            ),
+        );
     }
     let m = xs.elem_count() / layers;
     let out = match same_device(OP, &[xs, logits])? {
-        Device::Cpu => Tensor::from_cpu(cpu::layer_mix::layer_mix(xs.cpu_f32(OP, "xs")?, logits.cpu_f32(OP, "logits")?, m), rest),
-        Device::Wgpu(ctx) => {
-            Tensor::from_gpu(wgpu::layer_mix::layer_mix(&ctx, xs.gpu(OP, "xs")?, logits.gpu(OP, "logits")?, layers, m)?, rest, DType::F32)
-        }
+        Device::Cpu => Tensor::from_cpu(
+            cpu::layer_mix::layer_mix(xs.cpu_f32(OP, "xs")?, logits.cpu_f32(OP, "logits")?, m),
+            rest,
+        ),
+        Device::Wgpu(ctx) => Tensor::from_gpu(
+            wgpu::layer_mix::layer_mix(
+                &ctx,
+                xs.gpu(OP, "xs")?,
+                logits.gpu(OP, "logits")?,
+                layers,
+                m,
+            )?,
+            rest,
+            DType::F32,
+        ),
     };
     let (xs2, l2) = (xs.clone(), logits.clone());
     Ok(out.with_grad_fn(OP, &[xs, logits], move |g| {
         let (dxs, dlogits) = layer_mix_backward(&xs2, &l2, g)?;
-        Ok(vec![xs2.requires_grad().then_some(dxs), l2.requires_grad().then_some(dlogits)])
+        Ok(vec![
+            xs2.requires_grad().then_some(dxs),
+            l2.requires_grad().then_some(dlogits),
+        ])
     }))
 }
 
@@ -43,14 +67,30 @@ fn layer_mix_backward(xs: &Tensor, logits: &Tensor, g: &Tensor) -> Result<(Tenso
     let m = xs.elem_count() / layers;
     Ok(match same_device(BW, &[xs, logits, g])? {
         Device::Cpu => {
-            let (dxs, dl) =
-                cpu::layer_mix::layer_mix_backward(xs.cpu_f32(BW, "xs")?, logits.cpu_f32(BW, "logits")?, g.cpu_f32(BW, "g")?, m);
-            (Tensor::from_cpu(dxs, xs.shape()), Tensor::from_cpu(dl, logits.shape()))
+            let (dxs, dl) = cpu::layer_mix::layer_mix_backward(
+                xs.cpu_f32(BW, "xs")?,
+                logits.cpu_f32(BW, "logits")?,
+                g.cpu_f32(BW, "g")?,
+                m,
+            );
+            (
+                Tensor::from_cpu(dxs, xs.shape()),
+                Tensor::from_cpu(dl, logits.shape()),
+            )
         }
         Device::Wgpu(ctx) => {
-            let (dxs, dl) =
-                wgpu::layer_mix::layer_mix_backward(&ctx, xs.gpu(BW, "xs")?, logits.gpu(BW, "logits")?, g.gpu(BW, "g")?, layers, m)?;
-            (Tensor::from_gpu(dxs, xs.shape(), DType::F32), Tensor::from_gpu(dl, logits.shape(), DType::F32))
+            let (dxs, dl) = wgpu::layer_mix::layer_mix_backward(
+                &ctx,
+                xs.gpu(BW, "xs")?,
+                logits.gpu(BW, "logits")?,
+                g.gpu(BW, "g")?,
+                layers,
+                m,
+            )?;
+            (
+                Tensor::from_gpu(dxs, xs.shape(), DType::F32),
+                Tensor::from_gpu(dl, logits.shape(), DType::F32),
+            )
         }
     })
 }

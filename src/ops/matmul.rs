@@ -19,20 +19,51 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> R
     let (sa, sb) = (a.shape(), b.shape());
     let flags = format!("transpose_a {transpose_a}, transpose_b {transpose_b}");
     if sa.len() != 2 || sb.len() != 2 {
-        return shape_err(op, format!("a {sa:?} and b {sb:?} must both be 2-D ({flags})"));
+        return shape_err(
+            op,
+            format!("a {sa:?} and b {sb:?} must both be 2-D ({flags})"),
+        );
     }
-    let (m, k) = if transpose_a { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
-    let (kb, n) = if transpose_b { (sb[1], sb[0]) } else { (sb[0], sb[1]) };
+    let (m, k) = if transpose_a {
+        (sa[1], sa[0])
+    } else {
+        (sa[0], sa[1])
+    };
+    let (kb, n) = if transpose_b {
+        (sb[1], sb[0])
+    } else {
+        (sb[0], sb[1])
+    };
     if k != kb {
-        return shape_err(op, format!("a {sa:?} and b {sb:?} have inner dimensions {k} and {kb} ({flags})"));
+        return shape_err(
+            op,
+            format!("a {sa:?} and b {sb:?} have inner dimensions {k} and {kb} ({flags})"),
+        );
     }
     let out = match same_device(op, &[a, b])? {
         Device::Cpu => {
-            let c = cpu::matmul::matmul(a.cpu_f32(op, "a")?, b.cpu_f32(op, "b")?, m, k, n, transpose_a, transpose_b)?;
+            let c = cpu::matmul::matmul(
+                a.cpu_f32(op, "a")?,
+                b.cpu_f32(op, "b")?,
+                m,
+                k,
+                n,
+                transpose_a,
+                transpose_b,
+            )?;
             Tensor::from_cpu(c, &[m, n])
         }
         Device::Wgpu(ctx) => {
-            let c = wgpu::matmul::matmul(&ctx, a.gpu(op, "a")?, b.gpu(op, "b")?, m, k, n, transpose_a, transpose_b)?;
+            let c = wgpu::matmul::matmul(
+                &ctx,
+                a.gpu(op, "a")?,
+                b.gpu(op, "b")?,
+                m,
+                k,
+                n,
+                transpose_a,
+                transpose_b,
+            )?;
             Tensor::from_gpu(c, &[m, n], DType::F32)
         }
     };
@@ -63,21 +94,35 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
     let (sx, sw) = (x.shape(), weight.shape());
     let bias_shape = bias.map(|t| t.shape().to_vec());
     if sx.is_empty() || sw.len() != 2 || sx[sx.len() - 1] != sw[1] {
-        return shape_err(op, format!("x {sx:?} must be [..., K] for weight {sw:?} = [N, K] (bias {bias_shape:?})"));
+        return shape_err(
+            op,
+            format!("x {sx:?} must be [..., K] for weight {sw:?} = [N, K] (bias {bias_shape:?})"),
+        );
     }
     let (n, k) = (sw[0], sw[1]);
     if let Some(bs) = &bias_shape
         && bs[..] != [n]
     {
-        return shape_err(op, format!("bias {bs:?} must be [{n}] for weight {sw:?} (x {sx:?})"));
+        return shape_err(
+            op,
+            format!("bias {bs:?} must be [{n}] for weight {sw:?} (x {sx:?})"),
+        );
     }
     let rows: usize = sx[..sx.len() - 1].iter().product();
-    let x2d = if sx.len() == 2 { x.clone() } else { x.reshape(&[rows, k])? };
+    let x2d = if sx.len() == 2 {
+        x.clone()
+    } else {
+        x.reshape(&[rows, k])?
+    };
     let mut y = matmul(&x2d, weight, false, true)?;
     if let Some(b) = bias {
         y = add(&y, b)?;
     }
     let mut out_shape = sx[..sx.len() - 1].to_vec();
     out_shape.push(n);
-    if out_shape.len() == 2 { Ok(y) } else { y.reshape(&out_shape) }
+    if out_shape.len() == 2 {
+        Ok(y)
+    } else {
+        y.reshape(&out_shape)
+    }
 }

@@ -11,7 +11,11 @@ fn sum_impl(x: &Tensor, square: bool) -> Result<Tensor> {
     x.expect_dtype(op, "x", DType::F32)?;
     Ok(match x.device() {
         Device::Cpu => Tensor::from_cpu(vec![cpu::reduce::sum(x.cpu_f32(op, "x")?, square)], &[1]),
-        Device::Wgpu(ctx) => Tensor::from_gpu(wgpu::reduce::sum(&ctx, x.gpu(op, "x")?, x.elem_count(), square)?, &[1], DType::F32),
+        Device::Wgpu(ctx) => Tensor::from_gpu(
+            wgpu::reduce::sum(&ctx, x.gpu(op, "x")?, x.elem_count(), square)?,
+            &[1],
+            DType::F32,
+        ),
     })
 }
 
@@ -55,15 +59,27 @@ pub fn sum_to_shape(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
     }
     let xs = x.shape();
     if shape.len() > xs.len() || xs[xs.len() - shape.len()..] != *shape {
-        return shape_err("sum_to_shape", format!("{shape:?} is not a suffix of {xs:?}"));
+        return shape_err(
+            "sum_to_shape",
+            format!("{shape:?} is not a suffix of {xs:?}"),
+        );
     }
     let rows = x.elem_count() / n;
     let out = match x.device() {
-        Device::Cpu => Tensor::from_cpu(cpu::reduce::sum_columns(x.cpu_f32("sum_to_shape", "x")?, rows, n), shape),
-        Device::Wgpu(ctx) => Tensor::from_gpu(wgpu::reduce::sum_columns(&ctx, x.gpu("sum_to_shape", "x")?, rows, n)?, shape, DType::F32),
+        Device::Cpu => Tensor::from_cpu(
+            cpu::reduce::sum_columns(x.cpu_f32("sum_to_shape", "x")?, rows, n),
+            shape,
+        ),
+        Device::Wgpu(ctx) => Tensor::from_gpu(
+            wgpu::reduce::sum_columns(&ctx, x.gpu("sum_to_shape", "x")?, rows, n)?,
+            shape,
+            DType::F32,
+        ),
     };
     let full = xs.to_vec();
-    Ok(out.with_grad_fn("sum_to_shape", &[x], move |g| Ok(vec![Some(expand(g, &full)?)])))
+    Ok(out.with_grad_fn("sum_to_shape", &[x], move |g| {
+        Ok(vec![Some(expand(g, &full)?)])
+    }))
 }
 
 /// Repeats `x` over leading dimensions to `shape` (x's shape must be a suffix of it, or x one
@@ -81,8 +97,14 @@ pub fn expand(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let out = match x.device() {
         Device::Cpu => Tensor::from_cpu(cpu::reduce::expand(x.cpu_f32("expand", "x")?, n), shape),
-        Device::Wgpu(ctx) => Tensor::from_gpu(wgpu::reduce::expand(&ctx, x.gpu("expand", "x")?, x.elem_count(), n)?, shape, DType::F32),
+        Device::Wgpu(ctx) => Tensor::from_gpu(
+            wgpu::reduce::expand(&ctx, x.gpu("expand", "x")?, x.elem_count(), n)?,
+            shape,
+            DType::F32,
+        ),
     };
     let small = xs.to_vec();
-    Ok(out.with_grad_fn("expand", &[x], move |g| Ok(vec![Some(sum_to_shape(g, &small)?)])))
+    Ok(out.with_grad_fn("expand", &[x], move |g| {
+        Ok(vec![Some(sum_to_shape(g, &small)?)])
+    }))
 }

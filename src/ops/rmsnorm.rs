@@ -13,13 +13,31 @@ fn check(x: &Tensor, weight: &Tensor, eps: f32) -> Result<usize> {
     weight.expect_dtype(OP, "weight", DType::F32)?;
     let d = match x.shape().last() {
         Some(&d) if d > 0 => d,
-        _ => return shape_err(OP, format!("x {:?} needs a non-empty last dimension to normalise", x.shape())),
+        _ => {
+            return shape_err(
+                OP,
+                format!(
+                    "x {:?} needs a non-empty last dimension to normalise",
+                    x.shape()
+                ),
+            );
+        }
     };
     if weight.shape() != [d] {
-        return shape_err(OP, format!("weight {:?} must be [{d}], the last dimension of x {:?}", weight.shape(), x.shape()));
+        return shape_err(
+            OP,
+            format!(
+                "weight {:?} must be [{d}], the last dimension of x {:?}",
+                weight.shape(),
+                x.shape()
+            ),
+        );
     }
     if !(eps >= 0.0 && eps.is_finite()) {
-        return Err(Error::InvalidArgument { op: OP, detail: format!("eps must be finite and >= 0, got {eps}") });
+        return Err(Error::InvalidArgument {
+            op: OP,
+            detail: format!("eps must be finite and >= 0, got {eps}"),
+        });
     }
     Ok(d)
 }
@@ -30,9 +48,19 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
     let d = check(x, weight, eps)?;
     let rows = x.elem_count() / d;
     let out = match same_device(OP, &[x, weight])? {
-        Device::Cpu => Tensor::from_cpu(cpu::rmsnorm::rms_norm(x.cpu_f32(OP, "x")?, weight.cpu_f32(OP, "weight")?, d, eps), x.shape()),
+        Device::Cpu => Tensor::from_cpu(
+            cpu::rmsnorm::rms_norm(x.cpu_f32(OP, "x")?, weight.cpu_f32(OP, "weight")?, d, eps),
+            x.shape(),
+        ),
         Device::Wgpu(ctx) => {
-            let out = wgpu::rmsnorm::rms_norm(&ctx, x.gpu(OP, "x")?, weight.gpu(OP, "weight")?, rows, d, eps)?;
+            let out = wgpu::rmsnorm::rms_norm(
+                &ctx,
+                x.gpu(OP, "x")?,
+                weight.gpu(OP, "weight")?,
+                rows,
+                d,
+                eps,
+            )?;
             Tensor::from_gpu(out, x.shape(), DType::F32)
         }
     };
@@ -40,24 +68,51 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
     Ok(out.with_grad_fn(OP, &[x, weight], move |g| {
         // One pass yields both gradients; the one not needed is dropped.
         let (dx, dw) = rms_norm_backward(&x2, &w2, g, eps)?;
-        Ok(vec![x2.requires_grad().then_some(dx), w2.requires_grad().then_some(dw)])
+        Ok(vec![
+            x2.requires_grad().then_some(dx),
+            w2.requires_grad().then_some(dw),
+        ])
     }))
 }
 
 /// (dx, dweight) from the output's gradient g (same shape as x).
-fn rms_norm_backward(x: &Tensor, weight: &Tensor, g: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+fn rms_norm_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    g: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Tensor)> {
     const BW: &str = "rms_norm_backward";
     let d = weight.elem_count();
     let rows = x.elem_count() / d;
     Ok(match same_device(BW, &[x, weight, g])? {
         Device::Cpu => {
-            let (dx, dw) = cpu::rmsnorm::rms_norm_backward(x.cpu_f32(BW, "x")?, weight.cpu_f32(BW, "weight")?, g.cpu_f32(BW, "g")?, d, eps);
-            (Tensor::from_cpu(dx, x.shape()), Tensor::from_cpu(dw, weight.shape()))
+            let (dx, dw) = cpu::rmsnorm::rms_norm_backward(
+                x.cpu_f32(BW, "x")?,
+                weight.cpu_f32(BW, "weight")?,
+                g.cpu_f32(BW, "g")?,
+                d,
+                eps,
+            );
+            (
+                Tensor::from_cpu(dx, x.shape()),
+                Tensor::from_cpu(dw, weight.shape()),
+            )
         }
         Device::Wgpu(ctx) => {
-            let (dx, dw) =
-                wgpu::rmsnorm::rms_norm_backward(&ctx, x.gpu(BW, "x")?, weight.gpu(BW, "weight")?, g.gpu(BW, "g")?, rows, d, eps)?;
-            (Tensor::from_gpu(dx, x.shape(), DType::F32), Tensor::from_gpu(dw, weight.shape(), DType::F32))
+            let (dx, dw) = wgpu::rmsnorm::rms_norm_backward(
+                &ctx,
+                x.gpu(BW, "x")?,
+                weight.gpu(BW, "weight")?,
+                g.gpu(BW, "g")?,
+                rows,
+                d,
+                eps,
+            )?;
+            (
+                Tensor::from_gpu(dx, x.shape(), DType::F32),
+                Tensor::from_gpu(dw, weight.shape(), DType::F32),
+            )
         }
     })
 }

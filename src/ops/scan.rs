@@ -97,36 +97,82 @@ pub fn selective_scan(
     let device = same_device(OP, &inputs)?;
     // Checkpoints are only needed when a backward can follow.
     let record = autograd::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
-    let ScanDims { batch, len, chan, state } = dims;
+    let ScanDims {
+        batch,
+        len,
+        chan,
+        state,
+    } = dims;
     let (y, last_state, saved) = match &device {
         Device::Cpu => {
             let z_ = z.map(|t| t.cpu_f32(OP, "z")).transpose()?;
             let h0_ = h0.map(|t| t.cpu_f32(OP, "h0")).transpose()?;
-            let (u_, delta_, a_, b_) = (u.cpu_f32(OP, "u")?, delta.cpu_f32(OP, "delta")?, a.cpu_f32(OP, "a")?, b.cpu_f32(OP, "b")?);
+            let (u_, delta_, a_, b_) = (
+                u.cpu_f32(OP, "u")?,
+                delta.cpu_f32(OP, "delta")?,
+                a.cpu_f32(OP, "a")?,
+                b.cpu_f32(OP, "b")?,
+            );
             let (c_, d_) = (c.cpu_f32(OP, "c")?, d.cpu_f32(OP, "d")?);
             let out = cpu::scan::selective_scan(dims, u_, delta_, a_, b_, c_, d_, z_, h0_, record);
-            let saved = out.saved.map(|s| Tensor::from_cpu(s, &[batch, dims.n_chunks(), chan, state]));
-            (Tensor::from_cpu(out.y, &[batch, len, chan]), Tensor::from_cpu(out.last, &[batch, chan, state]), saved)
+            let saved = out
+                .saved
+                .map(|s| Tensor::from_cpu(s, &[batch, dims.n_chunks(), chan, state]));
+            (
+                Tensor::from_cpu(out.y, &[batch, len, chan]),
+                Tensor::from_cpu(out.last, &[batch, chan, state]),
+                saved,
+            )
         }
         Device::Wgpu(ctx) => {
             let z_ = z.map(|t| t.gpu(OP, "z")).transpose()?;
             let h0_ = h0.map(|t| t.gpu(OP, "h0")).transpose()?;
-            let (u_, delta_, a_, b_) = (u.gpu(OP, "u")?, delta.gpu(OP, "delta")?, a.gpu(OP, "a")?, b.gpu(OP, "b")?);
+            let (u_, delta_, a_, b_) = (
+                u.gpu(OP, "u")?,
+                delta.gpu(OP, "delta")?,
+                a.gpu(OP, "a")?,
+                b.gpu(OP, "b")?,
+            );
             let (c_, d_) = (c.gpu(OP, "c")?, d.gpu(OP, "d")?);
-            let out = wgpu::scan::selective_scan(ctx, dims, u_, delta_, a_, b_, c_, d_, z_, h0_, record)?;
-            let saved = out.saved.map(|s| Tensor::from_gpu(s, &[batch, dims.n_chunks(), chan, state], DType::F32));
-            (Tensor::from_gpu(out.y, &[batch, len, chan], DType::F32), Tensor::from_gpu(out.last, &[batch, chan, state], DType::F32), saved)
+            let out =
+                wgpu::scan::selective_scan(ctx, dims, u_, delta_, a_, b_, c_, d_, z_, h0_, record)?;
+            let saved = out
+                .saved
+                .map(|s| Tensor::from_gpu(s, &[batch, dims.n_chunks(), chan, state], DType::F32));
+            (
+                Tensor::from_gpu(out.y, &[batch, len, chan], DType::F32),
+                Tensor::from_gpu(out.last, &[batch, chan, state], DType::F32),
+                saved,
+            )
         }
     };
     let Some(saved) = saved else {
         return Ok(ScanOutput { y, last_state });
     };
     // The closure holds the inputs and the (detached) checkpoints, never y itself.
-    let (u2, delta2, a2, b2, c2, d2) = (u.clone(), delta.clone(), a.clone(), b.clone(), c.clone(), d.clone());
+    let (u2, delta2, a2, b2, c2, d2) = (
+        u.clone(),
+        delta.clone(),
+        a.clone(),
+        b.clone(),
+        c.clone(),
+        d.clone(),
+    );
     let z2 = z.cloned();
     let h0_grad = h0.map(|t| t.requires_grad());
     let y = y.with_grad_fn(OP, &inputs, move |gy| {
-        let grads = backward(dims, &u2, &delta2, &a2, &b2, &c2, &d2, z2.as_ref(), &saved, gy)?;
+        let grads = backward(
+            dims,
+            &u2,
+            &delta2,
+            &a2,
+            &b2,
+            &c2,
+            &d2,
+            z2.as_ref(),
+            &saved,
+            gy,
+        )?;
         let keep = |t: &Tensor, g: Tensor| t.requires_grad().then_some(g);
         // One gradient per input, in the order of `inputs`: u, delta, a, b, c, d, [z], [h0].
         let mut out = vec![
@@ -163,14 +209,36 @@ fn backward(
     gy: &Tensor,
 ) -> Result<ScanGrads<Tensor>> {
     const OPB: &str = "selective_scan_backward";
-    let ScanDims { batch, len, chan, state } = dims;
-    let (ble, bln, en, ben) = ([batch, len, chan], [batch, len, state], [chan, state], [batch, chan, state]);
+    let ScanDims {
+        batch,
+        len,
+        chan,
+        state,
+    } = dims;
+    let (ble, bln, en, ben) = (
+        [batch, len, chan],
+        [batch, len, state],
+        [chan, state],
+        [batch, chan, state],
+    );
     Ok(match same_device(OPB, &[u, gy])? {
         Device::Cpu => {
             let z_ = z.map(|t| t.cpu_f32(OPB, "z")).transpose()?;
-            let (u_, delta_, a_, b_) = (u.cpu_f32(OPB, "u")?, delta.cpu_f32(OPB, "delta")?, a.cpu_f32(OPB, "a")?, b.cpu_f32(OPB, "b")?);
-            let (c_, d_, saved_, gy_) = (c.cpu_f32(OPB, "c")?, d.cpu_f32(OPB, "d")?, saved.cpu_f32(OPB, "saved")?, gy.cpu_f32(OPB, "gy")?);
-            let g = cpu::scan::selective_scan_backward(dims, u_, delta_, a_, b_, c_, d_, z_, saved_, gy_);
+            let (u_, delta_, a_, b_) = (
+                u.cpu_f32(OPB, "u")?,
+                delta.cpu_f32(OPB, "delta")?,
+                a.cpu_f32(OPB, "a")?,
+                b.cpu_f32(OPB, "b")?,
+            );
+            let (c_, d_, saved_, gy_) = (
+                c.cpu_f32(OPB, "c")?,
+                d.cpu_f32(OPB, "d")?,
+                saved.cpu_f32(OPB, "saved")?,
+                gy.cpu_f32(OPB, "gy")?,
+            );
+            let g = cpu::scan::selective_scan_backward(
+                dims, u_, delta_, a_, b_, c_, d_, z_, saved_, gy_,
+            );
             ScanGrads {
                 du: Tensor::from_cpu(g.du, &ble),
                 ddelta: Tensor::from_cpu(g.ddelta, &ble),
@@ -184,9 +252,21 @@ fn backward(
         }
         Device::Wgpu(ctx) => {
             let z_ = z.map(|t| t.gpu(OPB, "z")).transpose()?;
-            let (u_, delta_, a_, b_) = (u.gpu(OPB, "u")?, delta.gpu(OPB, "delta")?, a.gpu(OPB, "a")?, b.gpu(OPB, "b")?);
-            let (c_, d_, saved_, gy_) = (c.gpu(OPB, "c")?, d.gpu(OPB, "d")?, saved.gpu(OPB, "saved")?, gy.gpu(OPB, "gy")?);
-            let g = wgpu::scan::selective_scan_backward(&ctx, dims, u_, delta_, a_, b_, c_, d_, z_, saved_, gy_)?;
+            let (u_, delta_, a_, b_) = (
+                u.gpu(OPB, "u")?,
+                delta.gpu(OPB, "delta")?,
+                a.gpu(OPB, "a")?,
+                b.gpu(OPB, "b")?,
+            );
+            let (c_, d_, saved_, gy_) = (
+                c.gpu(OPB, "c")?,
+                d.gpu(OPB, "d")?,
+                saved.gpu(OPB, "saved")?,
+                gy.gpu(OPB, "gy")?,
+            );
+            let g = wgpu::scan::selective_scan_backward(
+                &ctx, dims, u_, delta_, a_, b_, c_, d_, z_, saved_, gy_,
+            )?;
             let t = |buf, shape: &[usize]| Tensor::from_gpu(buf, shape, DType::F32);
             ScanGrads {
                 du: t(g.du, &ble),
@@ -215,8 +295,16 @@ fn check_shapes(
     z: Option<&Tensor>,
     h0: Option<&Tensor>,
 ) -> Result<ScanDims> {
-    let named: [(&'static str, Option<&Tensor>); 8] =
-        [("u", Some(u)), ("delta", Some(delta)), ("a", Some(a)), ("b", Some(b)), ("c", Some(c)), ("d", Some(d)), ("z", z), ("h0", h0)];
+    let named: [(&'static str, Option<&Tensor>); 8] = [
+        ("u", Some(u)),
+        ("delta", Some(delta)),
+        ("a", Some(a)),
+        ("b", Some(b)),
+        ("c", Some(c)),
+        ("d", Some(d)),
+        ("z", z),
+        ("h0", h0),
+    ];
     for (arg, t) in named {
         if let Some(t) = t {
             t.expect_dtype(OP, arg, DType::F32)?;
@@ -229,17 +317,41 @@ fn check_shapes(
     if as_.len() != 2 {
         return shape_err(OP, format!("a must be [E, N], got {as_:?}"));
     }
-    let dims = ScanDims { batch: us[0], len: us[1], chan: us[2], state: as_[1] };
-    let ScanDims { batch, len, chan, state } = dims;
+    let dims = ScanDims {
+        batch: us[0],
+        len: us[1],
+        chan: us[2],
+        state: as_[1],
+    };
+    let ScanDims {
+        batch,
+        len,
+        chan,
+        state,
+    } = dims;
     if batch == 0 || len == 0 || chan == 0 || state == 0 {
-        return shape_err(OP, format!("empty scan: u {us:?}, a {as_:?} (B, L, E and N must be at least 1)"));
+        return shape_err(
+            OP,
+            format!("empty scan: u {us:?}, a {as_:?} (B, L, E and N must be at least 1)"),
+        );
     }
     if state > SCAN_MAX_STATE {
-        return shape_err(OP, format!("state size N = {state} (a {as_:?}) exceeds the supported maximum of {SCAN_MAX_STATE}"));
+        return shape_err(
+            OP,
+            format!(
+                "state size N = {state} (a {as_:?}) exceeds the supported maximum of {SCAN_MAX_STATE}"
+            ),
+        );
     }
     let want = |arg: &str, t: &Tensor, shape: &[usize], what: &str| -> Result<()> {
         if t.shape() != shape {
-            return shape_err(OP, format!("{arg} must be {what} = {shape:?} for u {us:?} and a {as_:?}, got {:?}", t.shape()));
+            return shape_err(
+                OP,
+                format!(
+                    "{arg} must be {what} = {shape:?} for u {us:?} and a {as_:?}, got {:?}",
+                    t.shape()
+                ),
+            );
         }
         Ok(())
     };

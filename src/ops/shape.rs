@@ -11,12 +11,21 @@ use crate::tensor::{DType, Tensor, same_device};
 
 /// (outer, inner): the products of the dimensions before and after `dim`.
 fn outer_inner(shape: &[usize], dim: usize) -> (usize, usize) {
-    (shape[..dim].iter().product(), shape[dim + 1..].iter().product())
+    (
+        shape[..dim].iter().product(),
+        shape[dim + 1..].iter().product(),
+    )
 }
 
 fn check_dim(op: &'static str, dim: usize, shape: &[usize]) -> Result<()> {
     if dim >= shape.len() {
-        return shape_err(op, format!("dim {dim} is out of range for shape {shape:?} (rank {})", shape.len()));
+        return shape_err(
+            op,
+            format!(
+                "dim {dim} is out of range for shape {shape:?} (rank {})",
+                shape.len()
+            ),
+        );
     }
     Ok(())
 }
@@ -29,7 +38,10 @@ pub fn narrow(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor
     check_dim(op, dim, &shape)?;
     let size = shape[dim];
     if start > size || len > size - start {
-        return shape_err(op, format!("start {start} + len {len} exceeds size {size} of dim {dim} of x {shape:?}"));
+        return shape_err(
+            op,
+            format!("start {start} + len {len} exceeds size {size} of dim {dim} of x {shape:?}"),
+        );
     }
     let (outer, inner) = outer_inner(&shape, dim);
     let (cols, col, width) = (size * inner, start * inner, len * inner);
@@ -37,16 +49,28 @@ pub fn narrow(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor
     out_shape[dim] = len;
     let out = match x.device() {
         Device::Cpu => match x.dtype() {
-            DType::F32 => Tensor::from_cpu(cpu::shape::narrow(x.cpu_f32(op, "x")?, outer, cols, col, width), &out_shape),
-            DType::U32 => Tensor::from_u32(cpu::shape::narrow(x.cpu_u32(op, "x")?, outer, cols, col, width), &out_shape, &Device::Cpu)?,
+            DType::F32 => Tensor::from_cpu(
+                cpu::shape::narrow(x.cpu_f32(op, "x")?, outer, cols, col, width),
+                &out_shape,
+            ),
+            DType::U32 => Tensor::from_u32(
+                cpu::shape::narrow(x.cpu_u32(op, "x")?, outer, cols, col, width),
+                &out_shape,
+                &Device::Cpu,
+            )?,
         },
-        Device::Wgpu(ctx) => {
-            Tensor::from_gpu(wgpu::shape::narrow(&ctx, x.gpu(op, "x")?, outer, cols, col, width)?, &out_shape, x.dtype())
-        }
+        Device::Wgpu(ctx) => Tensor::from_gpu(
+            wgpu::shape::narrow(&ctx, x.gpu(op, "x")?, outer, cols, col, width)?,
+            &out_shape,
+            x.dtype(),
+        ),
     };
     Ok(out.with_grad_fn(op, &[x], move |g| {
         let dx = match g.device() {
-            Device::Cpu => Tensor::from_cpu(cpu::shape::narrow_backward(g.cpu_f32(op, "g")?, outer, cols, col, width), &shape),
+            Device::Cpu => Tensor::from_cpu(
+                cpu::shape::narrow_backward(g.cpu_f32(op, "g")?, outer, cols, col, width),
+                &shape,
+            ),
             Device::Wgpu(ctx) => Tensor::from_gpu(
                 wgpu::shape::narrow_backward(&ctx, g.gpu(op, "g")?, outer, cols, col, width)?,
                 &shape,
@@ -62,16 +86,29 @@ pub fn narrow(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor
 pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     let op = "concat";
     let Some(first) = xs.first() else {
-        return Err(Error::InvalidArgument { op, detail: "needs at least one tensor, got none".into() });
+        return Err(Error::InvalidArgument {
+            op,
+            detail: "needs at least one tensor, got none".into(),
+        });
     };
     let shapes: Vec<Vec<usize>> = xs.iter().map(|t| t.shape().to_vec()).collect();
     check_dim(op, dim, &shapes[0])?;
     for (i, t) in xs.iter().enumerate() {
         t.expect_dtype(op, "xs", first.dtype())?;
         let s = &shapes[i];
-        let fits = s.len() == shapes[0].len() && s.iter().zip(&shapes[0]).enumerate().all(|(k, (a, b))| k == dim || a == b);
+        let fits = s.len() == shapes[0].len()
+            && s.iter()
+                .zip(&shapes[0])
+                .enumerate()
+                .all(|(k, (a, b))| k == dim || a == b);
         if !fits {
-            return shape_err(op, format!("xs[{i}] {s:?} does not match xs[0] {:?} outside dim {dim} (all shapes: {shapes:?})", shapes[0]));
+            return shape_err(
+                op,
+                format!(
+                    "xs[{i}] {s:?} does not match xs[0] {:?} outside dim {dim} (all shapes: {shapes:?})",
+                    shapes[0]
+                ),
+            );
         }
     }
     let device = same_device(op, xs)?;
@@ -82,17 +119,33 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     let out = match device {
         Device::Cpu => match first.dtype() {
             DType::F32 => {
-                let parts = xs.iter().zip(&sizes).map(|(t, &n)| Ok((t.cpu_f32(op, "xs")?, n * inner))).collect::<Result<Vec<_>>>()?;
+                let parts = xs
+                    .iter()
+                    .zip(&sizes)
+                    .map(|(t, &n)| Ok((t.cpu_f32(op, "xs")?, n * inner)))
+                    .collect::<Result<Vec<_>>>()?;
                 Tensor::from_cpu(cpu::shape::concat(&parts, outer), &out_shape)
             }
             DType::U32 => {
-                let parts = xs.iter().zip(&sizes).map(|(t, &n)| Ok((t.cpu_u32(op, "xs")?, n * inner))).collect::<Result<Vec<_>>>()?;
+                let parts = xs
+                    .iter()
+                    .zip(&sizes)
+                    .map(|(t, &n)| Ok((t.cpu_u32(op, "xs")?, n * inner)))
+                    .collect::<Result<Vec<_>>>()?;
                 Tensor::from_u32(cpu::shape::concat(&parts, outer), &out_shape, &Device::Cpu)?
             }
         },
         Device::Wgpu(ctx) => {
-            let parts = xs.iter().zip(&sizes).map(|(t, &n)| Ok((t.gpu(op, "xs")?, n * inner))).collect::<Result<Vec<_>>>()?;
-            Tensor::from_gpu(wgpu::shape::concat(&ctx, &parts, outer)?, &out_shape, first.dtype())
+            let parts = xs
+                .iter()
+                .zip(&sizes)
+                .map(|(t, &n)| Ok((t.gpu(op, "xs")?, n * inner)))
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::from_gpu(
+                wgpu::shape::concat(&ctx, &parts, outer)?,
+                &out_shape,
+                first.dtype(),
+            )
         }
     };
     // Only whether each input needs a gradient is kept, not the inputs themselves.
@@ -101,7 +154,11 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
         let mut start = 0;
         let mut grads = Vec::with_capacity(sizes.len());
         for (&n, &want) in sizes.iter().zip(&wanted) {
-            grads.push(if want { Some(narrow(g, dim, start, n)?) } else { None });
+            grads.push(if want {
+                Some(narrow(g, dim, start, n)?)
+            } else {
+                None
+            });
             start += n;
         }
         Ok(grads)

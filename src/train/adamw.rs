@@ -18,7 +18,12 @@ pub struct AdamWConfig {
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
     }
 }
 
@@ -30,7 +35,11 @@ pub struct AdamW {
 
 impl AdamW {
     pub fn new(config: AdamWConfig) -> Self {
-        AdamW { config, moments: Vec::new(), step: 0 }
+        AdamW {
+            config,
+            moments: Vec::new(),
+            step: 0,
+        }
     }
 
     /// Steps taken so far.
@@ -40,7 +49,13 @@ impl AdamW {
 
     /// One update of every parameter from its gradient, scaled by `grad_scale` first (a clipping
     /// coefficient). A parameter without a gradient is an error: it usually means a graph bug.
-    pub fn step(&mut self, params: Vec<&mut Tensor>, grads: &Gradients, lr: f32, grad_scale: f32) -> Result<()> {
+    pub fn step(
+        &mut self,
+        params: Vec<&mut Tensor>,
+        grads: &Gradients,
+        lr: f32,
+        grad_scale: f32,
+    ) -> Result<()> {
         let _off = no_grad();
         if self.moments.is_empty() {
             for p in &params {
@@ -51,12 +66,24 @@ impl AdamW {
         if self.moments.len() != params.len() {
             return Err(Error::InvalidArgument {
                 op: "AdamW::step",
-                detail: format!("{} parameters given, {} tracked", params.len(), self.moments.len()),
+                detail: format!(
+                    "{} parameters given, {} tracked",
+                    params.len(),
+                    self.moments.len()
+                ),
             });
         }
         self.step += 1;
         let c = self.config;
-        let s = AdamWStep { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weight_decay: c.weight_decay, step: self.step, grad_scale };
+        let s = AdamWStep {
+            lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            step: self.step,
+            grad_scale,
+        };
         for (k, p) in params.into_iter().enumerate() {
             let g = grads.get(p).ok_or_else(|| Error::InvalidArgument {
                 op: "AdamW::step",

@@ -59,7 +59,11 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32)
         }
     }
     if !bad.is_empty() {
-        let first: Vec<String> = bad.iter().take(8).map(|(i, g, w)| format!("[{i}] got {g} want {w}")).collect();
+        let first: Vec<String> = bad
+            .iter()
+            .take(8)
+            .map(|(i, g, w)| format!("[{i}] got {g} want {w}"))
+            .collect();
         panic!(
             "{what}: {} of {} values differ (rtol {rtol}, atol {atol}); max |diff| {max_diff}; first: {}",
             bad.len(),
@@ -73,7 +77,13 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32)
 #[track_caller]
 pub fn assert_tensors_close(what: &str, got: &Tensor, want: &Tensor, rtol: f32, atol: f32) {
     assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
-    assert_close(what, &got.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap(), rtol, atol);
+    assert_close(
+        what,
+        &got.to_vec_f32().unwrap(),
+        &want.to_vec_f32().unwrap(),
+        rtol,
+        atol,
+    );
 }
 
 /// Checks the tape's gradients of `f` against central differences on the cpu backend.
@@ -87,7 +97,13 @@ pub fn check_gradients(what: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> T
     check_gradients_tol(what, inputs, f, 2e-2, 2e-3)
 }
 
-pub fn check_gradients_tol(what: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor, rtol: f32, atol: f32) {
+pub fn check_gradients_tol(
+    what: &str,
+    inputs: &[Tensor],
+    f: impl Fn(&[Tensor]) -> Tensor,
+    rtol: f32,
+    atol: f32,
+) {
     let vars: Vec<Tensor> = inputs.iter().map(|t| t.as_variable()).collect();
     let out = f(&vars);
     let r = rand_vec(999, out.elem_count(), -1.0, 1.0);
@@ -116,28 +132,65 @@ pub fn check_gradients_tol(what: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) 
             };
             numeric[i] = ((probe(eps) - probe(-eps)) / (2.0 * eps as f64)) as f32;
         }
-        assert_close(&format!("{what}: d/d input {k}"), &analytic, &numeric, rtol, atol);
+        assert_close(
+            &format!("{what}: d/d input {k}"),
+            &analytic,
+            &numeric,
+            rtol,
+            atol,
+        );
     }
 }
 
 /// Runs `f` on the cpu and on lavapipe with the same inputs and compares the outputs and the
 /// gradients of every input (seeded with the same random cotangent).
-pub fn check_parity(what: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor, rtol: f32, atol: f32) {
+pub fn check_parity(
+    what: &str,
+    inputs: &[Tensor],
+    f: impl Fn(&[Tensor]) -> Tensor,
+    rtol: f32,
+    atol: f32,
+) {
     let Some(gpu) = lavapipe() else { return };
     let run = |xs: Vec<Tensor>| {
-        let vars: Vec<Tensor> = xs.iter().map(|t| if t.dtype() == crsm::DType::F32 { t.as_variable() } else { t.clone() }).collect();
+        let vars: Vec<Tensor> = xs
+            .iter()
+            .map(|t| {
+                if t.dtype() == crsm::DType::F32 {
+                    t.as_variable()
+                } else {
+                    t.clone()
+                }
+            })
+            .collect();
         let out = f(&vars);
-        let seed = Tensor::from_f32(rand_vec(77, out.elem_count(), -1.0, 1.0), out.shape(), &out.device()).unwrap();
+        let seed = Tensor::from_f32(
+            rand_vec(77, out.elem_count(), -1.0, 1.0),
+            out.shape(),
+            &out.device(),
+        )
+        .unwrap();
         let grads = out.backward_with(&seed).unwrap();
-        let gs: Vec<Option<Vec<f32>>> = vars.iter().map(|v| grads.get(v).map(|g| g.to_vec_f32().unwrap())).collect();
+        let gs: Vec<Option<Vec<f32>>> = vars
+            .iter()
+            .map(|v| grads.get(v).map(|g| g.to_vec_f32().unwrap()))
+            .collect();
         (out.to_vec_f32().unwrap(), gs)
     };
     let (cpu_out, cpu_grads) = run(inputs.to_vec());
     let (gpu_out, gpu_grads) = run(inputs.iter().map(|t| t.to_device(&gpu).unwrap()).collect());
-    assert_close(&format!("{what}: forward wgpu vs cpu"), &gpu_out, &cpu_out, rtol, atol);
+    assert_close(
+        &format!("{what}: forward wgpu vs cpu"),
+        &gpu_out,
+        &cpu_out,
+        rtol,
+        atol,
+    );
     for (k, (c, g)) in cpu_grads.iter().zip(&gpu_grads).enumerate() {
         match (c, g) {
-            (Some(c), Some(g)) => assert_close(&format!("{what}: grad {k} wgpu vs cpu"), g, c, rtol, atol),
+            (Some(c), Some(g)) => {
+                assert_close(&format!("{what}: grad {k} wgpu vs cpu"), g, c, rtol, atol)
+            }
             (None, None) => {}
             _ => panic!("{what}: grad {k} exists on one device only"),
         }

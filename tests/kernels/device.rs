@@ -21,11 +21,17 @@ fn pool_counts_bytes_exactly_and_reuses_freed_buffers() {
     assert_eq!(s.driver_allocations, 2);
     drop(a);
     let s = ctx.memory_stats();
-    assert_eq!((s.live_bytes, s.pooled_bytes, s.peak_live_bytes), (12, 4000, 4012));
+    assert_eq!(
+        (s.live_bytes, s.pooled_bytes, s.peak_live_bytes),
+        (12, 4000, 4012)
+    );
     // Same size again: taken from the pool, not the driver.
     let c = Tensor::zeros(&[1000], &dev).unwrap();
     let s = ctx.memory_stats();
-    assert_eq!((s.live_bytes, s.pooled_bytes, s.driver_allocations), (4012, 0, 2));
+    assert_eq!(
+        (s.live_bytes, s.pooled_bytes, s.driver_allocations),
+        (4012, 0, 2)
+    );
     // An op's output is counted too: scale allocates exactly one more [1000] buffer (its uniform
     // parameter block is not a tensor and is not counted).
     let d = ops::scale(&c, 2.0).unwrap();

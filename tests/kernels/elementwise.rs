@@ -17,7 +17,13 @@ fn unary_ops_match_cpu_and_finite_differences() {
             ("scale", |x| ops::scale(x, -1.5).unwrap()),
         ];
         for (name, f) in cases {
-            check_parity(&format!("{name} {shape:?}"), &[x.clone()], |xs| f(&xs[0]), 1e-5, 1e-6);
+            check_parity(
+                &format!("{name} {shape:?}"),
+                &[x.clone()],
+                |xs| f(&xs[0]),
+                1e-5,
+                1e-6,
+            );
             if x.elem_count() < 100 {
                 check_gradients(&format!("{name} {shape:?}"), &[x.clone()], |xs| f(&xs[0]));
             }
@@ -28,19 +34,44 @@ fn unary_ops_match_cpu_and_finite_differences() {
 #[test]
 fn softplus_is_linear_past_threshold() {
     let x = Tensor::from_f32(vec![25.0, 100.0], &[2], &Device::Cpu).unwrap();
-    assert_eq!(ops::softplus(&x).unwrap().to_vec_f32().unwrap(), vec![25.0, 100.0]);
+    assert_eq!(
+        ops::softplus(&x).unwrap().to_vec_f32().unwrap(),
+        vec![25.0, 100.0]
+    );
 }
 
 #[test]
 fn binary_ops_broadcast_and_match() {
-    let cases: &[(&[usize], &[usize])] = &[(&[7], &[7]), (&[4, 6], &[6]), (&[2, 3, 5], &[3, 5]), (&[3, 4], &[1]), (&[1], &[1])];
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[7], &[7]),
+        (&[4, 6], &[6]),
+        (&[2, 3, 5], &[3, 5]),
+        (&[3, 4], &[1]),
+        (&[1], &[1]),
+    ];
     for (i, (sa, sb)) in cases.iter().enumerate() {
         let a = rand_tensor(10 + i as u64, sa, -2.0, 2.0, &Device::Cpu);
         let b = rand_tensor(20 + i as u64, sb, -2.0, 2.0, &Device::Cpu);
-        check_parity(&format!("add {sa:?}+{sb:?}"), &[a.clone(), b.clone()], |x| ops::add(&x[0], &x[1]).unwrap(), 1e-5, 1e-6);
-        check_parity(&format!("mul {sa:?}*{sb:?}"), &[a.clone(), b.clone()], |x| ops::mul(&x[0], &x[1]).unwrap(), 1e-5, 1e-6);
-        check_gradients(&format!("add {sa:?}"), &[a.clone(), b.clone()], |x| ops::add(&x[0], &x[1]).unwrap());
-        check_gradients(&format!("mul {sa:?}"), &[a.clone(), b.clone()], |x| ops::mul(&x[0], &x[1]).unwrap());
+        check_parity(
+            &format!("add {sa:?}+{sb:?}"),
+            &[a.clone(), b.clone()],
+            |x| ops::add(&x[0], &x[1]).unwrap(),
+            1e-5,
+            1e-6,
+        );
+        check_parity(
+            &format!("mul {sa:?}*{sb:?}"),
+            &[a.clone(), b.clone()],
+            |x| ops::mul(&x[0], &x[1]).unwrap(),
+            1e-5,
+            1e-6,
+        );
+        check_gradients(&format!("add {sa:?}"), &[a.clone(), b.clone()], |x| {
+            ops::add(&x[0], &x[1]).unwrap()
+        });
+        check_gradients(&format!("mul {sa:?}"), &[a.clone(), b.clone()], |x| {
+            ops::mul(&x[0], &x[1]).unwrap()
+        });
     }
 }
 
@@ -49,7 +80,10 @@ fn binary_rejects_shapes_that_do_not_broadcast() {
     let a = Tensor::zeros(&[2, 3], &Device::Cpu).unwrap();
     let b = Tensor::zeros(&[2], &Device::Cpu).unwrap();
     let e = ops::add(&a, &b).unwrap_err().to_string();
-    assert!(e.contains("add") && e.contains("[2]") && e.contains("[2, 3]"), "{e}");
+    assert!(
+        e.contains("add") && e.contains("[2]") && e.contains("[2, 3]"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -62,18 +96,47 @@ fn a_tensor_used_twice_gets_both_gradients() {
 
 #[test]
 fn reductions_match() {
-    for (s, n) in [1usize, 5, 1024, 1025, 3000, 1_100_000].into_iter().enumerate() {
+    for (s, n) in [1usize, 5, 1024, 1025, 3000, 1_100_000]
+        .into_iter()
+        .enumerate()
+    {
         let x = rand_tensor(30 + s as u64, &[n], -1.0, 1.0, &Device::Cpu);
         // Partial sums reorder the additions: tolerance grows like sqrt(n) * eps * |x|.
         let atol = 1e-5 * (n as f32).sqrt();
-        check_parity(&format!("sum {n}"), &[x.clone()], |v| ops::sum(&v[0]).unwrap(), 1e-5, atol);
-        check_parity(&format!("mean {n}"), &[x.clone()], |v| ops::mean(&v[0]).unwrap(), 1e-5, atol);
+        check_parity(
+            &format!("sum {n}"),
+            &[x.clone()],
+            |v| ops::sum(&v[0]).unwrap(),
+            1e-5,
+            atol,
+        );
+        check_parity(
+            &format!("mean {n}"),
+            &[x.clone()],
+            |v| ops::mean(&v[0]).unwrap(),
+            1e-5,
+            atol,
+        );
     }
     let x = rand_tensor(40, &[37, 19], -1.0, 1.0, &Device::Cpu);
-    check_parity("sum_to_shape", &[x.clone()], |v| ops::sum_to_shape(&v[0], &[19]).unwrap(), 1e-5, 1e-5);
-    check_gradients("sum_to_shape", &[x.clone()], |v| ops::sum_to_shape(&v[0], &[19]).unwrap());
+    check_parity(
+        "sum_to_shape",
+        &[x.clone()],
+        |v| ops::sum_to_shape(&v[0], &[19]).unwrap(),
+        1e-5,
+        1e-5,
+    );
+    check_gradients("sum_to_shape", &[x.clone()], |v| {
+        ops::sum_to_shape(&v[0], &[19]).unwrap()
+    });
     let y = rand_tensor(41, &[19], -1.0, 1.0, &Device::Cpu);
-    check_parity("expand", &[y.clone()], |v| ops::expand(&v[0], &[4, 19]).unwrap(), 1e-6, 1e-6);
+    check_parity(
+        "expand",
+        &[y.clone()],
+        |v| ops::expand(&v[0], &[4, 19]).unwrap(),
+        1e-6,
+        1e-6,
+    );
     check_gradients("expand", &[y], |v| ops::expand(&v[0], &[4, 19]).unwrap());
 }
 
@@ -93,5 +156,11 @@ fn sum_to_shape_is_exact_past_65535_rows() {
     // llvmpipe stops shader loops after 65535 iterations; the column sum must not loop that long.
     let Some(gpu) = lavapipe() else { return };
     let ones = Tensor::full(1.0, &[70_000, 2], &gpu).unwrap();
-    assert_eq!(ops::sum_to_shape(&ones, &[2]).unwrap().to_vec_f32().unwrap(), vec![70_000.0, 70_000.0]);
+    assert_eq!(
+        ops::sum_to_shape(&ones, &[2])
+            .unwrap()
+            .to_vec_f32()
+            .unwrap(),
+        vec![70_000.0, 70_000.0]
+    );
 }

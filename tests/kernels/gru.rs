@@ -20,11 +20,17 @@ fn gru_reference(v: &[Vec<f32>], (bsz, i_sz, hid): (usize, usize, usize)) -> Vec
         // Projection of gate `gate` (0 = r, 1 = z, 2 = n) for unit j.
         let proj_x = |gate: usize, j: usize| -> f64 {
             let row = gate * hid + j;
-            b_ih[row] as f64 + (0..i_sz).map(|i| w_ih[row * i_sz + i] as f64 * x[b * i_sz + i] as f64).sum::<f64>()
+            b_ih[row] as f64
+                + (0..i_sz)
+                    .map(|i| w_ih[row * i_sz + i] as f64 * x[b * i_sz + i] as f64)
+                    .sum::<f64>()
         };
         let proj_h = |gate: usize, j: usize| -> f64 {
             let row = gate * hid + j;
-            b_hh[row] as f64 + (0..hid).map(|i| w_hh[row * hid + i] as f64 * h[b * hid + i] as f64).sum::<f64>()
+            b_hh[row] as f64
+                + (0..hid)
+                    .map(|i| w_hh[row * hid + i] as f64 * h[b * hid + i] as f64)
+                    .sum::<f64>()
         };
         for j in 0..hid {
             let r = sigmoid(proj_x(0, j) + proj_h(0, j));
@@ -66,10 +72,22 @@ fn gru_cell_matches_naive_reference() {
         let want = gru_reference(&v, dims);
         let got = cell(&inputs);
         assert_eq!(got.shape(), &[dims.0, dims.2]);
-        assert_close(&format!("gru_cell cpu {dims:?}"), &got.to_vec_f32().unwrap(), &want, 1e-5, 1e-6);
+        assert_close(
+            &format!("gru_cell cpu {dims:?}"),
+            &got.to_vec_f32().unwrap(),
+            &want,
+            1e-5,
+            1e-6,
+        );
         if let Some(gpu) = lavapipe() {
             let on_gpu: Vec<Tensor> = inputs.iter().map(|t| t.to_device(&gpu).unwrap()).collect();
-            assert_close(&format!("gru_cell wgpu {dims:?}"), &cell(&on_gpu).to_vec_f32().unwrap(), &want, 1e-5, 1e-6);
+            assert_close(
+                &format!("gru_cell wgpu {dims:?}"),
+                &cell(&on_gpu).to_vec_f32().unwrap(),
+                &want,
+                1e-5,
+                1e-6,
+            );
         }
     }
 }
@@ -78,7 +96,13 @@ fn gru_cell_matches_naive_reference() {
 fn gru_cell_forward_and_gradients_match_cpu() {
     // Gradients through the two linears sum over up to max(B, I, H) = 33 terms.
     for (s, &dims) in SHAPES.iter().enumerate() {
-        check_parity(&format!("gru_cell {dims:?}"), &cell_inputs(20 + 10 * s as u64, dims), cell, 1e-4, 1e-5);
+        check_parity(
+            &format!("gru_cell {dims:?}"),
+            &cell_inputs(20 + 10 * s as u64, dims),
+            cell,
+            1e-4,
+            1e-5,
+        );
     }
 }
 
@@ -90,7 +114,13 @@ fn gru_gates_forward_and_gradients_match_cpu() {
             rand_tensor(50 + s as u64, &[b, 3 * h], -3.0, 3.0, &Device::Cpu),
             rand_tensor(60 + s as u64, &[b, h], -1.0, 1.0, &Device::Cpu),
         ];
-        check_parity(&format!("gru_gates B={b} H={h}"), &inputs, gates, 1e-5, 1e-6);
+        check_parity(
+            &format!("gru_gates B={b} H={h}"),
+            &inputs,
+            gates,
+            1e-5,
+            1e-6,
+        );
     }
 }
 
@@ -121,9 +151,21 @@ fn gru_cell_with_zero_weights_averages_tanh_zero_and_h() {
     // h' = 0.5 * tanh(0) + 0.5 * h = h / 2 whatever x is.
     let (b, i, h) = (2, 3, 4);
     let x = rand_tensor(90, &[b, i], -1.0, 1.0, &Device::Cpu);
-    let state = Tensor::from_f32(vec![1.0, -2.0, 0.5, 4.0, 0.0, 3.0, -1.0, 8.0], &[b, h], &Device::Cpu).unwrap();
+    let state = Tensor::from_f32(
+        vec![1.0, -2.0, 0.5, 4.0, 0.0, 3.0, -1.0, 8.0],
+        &[b, h],
+        &Device::Cpu,
+    )
+    .unwrap();
     let zeros = |shape: &[usize]| Tensor::zeros(shape, &Device::Cpu).unwrap();
-    let inputs = vec![x, state, zeros(&[3 * h, i]), zeros(&[3 * h, h]), zeros(&[3 * h]), zeros(&[3 * h])];
+    let inputs = vec![
+        x,
+        state,
+        zeros(&[3 * h, i]),
+        zeros(&[3 * h, h]),
+        zeros(&[3 * h]),
+        zeros(&[3 * h]),
+    ];
     let want = vec![0.5, -1.0, 0.25, 2.0, 0.0, 1.5, -0.5, 4.0];
     assert_eq!(cell(&inputs).to_vec_f32().unwrap(), want);
     if let Some(gpu) = lavapipe() {
@@ -135,33 +177,78 @@ fn gru_cell_with_zero_weights_averages_tanh_zero_and_h() {
 #[test]
 fn gru_gates_saturate_without_overflow() {
     // Pre-activations far past tanh's and sigmoid's range: z -> 0 and n -> +-1, so h' = n exactly.
-    let gi = Tensor::from_f32(vec![0.0, -100.0, 100.0, 0.0, -100.0, -100.0], &[2, 3], &Device::Cpu).unwrap();
+    let gi = Tensor::from_f32(
+        vec![0.0, -100.0, 100.0, 0.0, -100.0, -100.0],
+        &[2, 3],
+        &Device::Cpu,
+    )
+    .unwrap();
     let gh = Tensor::zeros(&[2, 3], &Device::Cpu).unwrap();
     let h = Tensor::from_f32(vec![0.3, -0.7], &[2, 1], &Device::Cpu).unwrap();
     let want = vec![1.0, -1.0];
-    assert_eq!(ops::gru_gates(&gi, &gh, &h).unwrap().to_vec_f32().unwrap(), want);
+    assert_eq!(
+        ops::gru_gates(&gi, &gh, &h).unwrap().to_vec_f32().unwrap(),
+        want
+    );
     if let Some(gpu) = lavapipe() {
         let d = |t: &Tensor| t.to_device(&gpu).unwrap();
-        assert_eq!(ops::gru_gates(&d(&gi), &d(&gh), &d(&h)).unwrap().to_vec_f32().unwrap(), want);
+        assert_eq!(
+            ops::gru_gates(&d(&gi), &d(&gh), &d(&h))
+                .unwrap()
+                .to_vec_f32()
+                .unwrap(),
+            want
+        );
     }
 }
 
 #[test]
 fn gru_gates_rejects_mismatched_shapes_naming_them() {
     let t = |shape: &[usize]| Tensor::zeros(shape, &Device::Cpu).unwrap();
-    let e = ops::gru_gates(&t(&[2, 9]), &t(&[2, 9]), &t(&[2, 4])).unwrap_err().to_string();
-    assert!(e.contains("gru_gates") && e.contains("[2, 9]") && e.contains("[2, 4]"), "{e}");
-    let e = ops::gru_gates(&t(&[2, 12]), &t(&[3, 12]), &t(&[2, 4])).unwrap_err().to_string();
-    assert!(e.contains("gru_gates") && e.contains("[3, 12]") && e.contains("[2, 4]"), "{e}");
+    let e = ops::gru_gates(&t(&[2, 9]), &t(&[2, 9]), &t(&[2, 4]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("gru_gates") && e.contains("[2, 9]") && e.contains("[2, 4]"),
+        "{e}"
+    );
+    let e = ops::gru_gates(&t(&[2, 12]), &t(&[3, 12]), &t(&[2, 4]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("gru_gates") && e.contains("[3, 12]") && e.contains("[2, 4]"),
+        "{e}"
+    );
 }
 
 #[test]
 fn gru_cell_rejects_mismatched_shapes_naming_them() {
     let t = |shape: &[usize]| Tensor::zeros(shape, &Device::Cpu).unwrap();
     // w_ih has 4 input columns but x has 3.
-    let e = ops::gru_cell(&t(&[2, 3]), &t(&[2, 5]), &t(&[15, 4]), &t(&[15, 5]), &t(&[15]), &t(&[15])).unwrap_err().to_string();
-    assert!(e.contains("gru_cell") && e.contains("[2, 3]") && e.contains("[15, 4]"), "{e}");
+    let e = ops::gru_cell(
+        &t(&[2, 3]),
+        &t(&[2, 5]),
+        &t(&[15, 4]),
+        &t(&[15, 5]),
+        &t(&[15]),
+        &t(&[15]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("gru_cell") && e.contains("[2, 3]") && e.contains("[15, 4]"),
+        "{e}"
+    );
     // b_hh is [3H + 1].
-    let e = ops::gru_cell(&t(&[2, 3]), &t(&[2, 5]), &t(&[15, 3]), &t(&[15, 5]), &t(&[15]), &t(&[16])).unwrap_err().to_string();
+    let e = ops::gru_cell(
+        &t(&[2, 3]),
+        &t(&[2, 5]),
+        &t(&[15, 3]),
+        &t(&[15, 5]),
+        &t(&[15]),
+        &t(&[16]),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("gru_cell") && e.contains("[16]"), "{e}");
 }

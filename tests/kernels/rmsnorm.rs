@@ -30,17 +30,37 @@ fn f(xs: &[Tensor], eps: f32) -> Tensor {
 
 #[test]
 fn rms_norm_matches_naive_hf_reference() {
-    for (s, shape) in [&[1usize][..], &[3, 5], &[2, 3, 33], &[4, 300]].into_iter().enumerate() {
+    for (s, shape) in [&[1usize][..], &[3, 5], &[2, 3, 33], &[4, 300]]
+        .into_iter()
+        .enumerate()
+    {
         let d = *shape.last().unwrap();
         let x = rand_tensor(s as u64, shape, -3.0, 3.0, &Device::Cpu);
         let w = rand_tensor(100 + s as u64, &[d], 0.5, 1.5, &Device::Cpu);
         let want = naive_rms_norm(&x.to_vec_f32().unwrap(), &w.to_vec_f32().unwrap(), EPS);
         let got = ops::rms_norm(&x, &w, EPS).unwrap();
         assert_eq!(got.shape(), shape);
-        assert_close(&format!("rms_norm {shape:?} cpu vs naive"), &got.to_vec_f32().unwrap(), &want, 1e-5, 1e-6);
+        assert_close(
+            &format!("rms_norm {shape:?} cpu vs naive"),
+            &got.to_vec_f32().unwrap(),
+            &want,
+            1e-5,
+            1e-6,
+        );
         if let Some(gpu) = lavapipe() {
-            let got = ops::rms_norm(&x.to_device(&gpu).unwrap(), &w.to_device(&gpu).unwrap(), EPS).unwrap();
-            assert_close(&format!("rms_norm {shape:?} wgpu vs naive"), &got.to_vec_f32().unwrap(), &want, 1e-5, 1e-6);
+            let got = ops::rms_norm(
+                &x.to_device(&gpu).unwrap(),
+                &w.to_device(&gpu).unwrap(),
+                EPS,
+            )
+            .unwrap();
+            assert_close(
+                &format!("rms_norm {shape:?} wgpu vs naive"),
+                &got.to_vec_f32().unwrap(),
+                &want,
+                1e-5,
+                1e-6,
+            );
         }
     }
 }
@@ -49,12 +69,27 @@ fn rms_norm_matches_naive_hf_reference() {
 fn rms_norm_matches_cpu_for_widths_not_multiple_of_workgroup() {
     // D = 1, 5, 33, 300 (not multiples of 256), 256 exactly, and 2560 (ten strides of the workgroup);
     // 130 rows reduce dweight in three 64-row chunks.
-    let shapes: &[&[usize]] = &[&[1], &[1, 1], &[7, 5], &[2, 3, 33], &[3, 300], &[2, 256], &[2, 2560], &[130, 5]];
+    let shapes: &[&[usize]] = &[
+        &[1],
+        &[1, 1],
+        &[7, 5],
+        &[2, 3, 33],
+        &[3, 300],
+        &[2, 256],
+        &[2, 2560],
+        &[130, 5],
+    ];
     for (s, shape) in shapes.iter().enumerate() {
         let d = *shape.last().unwrap();
         let x = rand_tensor(10 + s as u64, shape, -2.0, 2.0, &Device::Cpu);
         let w = rand_tensor(20 + s as u64, &[d], -1.5, 1.5, &Device::Cpu);
-        check_parity(&format!("rms_norm {shape:?}"), &[x, w], |v| f(v, EPS), 2e-5, 2e-6);
+        check_parity(
+            &format!("rms_norm {shape:?}"),
+            &[x, w],
+            |v| f(v, EPS),
+            2e-5,
+            2e-6,
+        );
     }
 }
 
@@ -62,7 +97,12 @@ fn rms_norm_matches_cpu_for_widths_not_multiple_of_workgroup() {
 fn rms_norm_gradients_match_finite_differences() {
     // D = 1 is y = w x / sqrt(x^2 + eps), nearly sign(x) w: a larger eps keeps it smooth at the
     // finite-difference step.
-    let cases: &[(&[usize], f32)] = &[(&[2, 1], 0.5), (&[3, 5], EPS), (&[2, 33], EPS), (&[2, 2, 7], 1e-3)];
+    let cases: &[(&[usize], f32)] = &[
+        (&[2, 1], 0.5),
+        (&[3, 5], EPS),
+        (&[2, 33], EPS),
+        (&[2, 2, 7], 1e-3),
+    ];
     for (s, (shape, eps)) in cases.iter().enumerate() {
         let d = *shape.last().unwrap();
         let x = rand_tensor(30 + s as u64, shape, -2.0, 2.0, &Device::Cpu);
@@ -76,7 +116,10 @@ fn rms_norm_gradient_of_frozen_weight_is_skipped() {
     // Only x is a variable: backward returns its gradient and nothing for the weight.
     let x = rand_tensor(50, &[2, 5], -1.0, 1.0, &Device::Cpu).as_variable();
     let w = rand_tensor(51, &[5], -1.0, 1.0, &Device::Cpu);
-    let grads = ops::sum(&ops::rms_norm(&x, &w, EPS).unwrap()).unwrap().backward().unwrap();
+    let grads = ops::sum(&ops::rms_norm(&x, &w, EPS).unwrap())
+        .unwrap()
+        .backward()
+        .unwrap();
     assert!(grads.get(&x).is_some() && grads.get(&w).is_none());
 }
 
@@ -84,14 +127,32 @@ fn rms_norm_gradient_of_frozen_weight_is_skipped() {
 fn rms_norm_rejects_bad_input() {
     let cpu = Device::Cpu;
     let x = Tensor::zeros(&[2, 3], &cpu).unwrap();
-    let e = ops::rms_norm(&x, &Tensor::zeros(&[4], &cpu).unwrap(), EPS).unwrap_err().to_string();
-    assert!(e.contains("rms_norm") && e.contains("[4]") && e.contains("[2, 3]"), "{e}");
-    let e = ops::rms_norm(&Tensor::zeros(&[2, 0], &cpu).unwrap(), &Tensor::zeros(&[0], &cpu).unwrap(), EPS).unwrap_err().to_string();
+    let e = ops::rms_norm(&x, &Tensor::zeros(&[4], &cpu).unwrap(), EPS)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rms_norm") && e.contains("[4]") && e.contains("[2, 3]"),
+        "{e}"
+    );
+    let e = ops::rms_norm(
+        &Tensor::zeros(&[2, 0], &cpu).unwrap(),
+        &Tensor::zeros(&[0], &cpu).unwrap(),
+        EPS,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("rms_norm") && e.contains("[2, 0]"), "{e}");
     let ids = Tensor::from_u32(vec![0; 6], &[2, 3], &cpu).unwrap();
-    let e = ops::rms_norm(&ids, &Tensor::zeros(&[3], &cpu).unwrap(), EPS).unwrap_err().to_string();
-    assert!(e.contains("rms_norm") && e.contains(&format!("{:?}", DType::U32)), "{e}");
-    let e = ops::rms_norm(&x, &Tensor::zeros(&[3], &cpu).unwrap(), -1.0).unwrap_err().to_string();
+    let e = ops::rms_norm(&ids, &Tensor::zeros(&[3], &cpu).unwrap(), EPS)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rms_norm") && e.contains(&format!("{:?}", DType::U32)),
+        "{e}"
+    );
+    let e = ops::rms_norm(&x, &Tensor::zeros(&[3], &cpu).unwrap(), -1.0)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("rms_norm") && e.contains("eps"), "{e}");
 }
 

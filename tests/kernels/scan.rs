@@ -8,8 +8,16 @@ use crsm::{Device, Tensor};
 /// (B, L, E, N): single step; odd sizes; exactly one chunk (64); one past a chunk; several chunks;
 /// E and N that fill no workgroup evenly (and B = 3); then E past one backward workgroup (256 / N
 /// channels each), so dB and dC are summed over several partials, the last one part-filled.
-const SHAPES: &[[usize; 4]] =
-    &[[1, 1, 1, 1], [2, 7, 5, 3], [1, 64, 4, 16], [2, 65, 3, 4], [1, 130, 8, 16], [3, 200, 17, 5], [2, 70, 40, 16], [1, 9, 60, 5]];
+const SHAPES: &[[usize; 4]] = &[
+    [1, 1, 1, 1],
+    [2, 7, 5, 3],
+    [1, 64, 4, 16],
+    [2, 65, 3, 4],
+    [1, 130, 8, 16],
+    [3, 200, 17, 5],
+    [2, 70, 40, 16],
+    [1, 9, 60, 5],
+];
 
 /// The scan's inputs as host vectors, in realistic ranges: delta as after softplus (0.01..0.5),
 /// A = -exp(uniform(-1, 1)) as from A_log.
@@ -32,7 +40,10 @@ impl Inputs {
             dims,
             u: rand_vec(seed, bs * l * e, -1.0, 1.0),
             delta: rand_vec(seed + 1, bs * l * e, 0.01, 0.5),
-            a: rand_vec(seed + 2, e * n, -1.0, 1.0).into_iter().map(|v| -v.exp()).collect(),
+            a: rand_vec(seed + 2, e * n, -1.0, 1.0)
+                .into_iter()
+                .map(|v| -v.exp())
+                .collect(),
             b: rand_vec(seed + 3, bs * l * n, -1.0, 1.0),
             c: rand_vec(seed + 4, bs * l * n, -1.0, 1.0),
             d: rand_vec(seed + 5, e, -1.0, 1.0),
@@ -59,7 +70,12 @@ impl Inputs {
     }
 
     fn name(&self) -> String {
-        format!("scan {:?} z={} h0={}", self.dims, self.z.is_some(), self.h0.is_some())
+        format!(
+            "scan {:?} z={} h0={}",
+            self.dims,
+            self.z.is_some(),
+            self.h0.is_some()
+        )
     }
 }
 
@@ -87,7 +103,9 @@ fn reference_forward(x: &Inputs) -> (Vec<f64>, Vec<f64>) {
     for bi in 0..bs {
         for ei in 0..e {
             for ni in 0..n {
-                hs[(bi * (l + 1) * e + ei) * n + ni] = x.h0.as_ref().map_or(0.0, |h| h[(bi * e + ei) * n + ni] as f64);
+                hs[(bi * (l + 1) * e + ei) * n + ni] =
+                    x.h0.as_ref()
+                        .map_or(0.0, |h| h[(bi * e + ei) * n + ni] as f64);
             }
         }
         for t in 0..l {
@@ -151,7 +169,10 @@ fn reference_backward(x: &Inputs, hs: &[f64], gy: &[f32]) -> RefGrads {
                 if let Some(z) = &x.z {
                     let zt = z[i] as f64;
                     let s = 1.0 / (1.0 + (-zt).exp());
-                    let yss: f64 = (0..n).map(|ni| c[(bi * l + t) * n + ni] * h(bi, t + 1, ei, ni)).sum::<f64>() + d[ei] * u[i];
+                    let yss: f64 = (0..n)
+                        .map(|ni| c[(bi * l + t) * n + ni] * h(bi, t + 1, ei, ni))
+                        .sum::<f64>()
+                        + d[ei] * u[i];
                     g.dz[i] = gy[i] as f64 * yss * (s + zt * s * (1.0 - s));
                     gss *= silu(zt);
                 }
@@ -192,20 +213,48 @@ fn scan_cpu_matches_sequential_reference_forward_and_backward() {
         for (with_z, with_h0) in combos() {
             let x = Inputs::new(100 + 10 * s as u64, dims, with_z, with_h0);
             let what = x.name();
-            let vars: Vec<Tensor> = x.tensors(&Device::Cpu).iter().map(|t| t.as_variable()).collect();
+            let vars: Vec<Tensor> = x
+                .tensors(&Device::Cpu)
+                .iter()
+                .map(|t| t.as_variable())
+                .collect();
             let out = run(&x, &vars);
             let (y_ref, hs) = reference_forward(&x);
             // fp32 against f64 over up to 200 steps: measured at most 6e-6 (on dD, |dD| ~ 17).
             let (rtol, atol) = (2e-5, 1e-5);
-            assert_close(&format!("{what}: y"), &out.y.to_vec_f32().unwrap(), &to_f32(&y_ref), rtol, atol);
+            assert_close(
+                &format!("{what}: y"),
+                &out.y.to_vec_f32().unwrap(),
+                &to_f32(&y_ref),
+                rtol,
+                atol,
+            );
             let [bs, l, e, n] = dims;
-            let last_ref: Vec<f64> = (0..bs).flat_map(|bi| hs[(bi * (l + 1) + l) * e * n..][..e * n].to_vec()).collect();
-            assert_close(&format!("{what}: last_state"), &out.last_state.to_vec_f32().unwrap(), &to_f32(&last_ref), rtol, atol);
+            let last_ref: Vec<f64> = (0..bs)
+                .flat_map(|bi| hs[(bi * (l + 1) + l) * e * n..][..e * n].to_vec())
+                .collect();
+            assert_close(
+                &format!("{what}: last_state"),
+                &out.last_state.to_vec_f32().unwrap(),
+                &to_f32(&last_ref),
+                rtol,
+                atol,
+            );
 
             let gy = rand_vec(7, bs * l * e, -1.0, 1.0);
-            let grads = out.y.backward_with(&Tensor::from_f32(gy.clone(), &[bs, l, e], &Device::Cpu).unwrap()).unwrap();
+            let grads = out
+                .y
+                .backward_with(&Tensor::from_f32(gy.clone(), &[bs, l, e], &Device::Cpu).unwrap())
+                .unwrap();
             let r = reference_backward(&x, &hs, &gy);
-            let mut want = vec![("du", &r.du), ("ddelta", &r.ddelta), ("da", &r.da), ("db", &r.db), ("dc", &r.dc), ("dd", &r.dd)];
+            let mut want = vec![
+                ("du", &r.du),
+                ("ddelta", &r.ddelta),
+                ("da", &r.da),
+                ("db", &r.db),
+                ("dc", &r.dc),
+                ("dd", &r.dd),
+            ];
             if with_z {
                 want.push(("dz", &r.dz));
             }
@@ -213,8 +262,18 @@ fn scan_cpu_matches_sequential_reference_forward_and_backward() {
                 want.push(("dh0", &r.dh0));
             }
             for (k, (name, reference)) in want.into_iter().enumerate() {
-                let got = grads.get(&vars[k]).unwrap_or_else(|| panic!("{what}: no {name}")).to_vec_f32().unwrap();
-                assert_close(&format!("{what}: {name}"), &got, &to_f32(reference), rtol, atol);
+                let got = grads
+                    .get(&vars[k])
+                    .unwrap_or_else(|| panic!("{what}: no {name}"))
+                    .to_vec_f32()
+                    .unwrap();
+                assert_close(
+                    &format!("{what}: {name}"),
+                    &got,
+                    &to_f32(reference),
+                    rtol,
+                    atol,
+                );
             }
         }
     }
@@ -230,10 +289,22 @@ fn scan_wgpu_matches_cpu_forward_last_state_and_gradients() {
             // Same arithmetic in the same order per state; sums over channels are grouped
             // differently (workgroups, then partials) and exp differs by an ulp: measured at most
             // 9e-6 (on dA, |dA| ~ 8), against mamba-ssm's own rtol 6e-4 / atol 2e-3.
-            check_parity(&what, &x.tensors(&Device::Cpu), |ts| run(&x, ts).y, 1e-5, 2e-5);
+            check_parity(
+                &what,
+                &x.tensors(&Device::Cpu),
+                |ts| run(&x, ts).y,
+                1e-5,
+                2e-5,
+            );
             let cpu_last = run(&x, &x.tensors(&Device::Cpu)).last_state;
             let gpu_last = run(&x, &x.tensors(&gpu)).last_state;
-            assert_tensors_close(&format!("{what}: last_state wgpu vs cpu"), &gpu_last, &cpu_last, 1e-5, 1e-6);
+            assert_tensors_close(
+                &format!("{what}: last_state wgpu vs cpu"),
+                &gpu_last,
+                &cpu_last,
+                1e-5,
+                1e-6,
+            );
         }
     }
 }
@@ -253,12 +324,18 @@ fn scan_last_state_is_detached_and_continues_the_scan() {
     // Scanning [0, 70) then [70, 130) from the carried state is scanning [0, 130) at once: the
     // prefill-then-continue contract of the recurrent path.
     let x = Inputs::new(400, [2, 130, 6, 4], true, true);
-    let ts: Vec<Tensor> = x.tensors(&Device::Cpu).iter().map(|t| t.as_variable()).collect();
+    let ts: Vec<Tensor> = x
+        .tensors(&Device::Cpu)
+        .iter()
+        .map(|t| t.as_variable())
+        .collect();
     let full = run(&x, &ts);
     assert!(full.y.requires_grad() && !full.last_state.requires_grad());
     let [bs, _, e, n] = x.dims;
     let split = |v: &[f32], width: usize, from: usize, to: usize| -> Vec<f32> {
-        (0..bs).flat_map(|bi| v[(bi * 130 + from) * width..(bi * 130 + to) * width].to_vec()).collect()
+        (0..bs)
+            .flat_map(|bi| v[(bi * 130 + from) * width..(bi * 130 + to) * width].to_vec())
+            .collect()
     };
     let part = |from: usize, to: usize, h0: Vec<f32>| Inputs {
         dims: [bs, to - from, e, n],
@@ -275,9 +352,21 @@ fn scan_last_state_is_detached_and_continues_the_scan() {
     let out1 = run(&first, &first.tensors(&Device::Cpu));
     let second = part(70, 130, out1.last_state.to_vec_f32().unwrap());
     let out2 = run(&second, &second.tensors(&Device::Cpu));
-    assert_close("last state after two halves", &out2.last_state.to_vec_f32().unwrap(), &full.last_state.to_vec_f32().unwrap(), 1e-5, 1e-6);
+    assert_close(
+        "last state after two halves",
+        &out2.last_state.to_vec_f32().unwrap(),
+        &full.last_state.to_vec_f32().unwrap(),
+        1e-5,
+        1e-6,
+    );
     let full_y = full.y.to_vec_f32().unwrap();
-    assert_close("y of the second half", &out2.y.to_vec_f32().unwrap(), &split(&full_y, e, 70, 130), 1e-5, 1e-6);
+    assert_close(
+        "y of the second half",
+        &out2.y.to_vec_f32().unwrap(),
+        &split(&full_y, e, 70, 130),
+        1e-5,
+        1e-6,
+    );
 }
 
 #[test]
@@ -316,8 +405,20 @@ fn scan_of_length_one_with_h0_is_one_recurrent_step() {
             Some(&t(&h0, &[1, 2, 2])),
         )
         .unwrap();
-        assert_close(&format!("one step on {}: y", dev.name()), &out.y.to_vec_f32().unwrap(), &y, 1e-6, 1e-6);
-        assert_close(&format!("one step on {}: last", dev.name()), &out.last_state.to_vec_f32().unwrap(), &h, 1e-6, 1e-6);
+        assert_close(
+            &format!("one step on {}: y", dev.name()),
+            &out.y.to_vec_f32().unwrap(),
+            &y,
+            1e-6,
+            1e-6,
+        );
+        assert_close(
+            &format!("one step on {}: last", dev.name()),
+            &out.last_state.to_vec_f32().unwrap(),
+            &h,
+            1e-6,
+            1e-6,
+        );
     }
 }
 
@@ -325,24 +426,109 @@ fn scan_of_length_one_with_h0_is_one_recurrent_step() {
 fn scan_rejects_mismatched_shapes_naming_op_and_shapes() {
     let cpu = Device::Cpu;
     let z = |s: &[usize]| Tensor::zeros(s, &cpu).unwrap();
-    let (u, delta, a, b, c, d) = (z(&[2, 5, 3]), z(&[2, 5, 3]), z(&[3, 4]), z(&[2, 5, 4]), z(&[2, 5, 4]), z(&[3]));
+    let (u, delta, a, b, c, d) = (
+        z(&[2, 5, 3]),
+        z(&[2, 5, 3]),
+        z(&[3, 4]),
+        z(&[2, 5, 4]),
+        z(&[2, 5, 4]),
+        z(&[3]),
+    );
     let err = |r: crsm::Result<ScanOutput>| r.err().expect("expected an error").to_string();
 
-    let e = err(selective_scan(&u, &delta, &a, &z(&[2, 5, 7]), &c, &d, None, None));
-    assert!(e.contains("selective_scan") && e.contains("[2, 5, 7]") && e.contains("[2, 5, 4]") && e.contains("b"), "{e}");
+    let e = err(selective_scan(
+        &u,
+        &delta,
+        &a,
+        &z(&[2, 5, 7]),
+        &c,
+        &d,
+        None,
+        None,
+    ));
+    assert!(
+        e.contains("selective_scan")
+            && e.contains("[2, 5, 7]")
+            && e.contains("[2, 5, 4]")
+            && e.contains("b"),
+        "{e}"
+    );
 
-    let e = err(selective_scan(&u, &z(&[2, 6, 3]), &a, &b, &c, &d, None, None));
-    assert!(e.contains("selective_scan") && e.contains("delta") && e.contains("[2, 6, 3]") && e.contains("[2, 5, 3]"), "{e}");
+    let e = err(selective_scan(
+        &u,
+        &z(&[2, 6, 3]),
+        &a,
+        &b,
+        &c,
+        &d,
+        None,
+        None,
+    ));
+    assert!(
+        e.contains("selective_scan")
+            && e.contains("delta")
+            && e.contains("[2, 6, 3]")
+            && e.contains("[2, 5, 3]"),
+        "{e}"
+    );
 
-    let e = err(selective_scan(&u, &delta, &z(&[3, 300]), &z(&[2, 5, 300]), &z(&[2, 5, 300]), &d, None, None));
-    assert!(e.contains("selective_scan") && e.contains("300") && e.contains("256"), "{e}");
+    let e = err(selective_scan(
+        &u,
+        &delta,
+        &z(&[3, 300]),
+        &z(&[2, 5, 300]),
+        &z(&[2, 5, 300]),
+        &d,
+        None,
+        None,
+    ));
+    assert!(
+        e.contains("selective_scan") && e.contains("300") && e.contains("256"),
+        "{e}"
+    );
 
-    let e = err(selective_scan(&u, &delta, &a, &b, &c, &d, None, Some(&z(&[2, 4, 3]))));
-    assert!(e.contains("selective_scan") && e.contains("h0") && e.contains("[2, 4, 3]") && e.contains("[2, 3, 4]"), "{e}");
+    let e = err(selective_scan(
+        &u,
+        &delta,
+        &a,
+        &b,
+        &c,
+        &d,
+        None,
+        Some(&z(&[2, 4, 3])),
+    ));
+    assert!(
+        e.contains("selective_scan")
+            && e.contains("h0")
+            && e.contains("[2, 4, 3]")
+            && e.contains("[2, 3, 4]"),
+        "{e}"
+    );
 
-    let e = err(selective_scan(&u, &delta, &z(&[4, 4]), &b, &c, &d, None, None));
-    assert!(e.contains("selective_scan") && e.contains("[4, 4]") && e.contains("[3, 4]"), "{e}");
+    let e = err(selective_scan(
+        &u,
+        &delta,
+        &z(&[4, 4]),
+        &b,
+        &c,
+        &d,
+        None,
+        None,
+    ));
+    assert!(
+        e.contains("selective_scan") && e.contains("[4, 4]") && e.contains("[3, 4]"),
+        "{e}"
+    );
 
-    let e = err(selective_scan(&z(&[5, 3]), &delta, &a, &b, &c, &d, None, None));
+    let e = err(selective_scan(
+        &z(&[5, 3]),
+        &delta,
+        &a,
+        &b,
+        &c,
+        &d,
+        None,
+        None,
+    ));
     assert!(e.contains("selective_scan") && e.contains("[5, 3]"), "{e}");
 }

@@ -28,9 +28,17 @@ fn narrow_matches_cpu_along_first_middle_and_last_dims() {
     for (i, &(shape, dim, start, len)) in NARROW_CASES.iter().enumerate() {
         let x = rand_tensor(100 + i as u64, shape, -1.0, 1.0, &Device::Cpu);
         let what = format!("narrow {shape:?} dim {dim} {start}..+{len}");
-        check_parity(&what, std::slice::from_ref(&x), |v| ops::narrow(&v[0], dim, start, len).unwrap(), 0.0, 0.0);
+        check_parity(
+            &what,
+            std::slice::from_ref(&x),
+            |v| ops::narrow(&v[0], dim, start, len).unwrap(),
+            0.0,
+            0.0,
+        );
         if x.elem_count() < 200 {
-            check_gradients(&what, std::slice::from_ref(&x), |v| ops::narrow(&v[0], dim, start, len).unwrap());
+            check_gradients(&what, std::slice::from_ref(&x), |v| {
+                ops::narrow(&v[0], dim, start, len).unwrap()
+            });
         }
     }
 }
@@ -42,12 +50,21 @@ fn narrow_picks_the_expected_elements() {
     let cols = ops::narrow(&x, 1, 1, 2).unwrap();
     assert_eq!(cols.shape(), &[2, 2]);
     assert_eq!(cols.to_vec_f32().unwrap(), vec![1.0, 2.0, 4.0, 5.0]);
-    assert_eq!(ops::narrow(&x, 0, 1, 1).unwrap().to_vec_f32().unwrap(), vec![3.0, 4.0, 5.0]);
+    assert_eq!(
+        ops::narrow(&x, 0, 1, 1).unwrap().to_vec_f32().unwrap(),
+        vec![3.0, 4.0, 5.0]
+    );
     // The gradient lands at the slice, zeros elsewhere.
     let xv = x.as_variable();
     let seed = Tensor::from_f32(vec![10.0, 20.0, 30.0, 40.0], &[2, 2], &Device::Cpu).unwrap();
-    let grads = ops::narrow(&xv, 1, 1, 2).unwrap().backward_with(&seed).unwrap();
-    assert_eq!(grads.get(&xv).unwrap().to_vec_f32().unwrap(), vec![0.0, 10.0, 20.0, 0.0, 30.0, 40.0]);
+    let grads = ops::narrow(&xv, 1, 1, 2)
+        .unwrap()
+        .backward_with(&seed)
+        .unwrap();
+    assert_eq!(
+        grads.get(&xv).unwrap().to_vec_f32().unwrap(),
+        vec![0.0, 10.0, 20.0, 0.0, 30.0, 40.0]
+    );
 }
 
 /// (shapes, dim).
@@ -64,8 +81,11 @@ const CONCAT_CASES: &[(&[&[usize]], usize)] = &[
 #[test]
 fn concat_matches_cpu_along_first_middle_and_last_dims() {
     for (i, &(shapes, dim)) in CONCAT_CASES.iter().enumerate() {
-        let xs: Vec<Tensor> =
-            shapes.iter().enumerate().map(|(k, s)| rand_tensor(200 + 10 * i as u64 + k as u64, s, -1.0, 1.0, &Device::Cpu)).collect();
+        let xs: Vec<Tensor> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, s)| rand_tensor(200 + 10 * i as u64 + k as u64, s, -1.0, 1.0, &Device::Cpu))
+            .collect();
         let what = format!("concat {shapes:?} dim {dim}");
         let f = |v: &[Tensor]| ops::concat(&v.iter().collect::<Vec<_>>(), dim).unwrap();
         check_parity(&what, &xs, f, 0.0, 0.0);
@@ -81,8 +101,14 @@ fn concat_then_narrow_gives_back_each_part() {
     let b = rand_tensor(2, &[2, 5, 4], -1.0, 1.0, &Device::Cpu);
     let c = ops::concat(&[&a, &b], 1).unwrap();
     assert_eq!(c.shape(), &[2, 8, 4]);
-    assert_eq!(ops::narrow(&c, 1, 0, 3).unwrap().to_vec_f32().unwrap(), a.to_vec_f32().unwrap());
-    assert_eq!(ops::narrow(&c, 1, 3, 5).unwrap().to_vec_f32().unwrap(), b.to_vec_f32().unwrap());
+    assert_eq!(
+        ops::narrow(&c, 1, 0, 3).unwrap().to_vec_f32().unwrap(),
+        a.to_vec_f32().unwrap()
+    );
+    assert_eq!(
+        ops::narrow(&c, 1, 3, 5).unwrap().to_vec_f32().unwrap(),
+        b.to_vec_f32().unwrap()
+    );
 }
 
 #[test]
@@ -91,9 +117,15 @@ fn concat_gives_gradients_only_to_inputs_that_need_them() {
     let a = rand_tensor(3, &[2, 3], -1.0, 1.0, &Device::Cpu).as_variable();
     let b = rand_tensor(4, &[1, 3], -1.0, 1.0, &Device::Cpu);
     let seed = rand_tensor(5, &[3, 3], -1.0, 1.0, &Device::Cpu);
-    let grads = ops::concat(&[&a, &b], 0).unwrap().backward_with(&seed).unwrap();
+    let grads = ops::concat(&[&a, &b], 0)
+        .unwrap()
+        .backward_with(&seed)
+        .unwrap();
     assert_eq!(grads.len(), 1);
-    assert_eq!(grads.get(&a).unwrap().to_vec_f32().unwrap(), seed.to_vec_f32().unwrap()[..6].to_vec());
+    assert_eq!(
+        grads.get(&a).unwrap().to_vec_f32().unwrap(),
+        seed.to_vec_f32().unwrap()[..6].to_vec()
+    );
 }
 
 #[test]
@@ -107,9 +139,19 @@ fn narrow_and_concat_copy_u32_ids_bit_for_bit() {
         let x = x.to_device(dev).unwrap();
         let tail = ops::narrow(&x, 1, 1, 3).unwrap();
         assert_eq!(tail.dtype(), DType::U32);
-        assert_eq!(tail.to_vec_u32().unwrap(), vec![1, 16_777_217, 0x7fc0_0001, u32::MAX, 42, 7], "{}", dev.name());
+        assert_eq!(
+            tail.to_vec_u32().unwrap(),
+            vec![1, 16_777_217, 0x7fc0_0001, u32::MAX, 42, 7],
+            "{}",
+            dev.name()
+        );
         let both = ops::concat(&[&x, &x], 0).unwrap();
-        assert_eq!(both.to_vec_u32().unwrap(), [ids.clone(), ids.clone()].concat(), "{}", dev.name());
+        assert_eq!(
+            both.to_vec_u32().unwrap(),
+            [ids.clone(), ids.clone()].concat(),
+            "{}",
+            dev.name()
+        );
     }
 }
 
@@ -117,11 +159,23 @@ fn narrow_and_concat_copy_u32_ids_bit_for_bit() {
 fn narrow_rejects_bad_dim_start_and_len() {
     let x = Tensor::zeros(&[2, 3], &Device::Cpu).unwrap();
     let e = ops::narrow(&x, 2, 0, 1).unwrap_err().to_string();
-    assert!(e.contains("narrow") && e.contains("dim 2") && e.contains("[2, 3]"), "{e}");
+    assert!(
+        e.contains("narrow") && e.contains("dim 2") && e.contains("[2, 3]"),
+        "{e}"
+    );
     let e = ops::narrow(&x, 1, 2, 2).unwrap_err().to_string();
-    assert!(e.contains("narrow") && e.contains("start 2") && e.contains("len 2") && e.contains("[2, 3]"), "{e}");
+    assert!(
+        e.contains("narrow")
+            && e.contains("start 2")
+            && e.contains("len 2")
+            && e.contains("[2, 3]"),
+        "{e}"
+    );
     let e = ops::narrow(&x, 0, 3, 0).unwrap_err().to_string();
-    assert!(e.contains("narrow") && e.contains("start 3") && e.contains("[2, 3]"), "{e}");
+    assert!(
+        e.contains("narrow") && e.contains("start 3") && e.contains("[2, 3]"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -132,13 +186,22 @@ fn concat_rejects_mismatched_inputs() {
     let ids = Tensor::from_u32(vec![0; 6], &[2, 3], &Device::Cpu).unwrap();
     // Sizes differ outside the concatenated dimension.
     let e = ops::concat(&[&a, &b], 1).unwrap_err().to_string();
-    assert!(e.contains("concat") && e.contains("[2, 3]") && e.contains("[4, 3]"), "{e}");
+    assert!(
+        e.contains("concat") && e.contains("[2, 3]") && e.contains("[4, 3]"),
+        "{e}"
+    );
     // Ranks differ.
     let e = ops::concat(&[&a, &c], 0).unwrap_err().to_string();
-    assert!(e.contains("concat") && e.contains("[2, 3]") && e.contains("[2, 3, 1]"), "{e}");
+    assert!(
+        e.contains("concat") && e.contains("[2, 3]") && e.contains("[2, 3, 1]"),
+        "{e}"
+    );
     // dim out of range.
     let e = ops::concat(&[&a, &a], 2).unwrap_err().to_string();
-    assert!(e.contains("concat") && e.contains("dim 2") && e.contains("[2, 3]"), "{e}");
+    assert!(
+        e.contains("concat") && e.contains("dim 2") && e.contains("[2, 3]"),
+        "{e}"
+    );
     // dtypes differ.
     let e = ops::concat(&[&a, &ids], 0).unwrap_err().to_string();
     assert!(e.contains("concat") && e.contains("U32"), "{e}");

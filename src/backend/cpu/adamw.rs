@@ -16,11 +16,22 @@ fn update(p: f32, g: f32, m: f32, v: f32, s: &AdamWStep, f: &AdamWFactors) -> (f
     (p - f.step_size * (m / denom), m, v)
 }
 
-pub fn adamw_step(p: &[f32], g: &[f32], m: &[f32], v: &[f32], s: &AdamWStep, f: &AdamWFactors) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn adamw_step(
+    p: &[f32],
+    g: &[f32],
+    m: &[f32],
+    v: &[f32],
+    s: &AdamWStep,
+    f: &AdamWFactors,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let one = |j: usize| {
         let (p2, m2, v2) = update(p[j], g[j], m[j], v[j], s, f);
         (p2, (m2, v2))
     };
-    let (p2, (m2, v2)) = if p.len() >= PAR_MIN { (0..p.len()).into_par_iter().map(one).unzip() } else { (0..p.len()).map(one).unzip() };
+    let (p2, (m2, v2)) = if p.len() >= PAR_MIN {
+        (0..p.len()).into_par_iter().map(one).unzip()
+    } else {
+        (0..p.len()).map(one).unzip()
+    };
     (p2, m2, v2)
 }

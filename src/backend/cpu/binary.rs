@@ -18,15 +18,24 @@ fn zip_broadcast(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Ve
     let nb = b.len();
     if a.len() >= PAR_MIN && nb > 1 && nb < a.len() {
         let mut out = vec![0.0; a.len()];
-        out.par_chunks_mut(nb).zip(a.par_chunks(nb)).for_each(|(o, x)| {
-            for i in 0..nb {
-                o[i] = f(x[i], b[i]);
-            }
-        });
+        out.par_chunks_mut(nb)
+            .zip(a.par_chunks(nb))
+            .for_each(|(o, x)| {
+                for i in 0..nb {
+                    o[i] = f(x[i], b[i]);
+                }
+            });
         return out;
     }
     if a.len() >= PAR_MIN {
-        return a.par_iter().enumerate().map(|(i, &x)| f(x, b[i % nb])).collect();
+        return a
+            .par_iter()
+            .enumerate()
+            .map(|(i, &x)| f(x, b[i % nb]))
+            .collect();
     }
-    a.iter().enumerate().map(|(i, &x)| f(x, b[i % nb])).collect()
+    a.iter()
+        .enumerate()
+        .map(|(i, &x)| f(x, b[i % nb]))
+        .collect()
 }

@@ -93,8 +93,11 @@ pub fn causal_conv1d_backward_params(x: &[f32], g: &[f32], dims: ConvDims) -> (V
         }
         acc
     };
-    let partials: Vec<Vec<f64>> =
-        if x.len() >= PAR_MIN { (0..b).into_par_iter().map(per_batch).collect() } else { (0..b).map(per_batch).collect() };
+    let partials: Vec<Vec<f64>> = if x.len() >= PAR_MIN {
+        (0..b).into_par_iter().map(per_batch).collect()
+    } else {
+        (0..b).map(per_batch).collect()
+    };
     let mut total = vec![0f64; c * k + c];
     for p in &partials {
         for (t, v) in total.iter_mut().zip(p) {

@@ -16,9 +16,15 @@ fn max_and_log_sum(row: &[f32]) -> (f32, f32) {
 fn per_row(x: &[f32], v: usize, f: impl Fn(usize, &[f32], &mut [f32]) + Sync + Send) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
     if x.len() >= PAR_MIN {
-        out.par_chunks_mut(v).zip(x.par_chunks(v)).enumerate().for_each(|(r, (o, xr))| f(r, xr, o));
+        out.par_chunks_mut(v)
+            .zip(x.par_chunks(v))
+            .enumerate()
+            .for_each(|(r, (o, xr))| f(r, xr, o));
     } else {
-        out.chunks_mut(v).zip(x.chunks(v)).enumerate().for_each(|(r, (o, xr))| f(r, xr, o));
+        out.chunks_mut(v)
+            .zip(x.chunks(v))
+            .enumerate()
+            .for_each(|(r, (o, xr))| f(r, xr, o));
     }
     out
 }
@@ -67,17 +73,36 @@ pub fn cross_entropy(logits: &[f32], targets: &[u32], ignore_index: Option<u32>,
     };
     let rows = targets.len();
     // Per-row losses in parallel, then one ordered sum, so the result never depends on scheduling.
-    let losses: Vec<f64> =
-        if logits.len() >= PAR_MIN { (0..rows).into_par_iter().map(row_loss).collect() } else { (0..rows).map(row_loss).collect() };
+    let losses: Vec<f64> = if logits.len() >= PAR_MIN {
+        (0..rows).into_par_iter().map(row_loss).collect()
+    } else {
+        (0..rows).map(row_loss).collect()
+    };
     let total: f64 = losses.iter().sum();
-    let count = targets.iter().filter(|&&t| counted(t, ignore_index)).count();
-    if count == 0 { 0.0 } else { (total / count as f64) as f32 }
+    let count = targets
+        .iter()
+        .filter(|&&t| counted(t, ignore_index))
+        .count();
+    if count == 0 {
+        0.0
+    } else {
+        (total / count as f64) as f32
+    }
 }
 
 /// dlogits [rows, v] = (softmax(row) - onehot(target)) * g / count for counted rows, 0 for the
 /// ignored ones (and everywhere when no row counts). `g` is the loss's gradient (a scalar).
-pub fn cross_entropy_backward(logits: &[f32], targets: &[u32], ignore_index: Option<u32>, g: f32, v: usize) -> Vec<f32> {
-    let count = targets.iter().filter(|&&t| counted(t, ignore_index)).count();
+pub fn cross_entropy_backward(
+    logits: &[f32],
+    targets: &[u32],
+    ignore_index: Option<u32>,
+    g: f32,
+    v: usize,
+) -> Vec<f32> {
+    let count = targets
+        .iter()
+        .filter(|&&t| counted(t, ignore_index))
+        .count();
     let scale = if count == 0 { 0.0 } else { g / count as f32 };
     per_row(logits, v, |r, xr, o| {
         if !counted(targets[r], ignore_index) {

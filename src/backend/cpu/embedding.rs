@@ -10,7 +10,9 @@ pub fn embedding(ids: &[u32], table: &[f32], d: usize) -> Vec<f32> {
     if d == 0 {
         return out;
     }
-    let row = |(o, &id): (&mut [f32], &u32)| o.copy_from_slice(&table[id as usize * d..(id as usize + 1) * d]);
+    let row = |(o, &id): (&mut [f32], &u32)| {
+        o.copy_from_slice(&table[id as usize * d..(id as usize + 1) * d])
+    };
     if out.len() >= PAR_MIN {
         out.par_chunks_mut(d).zip(ids.par_iter()).for_each(row);
     } else {

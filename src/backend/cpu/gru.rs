@@ -25,7 +25,10 @@ pub fn gru_gates(gi: &[f32], gh: &[f32], h: &[f32], hidden: usize) -> Vec<f32> {
         return out;
     }
     let row = |(b, out_row): (usize, &mut [f32])| {
-        let (gi, gh) = (&gi[b * 3 * hidden..(b + 1) * 3 * hidden], &gh[b * 3 * hidden..(b + 1) * 3 * hidden]);
+        let (gi, gh) = (
+            &gi[b * 3 * hidden..(b + 1) * 3 * hidden],
+            &gh[b * 3 * hidden..(b + 1) * 3 * hidden],
+        );
         for (j, o) in out_row.iter_mut().enumerate() {
             let (_, z, n) = gates(gi, gh, hidden, j);
             *o = (1.0 - z) * n + z * h[b * hidden + j];
@@ -44,13 +47,26 @@ pub fn gru_gates(gi: &[f32], gh: &[f32], h: &[f32], hidden: usize) -> Vec<f32> {
 ///   dn_pre = dn (1 - n^2): d gi_n = dn_pre, d gh_n = dn_pre r
 ///   dr_pre = dn_pre gh_n r (1 - r): d gi_r = d gh_r = dr_pre
 ///   dz_pre = dz z (1 - z): d gi_z = d gh_z = dz_pre
-pub fn gru_gates_backward(gi: &[f32], gh: &[f32], h: &[f32], g: &[f32], hidden: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (mut dgi, mut dgh, mut dh) = (vec![0f32; gi.len()], vec![0f32; gh.len()], vec![0f32; h.len()]);
+pub fn gru_gates_backward(
+    gi: &[f32],
+    gh: &[f32],
+    h: &[f32],
+    g: &[f32],
+    hidden: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (mut dgi, mut dgh, mut dh) = (
+        vec![0f32; gi.len()],
+        vec![0f32; gh.len()],
+        vec![0f32; h.len()],
+    );
     if hidden == 0 {
         return (dgi, dgh, dh);
     }
     let row = |(b, ((dgi, dgh), dh)): (usize, ((&mut [f32], &mut [f32]), &mut [f32]))| {
-        let (gi, gh) = (&gi[b * 3 * hidden..(b + 1) * 3 * hidden], &gh[b * 3 * hidden..(b + 1) * 3 * hidden]);
+        let (gi, gh) = (
+            &gi[b * 3 * hidden..(b + 1) * 3 * hidden],
+            &gh[b * 3 * hidden..(b + 1) * 3 * hidden],
+        );
         for j in 0..hidden {
             let (r, z, n) = gates(gi, gh, hidden, j);
             let (gj, hj) = (g[b * hidden + j], h[b * hidden + j]);
@@ -73,7 +89,11 @@ pub fn gru_gates_backward(gi: &[f32], gh: &[f32], h: &[f32], g: &[f32], hidden: 
             .enumerate()
             .for_each(row);
     } else {
-        dgi.chunks_mut(3 * hidden).zip(dgh.chunks_mut(3 * hidden)).zip(dh.chunks_mut(hidden)).enumerate().for_each(row);
+        dgi.chunks_mut(3 * hidden)
+            .zip(dgh.chunks_mut(3 * hidden))
+            .zip(dh.chunks_mut(hidden))
+            .enumerate()
+            .for_each(row);
     }
     (dgi, dgh, dh)
 }

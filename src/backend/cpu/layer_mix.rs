@@ -17,8 +17,17 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
 /// out[n] = sum_i s_i * xs[i, n] with s = softmax(logits).
 pub fn layer_mix(xs: &[f32], logits: &[f32], m: usize) -> Vec<f32> {
     let s = softmax(logits);
-    let at = |n: usize| s.iter().enumerate().map(|(i, &si)| si * xs[i * m + n]).sum::<f32>();
-    if xs.len() >= PAR_MIN { (0..m).into_par_iter().map(at).collect() } else { (0..m).map(at).collect() }
+    let at = |n: usize| {
+        s.iter()
+            .enumerate()
+            .map(|(i, &si)| si * xs[i * m + n])
+            .sum::<f32>()
+    };
+    if xs.len() >= PAR_MIN {
+        (0..m).into_par_iter().map(at).collect()
+    } else {
+        (0..m).map(at).collect()
+    }
 }
 
 /// (dxs [layers, m], dlogits [layers]) from the output's gradient g [m]:
@@ -28,11 +37,28 @@ pub fn layer_mix(xs: &[f32], logits: &[f32], m: usize) -> Vec<f32> {
 pub fn layer_mix_backward(xs: &[f32], logits: &[f32], g: &[f32], m: usize) -> (Vec<f32>, Vec<f32>) {
     let s = softmax(logits);
     let dx = |idx: usize| s[idx / m] * g[idx % m];
-    let dxs: Vec<f32> = if xs.len() >= PAR_MIN { (0..xs.len()).into_par_iter().map(dx).collect() } else { (0..xs.len()).map(dx).collect() };
-    let dot = |i: usize| -> f64 { xs[i * m..(i + 1) * m].iter().zip(g).map(|(&a, &b)| a as f64 * b as f64).sum() };
-    let dots: Vec<f64> =
-        if xs.len() >= PAR_MIN { (0..s.len()).into_par_iter().map(dot).collect() } else { (0..s.len()).map(dot).collect() };
+    let dxs: Vec<f32> = if xs.len() >= PAR_MIN {
+        (0..xs.len()).into_par_iter().map(dx).collect()
+    } else {
+        (0..xs.len()).map(dx).collect()
+    };
+    let dot = |i: usize| -> f64 {
+        xs[i * m..(i + 1) * m]
+            .iter()
+            .zip(g)
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum()
+    };
+    let dots: Vec<f64> = if xs.len() >= PAR_MIN {
+        (0..s.len()).into_par_iter().map(dot).collect()
+    } else {
+        (0..s.len()).map(dot).collect()
+    };
     let mean: f64 = s.iter().zip(&dots).map(|(&si, &d)| si as f64 * d).sum();
-    let dlogits = s.iter().zip(&dots).map(|(&si, &d)| (si as f64 * (d - mean)) as f32).collect();
+    let dlogits = s
+        .iter()
+        .zip(&dots)
+        .map(|(&si, &d)| (si as f64 * (d - mean)) as f32)
+        .collect();
     (dxs, dlogits)
 }

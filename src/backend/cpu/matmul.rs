@@ -8,14 +8,26 @@
 use crate::error::{Result, shape_err};
 
 /// C = op(A) op(B), with op a transpose where the flag says so.
-pub fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool) -> Result<Vec<f32>> {
+pub fn matmul(
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<Vec<f32>> {
     // These checks are what makes the unsafe call in `gemm_f32` sound, so they stay even though
     // `ops::matmul` has already checked the tensors' shapes.
     let elems = |r: usize, c: usize| r.checked_mul(c);
     if elems(m, k) != Some(a.len()) || elems(k, n) != Some(b.len()) || elems(m, n).is_none() {
         return shape_err(
             "matmul",
-            format!("cpu kernel got {} and {} values for (M, K, N) = ({m}, {k}, {n})", a.len(), b.len()),
+            format!(
+                "cpu kernel got {} and {} values for (M, K, N) = ({m}, {k}, {n})",
+                a.len(),
+                b.len()
+            ),
         );
     }
     let mut c = vec![0f32; m * n];
@@ -29,11 +41,28 @@ pub fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, trans_a: bool,
 
 /// The one unsafe call: c [M, N] = op(a) op(b), overwriting c.
 #[allow(clippy::too_many_arguments)]
-fn gemm_f32(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool) {
+fn gemm_f32(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+) {
     debug_assert!(c.len() == m * n && a.len() == m * k && b.len() == k * n);
     // Element (i, l) of op(A) sits at a[i * lhs_rs + l * lhs_cs]; likewise for op(B) and C.
-    let (lhs_rs, lhs_cs) = if trans_a { (1, m as isize) } else { (k as isize, 1) };
-    let (rhs_rs, rhs_cs) = if trans_b { (1, k as isize) } else { (n as isize, 1) };
+    let (lhs_rs, lhs_cs) = if trans_a {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (rhs_rs, rhs_cs) = if trans_b {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
     let (dst_rs, dst_cs) = (n as isize, 1);
     // SAFETY: gemm reads op(A) at offsets i*lhs_rs + l*lhs_cs for i < m, l < k, whose largest value
     // is (m-1)*k + (k-1) = m*k - 1 in both layouts (< a.len(), checked by the caller `matmul`);

@@ -6,8 +6,18 @@ use super::binary::PAR_MIN;
 
 /// sum_i x[i] (or of x[i]^2 when `square`).
 pub fn sum(x: &[f32], square: bool) -> f32 {
-    let f = |v: &f32| if square { (*v as f64) * (*v as f64) } else { *v as f64 };
-    let total: f64 = if x.len() >= PAR_MIN { x.par_iter().map(f).sum() } else { x.iter().map(f).sum() };
+    let f = |v: &f32| {
+        if square {
+            (*v as f64) * (*v as f64)
+        } else {
+            *v as f64
+        }
+    };
+    let total: f64 = if x.len() >= PAR_MIN {
+        x.par_iter().map(f).sum()
+    } else {
+        x.iter().map(f).sum()
+    };
     total as f32
 }
 

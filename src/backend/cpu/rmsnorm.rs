@@ -34,7 +34,13 @@ pub fn rms_norm(x: &[f32], weight: &[f32], d: usize, eps: f32) -> Vec<f32> {
 /// With r = (mean(x^2) + eps)^(-1/2) and y_j = x_j r w_j, dr/dx_k = -r^3 x_k / d, so
 ///   dx_k = r w_k g_k - (r^3 / d) x_k sum_j g_j w_j x_j,
 ///   dweight_j = sum over rows of g_j x_j r.
-pub fn rms_norm_backward(x: &[f32], weight: &[f32], g: &[f32], d: usize, eps: f32) -> (Vec<f32>, Vec<f32>) {
+pub fn rms_norm_backward(
+    x: &[f32],
+    weight: &[f32],
+    g: &[f32],
+    d: usize,
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
     let rows = x.len() / d;
     let mut dx = vec![0.0; x.len()];
     // Per-row inverse norms first (parallel), then dweight as an ordered column sum (deterministic).
@@ -45,7 +51,9 @@ pub fn rms_norm_backward(x: &[f32], weight: &[f32], g: &[f32], d: usize, eps: f3
     };
     let row = |(i, o): (usize, &mut [f32])| {
         let (xr, gr, r) = (&x[i * d..(i + 1) * d], &g[i * d..(i + 1) * d], rs[i]);
-        let dot: f64 = (0..d).map(|j| gr[j] as f64 * weight[j] as f64 * xr[j] as f64).sum();
+        let dot: f64 = (0..d)
+            .map(|j| gr[j] as f64 * weight[j] as f64 * xr[j] as f64)
+            .sum();
         let c = r * r * r * (dot / d as f64) as f32;
         for k in 0..d {
             o[k] = r * weight[k] * gr[k] - c * xr[k];

@@ -61,7 +61,12 @@ pub fn selective_scan(
     h0: Option<&[f32]>,
     save: bool,
 ) -> ScanForward {
-    let ScanDims { batch, len, chan: ne_all, state: ns } = dims;
+    let ScanDims {
+        batch,
+        len,
+        chan: ne_all,
+        state: ns,
+    } = dims;
     let nc = dims.n_chunks();
     let tasks = tasks(dims);
     let results: Vec<BlockForward> = tasks
@@ -72,7 +77,11 @@ pub fn selective_scan(
                 h.copy_from_slice(&h0[(bi * ne_all + e0) * ns..][..ne * ns]);
             }
             let mut y = vec![0f32; len * ne];
-            let mut saved = if save { vec![0f32; nc * ne * ns] } else { Vec::new() };
+            let mut saved = if save {
+                vec![0f32; nc * ne * ns]
+            } else {
+                Vec::new()
+            };
             for t in 0..len {
                 if save && t % SCAN_CHUNK == 0 {
                     saved[(t / SCAN_CHUNK) * ne * ns..][..ne * ns].copy_from_slice(&h);
@@ -112,7 +121,8 @@ pub fn selective_scan(
         out.last[(bi * ne_all + e0) * ns..][..ne * ns].copy_from_slice(&r.last);
         if let Some(saved) = &mut out.saved {
             for k in 0..nc {
-                saved[((bi * nc + k) * ne_all + e0) * ns..][..ne * ns].copy_from_slice(&r.saved[k * ne * ns..][..ne * ns]);
+                saved[((bi * nc + k) * ne_all + e0) * ns..][..ne * ns]
+                    .copy_from_slice(&r.saved[k * ne * ns..][..ne * ns]);
             }
         }
     }
@@ -161,7 +171,12 @@ pub fn selective_scan_backward(
     saved: &[f32],
     gy: &[f32],
 ) -> ScanGrads<Vec<f32>> {
-    let ScanDims { batch, len, chan: ne_all, state: ns } = dims;
+    let ScanDims {
+        batch,
+        len,
+        chan: ne_all,
+        state: ns,
+    } = dims;
     let nc = dims.n_chunks();
     let tasks = tasks(dims);
     let results: Vec<BlockGrads> = tasks
@@ -171,7 +186,11 @@ pub fn selective_scan_backward(
             let mut g = BlockGrads {
                 du: vec![0f32; len * ne],
                 ddelta: vec![0f32; len * ne],
-                dz: if z.is_some() { vec![0f32; len * ne] } else { Vec::new() },
+                dz: if z.is_some() {
+                    vec![0f32; len * ne]
+                } else {
+                    Vec::new()
+                },
                 db: vec![0f32; len * ns],
                 dc: vec![0f32; len * ns],
                 da: vec![0f32; size],

@@ -5,12 +5,19 @@ use rayon::prelude::*;
 use super::binary::PAR_MIN;
 
 fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
-    if x.len() >= PAR_MIN { x.par_iter().map(|&v| f(v)).collect() } else { x.iter().map(|&v| f(v)).collect() }
+    if x.len() >= PAR_MIN {
+        x.par_iter().map(|&v| f(v)).collect()
+    } else {
+        x.iter().map(|&v| f(v)).collect()
+    }
 }
 
 fn map2(x: &[f32], g: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<f32> {
     if x.len() >= PAR_MIN {
-        x.par_iter().zip(g.par_iter()).map(|(&v, &d)| f(v, d)).collect()
+        x.par_iter()
+            .zip(g.par_iter())
+            .map(|(&v, &d)| f(v, d))
+            .collect()
     } else {
         x.iter().zip(g).map(|(&v, &d)| f(v, d)).collect()
     }

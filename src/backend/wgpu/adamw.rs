@@ -9,9 +9,19 @@ use crate::ops::{AdamWFactors, AdamWStep};
 const KERNEL: Kernel = crate::kernel!("adamw");
 
 /// [param, grad, m, v], each [n] -> [new param, new m, new v], each [n].
-pub fn adamw_step(ctx: &Arc<WgpuContext>, inputs: [&GpuBuffer; 4], n: usize, s: &AdamWStep, f: &AdamWFactors) -> Result<[GpuBuffer; 3]> {
+pub fn adamw_step(
+    ctx: &Arc<WgpuContext>,
+    inputs: [&GpuBuffer; 4],
+    n: usize,
+    s: &AdamWStep,
+    f: &AdamWFactors,
+) -> Result<[GpuBuffer; 3]> {
     let [param, grad, m, v] = inputs;
-    let out = [ctx.alloc(n as u64 * 4)?, ctx.alloc(n as u64 * 4)?, ctx.alloc(n as u64 * 4)?];
+    let out = [
+        ctx.alloc(n as u64 * 4)?,
+        ctx.alloc(n as u64 * 4)?,
+        ctx.alloc(n as u64 * 4)?,
+    ];
     let params = [
         n as u32,
         s.beta1.to_bits(),
@@ -22,6 +32,12 @@ pub fn adamw_step(ctx: &Arc<WgpuContext>, inputs: [&GpuBuffer; 4], n: usize, s: 
         f.step_size.to_bits(),
         f.bias_correction2_sqrt.to_bits(),
     ];
-    ctx.launch(&KERNEL, "adamw_step", &params, &[param, grad, m, v, &out[0], &out[1], &out[2]], ctx.grid(n as u64, 256))?;
+    ctx.launch(
+        &KERNEL,
+        "adamw_step",
+        &params,
+        &[param, grad, m, v, &out[0], &out[1], &out[2]],
+        ctx.grid(n as u64, 256),
+    )?;
     Ok(out)
 }

@@ -28,7 +28,12 @@ macro_rules! kernel {
     ($name:literal) => {
         $crate::backend::wgpu::Kernel {
             name: $name,
-            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl")),
+            source: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/shaders/",
+                $name,
+                ".wgsl"
+            )),
         }
     };
 }
@@ -76,9 +81,15 @@ impl WgpuContext {
             // Prefer Vulkan, then discrete over integrated: the order users expect on a laptop.
             .min_by_key(|a| {
                 let i = a.get_info();
-                (i.backend != wgpu::Backend::Vulkan, i.device_type != wgpu::DeviceType::DiscreteGpu)
+                (
+                    i.backend != wgpu::Backend::Vulkan,
+                    i.device_type != wgpu::DeviceType::DiscreteGpu,
+                )
             })
-            .ok_or_else(|| Error::NoAdapter { wanted, hint: no_adapter_hint(kind) })?;
+            .ok_or_else(|| Error::NoAdapter {
+                wanted,
+                hint: no_adapter_hint(kind),
+            })?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -96,7 +107,9 @@ impl WgpuContext {
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.to_string());
         }));
         Ok(Arc::new(WgpuContext {
             device,
@@ -117,13 +130,19 @@ impl WgpuContext {
             .iter()
             .map(|a| {
                 let i = a.get_info();
-                format!("{} ({:?}, {:?}, driver {} {})", i.name, i.backend, i.device_type, i.driver, i.driver_info)
+                format!(
+                    "{} ({:?}, {:?}, driver {} {})",
+                    i.name, i.backend, i.device_type, i.driver, i.driver_info
+                )
             })
             .collect()
     }
 
     pub fn describe(&self) -> String {
-        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
     }
     pub fn info(&self) -> &wgpu::AdapterInfo {
         &self.info
@@ -187,7 +206,11 @@ impl WgpuContext {
     pub fn alloc(self: &Arc<Self>, bytes: u64) -> Result<GpuBuffer> {
         let limit = self.limits.max_buffer_size;
         if padded(bytes) > limit {
-            return Err(Error::BindingTooLarge { op: "alloc", bytes, limit });
+            return Err(Error::BindingTooLarge {
+                op: "alloc",
+                bytes,
+                limit,
+            });
         }
         let raw = self.pool_lock().take(&self.device, bytes);
         Ok(GpuBuffer::new(raw, bytes, self.clone()))
@@ -209,11 +232,13 @@ impl WgpuContext {
         }
         let mut padded_bytes = bytes.to_vec();
         padded_bytes.resize(out.raw().size() as usize, 0);
-        let staging = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("crsm upload"),
-            contents: &padded_bytes,
-            usage: wgpu::BufferUsages::COPY_SRC,
-        });
+        let staging = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("crsm upload"),
+                contents: &padded_bytes,
+                usage: wgpu::BufferUsages::COPY_SRC,
+            });
         self.with_encoder(|enc| enc.copy_buffer_to_buffer(&staging, 0, out.raw(), 0, None))?;
         Ok(out)
     }
@@ -246,7 +271,9 @@ impl WgpuContext {
         rx.recv()
             .map_err(|_| Error::Gpu("map_async callback never ran".into()))?
             .map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
-        let view = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("get_mapped_range: {e}")))?;
         let mut data = view.to_vec();
         drop(view);
         staging.unmap();
@@ -262,7 +289,10 @@ impl WgpuContext {
         let full = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let encoder = pending.0.get_or_insert_with(|| {
-                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("crsm") })
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("crsm"),
+                    })
             });
             record(encoder);
             pending.1 += 1;
@@ -310,7 +340,12 @@ impl WgpuContext {
     /// The pipeline for one entry point, with the layout wgpu derives from the shader (so each
     /// binding's read-only or read-write access comes from the WGSL declaration).
     fn pipeline(&self, kernel: &Kernel, entry: &'static str) -> Result<wgpu::ComputePipeline> {
-        if let Some(p) = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&(kernel.name, entry)) {
+        if let Some(p) = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(kernel.name, entry))
+        {
             return Ok(p.clone());
         }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -319,27 +354,39 @@ impl WgpuContext {
             modules
                 .entry(kernel.name)
                 .or_insert_with(|| {
-                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(kernel.name),
-                        source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
-                    })
+                    self.device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(kernel.name),
+                            source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
+                        })
                 })
                 .clone()
         };
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
         if let Some(e) = pollster::block_on(scope.pop()) {
             // Do not keep a broken module: the next call reports the error again.
-            self.modules.lock().unwrap_or_else(|p| p.into_inner()).remove(kernel.name);
-            return Err(Error::Gpu(format!("shaders/{}.wgsl entry {entry}: {e}", kernel.name)));
+            self.modules
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(kernel.name);
+            return Err(Error::Gpu(format!(
+                "shaders/{}.wgsl entry {entry}: {e}",
+                kernel.name
+            )));
         }
-        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert((kernel.name, entry), pipeline.clone());
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((kernel.name, entry), pipeline.clone());
         Ok(pipeline)
     }
 
@@ -356,11 +403,20 @@ impl WgpuContext {
         let limit = self.limits.max_storage_buffer_binding_size;
         for b in buffers {
             if b.raw().size() > limit {
-                return Err(Error::BindingTooLarge { op: entry, bytes: b.raw().size(), limit });
+                return Err(Error::BindingTooLarge {
+                    op: entry,
+                    bytes: b.raw().size(),
+                    limit,
+                });
             }
         }
-        if groups.iter().any(|&g| g > self.limits.max_compute_workgroups_per_dimension) {
-            return Err(Error::Gpu(format!("{entry}: dispatch {groups:?} exceeds the per-dimension limit")));
+        if groups
+            .iter()
+            .any(|&g| g > self.limits.max_compute_workgroups_per_dimension)
+        {
+            return Err(Error::Gpu(format!(
+                "{entry}: dispatch {groups:?} exceeds the per-dimension limit"
+            )));
         }
         if groups.contains(&0) {
             return Ok(());
@@ -370,14 +426,22 @@ impl WgpuContext {
         // Uniform blocks are at least 16 bytes and a multiple of 16.
         let mut words = params.to_vec();
         words.resize(params.len().div_ceil(4).max(1) * 4, 0);
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("crsm params"),
-            contents: bytemuck::cast_slice(&words),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("crsm params"),
+                contents: bytemuck::cast_slice(&words),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
         for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: b.raw().as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + i as u32,
+                resource: b.raw().as_entire_binding(),
+            });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry),
@@ -385,7 +449,10 @@ impl WgpuContext {
             entries: &entries,
         });
         self.with_encoder(|enc| {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(entry), timestamp_writes: None });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(entry),
+                timestamp_writes: None,
+            });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);

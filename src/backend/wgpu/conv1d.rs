@@ -11,7 +11,13 @@ const KERNEL: Kernel = crate::kernel!("conv1d");
 const CHUNK: usize = 64;
 
 fn params(dims: ConvDims, chunks: usize) -> [u32; 5] {
-    [(dims.b * dims.l) as u32, dims.l as u32, dims.c as u32, dims.k as u32, chunks as u32]
+    [
+        (dims.b * dims.l) as u32,
+        dims.l as u32,
+        dims.c as u32,
+        dims.k as u32,
+        chunks as u32,
+    ]
 }
 
 /// y: [b, l, c]. Without a bias the kernel reads a zero-filled one.
@@ -32,15 +38,32 @@ pub fn causal_conv1d(
         }
     };
     let y = ctx.alloc(n * 4)?;
-    ctx.launch(&KERNEL, "causal_conv1d", &params(dims, 0), &[x, weight, bias, &y], ctx.grid(n, 256))?;
+    ctx.launch(
+        &KERNEL,
+        "causal_conv1d",
+        &params(dims, 0),
+        &[x, weight, bias, &y],
+        ctx.grid(n, 256),
+    )?;
     Ok(y)
 }
 
 /// dx: [b, l, c] from g: [b, l, c].
-pub fn causal_conv1d_backward_x(ctx: &Arc<WgpuContext>, g: &GpuBuffer, weight: &GpuBuffer, dims: ConvDims) -> Result<GpuBuffer> {
+pub fn causal_conv1d_backward_x(
+    ctx: &Arc<WgpuContext>,
+    g: &GpuBuffer,
+    weight: &GpuBuffer,
+    dims: ConvDims,
+) -> Result<GpuBuffer> {
     let n = (dims.b * dims.l * dims.c) as u64;
     let dx = ctx.alloc(n * 4)?;
-    ctx.launch(&KERNEL, "causal_conv1d_backward_x", &params(dims, 0), &[g, weight, &dx], ctx.grid(n, 256))?;
+    ctx.launch(
+        &KERNEL,
+        "causal_conv1d_backward_x",
+        &params(dims, 0),
+        &[g, weight, &dx],
+        ctx.grid(n, 256),
+    )?;
     Ok(dx)
 }
 
@@ -56,7 +79,13 @@ pub fn causal_conv1d_backward_params(
     let dweight_parts = ctx.alloc((chunks * c * k) as u64 * 4)?;
     let dbias_parts = ctx.alloc((chunks * c) as u64 * 4)?;
     let n = (chunks * (k + 1) * c) as u64;
-    ctx.launch(&KERNEL, "causal_conv1d_backward_params", &params(dims, chunks), &[x, g, &dweight_parts, &dbias_parts], ctx.grid(n, 256))?;
+    ctx.launch(
+        &KERNEL,
+        "causal_conv1d_backward_params",
+        &params(dims, chunks),
+        &[x, g, &dweight_parts, &dbias_parts],
+        ctx.grid(n, 256),
+    )?;
     let dweight = super::reduce::sum_columns(ctx, &dweight_parts, chunks, c * k)?;
     let dbias = super::reduce::sum_columns(ctx, &dbias_parts, chunks, c)?;
     Ok((dweight, dbias))

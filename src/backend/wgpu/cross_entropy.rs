@@ -9,20 +9,49 @@ const KERNEL: Kernel = crate::kernel!("cross_entropy");
 
 /// The uniform block: {rows, v, ignore_index, has_ignore, inv_count}.
 fn params(rows: usize, v: usize, ignore_index: Option<u32>, inv_count: f32) -> [u32; 5] {
-    [rows as u32, v as u32, ignore_index.unwrap_or(0), ignore_index.is_some() as u32, inv_count.to_bits()]
+    [
+        rows as u32,
+        v as u32,
+        ignore_index.unwrap_or(0),
+        ignore_index.is_some() as u32,
+        inv_count.to_bits(),
+    ]
 }
 
 /// x: [rows, v] -> log_softmax over v; one workgroup per row.
-pub fn log_softmax(ctx: &Arc<WgpuContext>, x: &GpuBuffer, rows: usize, v: usize) -> Result<GpuBuffer> {
+pub fn log_softmax(
+    ctx: &Arc<WgpuContext>,
+    x: &GpuBuffer,
+    rows: usize,
+    v: usize,
+) -> Result<GpuBuffer> {
     let y = ctx.alloc((rows * v) as u64 * 4)?;
-    ctx.launch(&KERNEL, "log_softmax", &params(rows, v, None, 0.0), &[x, &y], ctx.grid(rows as u64, 1))?;
+    ctx.launch(
+        &KERNEL,
+        "log_softmax",
+        &params(rows, v, None, 0.0),
+        &[x, &y],
+        ctx.grid(rows as u64, 1),
+    )?;
     Ok(y)
 }
 
 /// dx: [rows, v] from x and the output's gradient g: [rows, v].
-pub fn log_softmax_backward(ctx: &Arc<WgpuContext>, x: &GpuBuffer, g: &GpuBuffer, rows: usize, v: usize) -> Result<GpuBuffer> {
+pub fn log_softmax_backward(
+    ctx: &Arc<WgpuContext>,
+    x: &GpuBuffer,
+    g: &GpuBuffer,
+    rows: usize,
+    v: usize,
+) -> Result<GpuBuffer> {
     let dx = ctx.alloc((rows * v) as u64 * 4)?;
-    ctx.launch(&KERNEL, "log_softmax_backward", &params(rows, v, None, 0.0), &[x, g, &dx], ctx.grid(rows as u64, 1))?;
+    ctx.launch(
+        &KERNEL,
+        "log_softmax_backward",
+        &params(rows, v, None, 0.0),
+        &[x, g, &dx],
+        ctx.grid(rows as u64, 1),
+    )?;
     Ok(dx)
 }
 
@@ -40,7 +69,13 @@ pub fn cross_entropy(
     let inv_count = if count == 0 { 0.0 } else { 1.0 / count as f32 };
     let row_loss = ctx.alloc(rows as u64 * 4)?;
     let p = params(rows, v, ignore_index, inv_count);
-    ctx.launch(&KERNEL, "cross_entropy_rows", &p, &[logits, targets, &row_loss], ctx.grid(rows as u64, 1))?;
+    ctx.launch(
+        &KERNEL,
+        "cross_entropy_rows",
+        &p,
+        &[logits, targets, &row_loss],
+        ctx.grid(rows as u64, 1),
+    )?;
     super::reduce::sum(ctx, &row_loss, rows, false)
 }
 
@@ -60,6 +95,12 @@ pub fn cross_entropy_backward(
     let inv_count = if count == 0 { 0.0 } else { 1.0 / count as f32 };
     let dlogits = ctx.alloc((rows * v) as u64 * 4)?;
     let p = params(rows, v, ignore_index, inv_count);
-    ctx.launch(&KERNEL, "cross_entropy_backward", &p, &[logits, targets, g, &dlogits], ctx.grid(rows as u64, 1))?;
+    ctx.launch(
+        &KERNEL,
+        "cross_entropy_backward",
+        &p,
+        &[logits, targets, g, &dlogits],
+        ctx.grid(rows as u64, 1),
+    )?;
     Ok(dlogits)
 }

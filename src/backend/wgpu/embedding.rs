@@ -8,9 +8,22 @@ use crate::error::Result;
 const KERNEL: Kernel = crate::kernel!("embedding");
 
 /// ids: [n] (all < v), table: [v, d] -> [n, d].
-pub fn embedding(ctx: &Arc<WgpuContext>, ids: &GpuBuffer, table: &GpuBuffer, n: usize, v: usize, d: usize) -> Result<GpuBuffer> {
+pub fn embedding(
+    ctx: &Arc<WgpuContext>,
+    ids: &GpuBuffer,
+    table: &GpuBuffer,
+    n: usize,
+    v: usize,
+    d: usize,
+) -> Result<GpuBuffer> {
     let out = ctx.alloc((n * d * 4) as u64)?;
-    ctx.launch(&KERNEL, "embedding", &[n as u32, d as u32, v as u32], &[ids, table, &out], ctx.grid((n * d) as u64, 256))?;
+    ctx.launch(
+        &KERNEL,
+        "embedding",
+        &[n as u32, d as u32, v as u32],
+        &[ids, table, &out],
+        ctx.grid((n * d) as u64, 256),
+    )?;
     Ok(out)
 }
 
@@ -37,10 +50,22 @@ fn plan(ids: &[u32]) -> (Vec<u32>, usize) {
 }
 
 /// ids: [n] on the host (all < v), g: [n, d] -> grad of the table [v, d]; rows no id names are 0.
-pub fn embedding_backward(ctx: &Arc<WgpuContext>, ids: &[u32], g: &GpuBuffer, v: usize, d: usize) -> Result<GpuBuffer> {
+pub fn embedding_backward(
+    ctx: &Arc<WgpuContext>,
+    ids: &[u32],
+    g: &GpuBuffer,
+    v: usize,
+    d: usize,
+) -> Result<GpuBuffer> {
     let (plan, u) = plan(ids);
     let plan = ctx.upload(bytemuck::cast_slice(&plan))?;
     let grad = ctx.zeros(v * d * 4)?;
-    ctx.launch(&KERNEL, "embedding_backward", &[u as u32, d as u32, 0], &[&plan, g, &grad], ctx.grid((u * d) as u64, 256))?;
+    ctx.launch(
+        &KERNEL,
+        "embedding_backward",
+        &[u as u32, d as u32, 0],
+        &[&plan, g, &grad],
+        ctx.grid((u * d) as u64, 256),
+    )?;
     Ok(grad)
 }

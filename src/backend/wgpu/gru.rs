@@ -18,7 +18,13 @@ pub fn gru_gates(
 ) -> Result<GpuBuffer> {
     let n = batch * hidden;
     let out = ctx.alloc(n as u64 * 4)?;
-    ctx.launch(&KERNEL, "gru_gates", &[batch as u32, hidden as u32], &[gi, gh, h, &out], ctx.grid(n as u64, 256))?;
+    ctx.launch(
+        &KERNEL,
+        "gru_gates",
+        &[batch as u32, hidden as u32],
+        &[gi, gh, h, &out],
+        ctx.grid(n as u64, 256),
+    )?;
     Ok(out)
 }
 
@@ -33,8 +39,18 @@ pub fn gru_gates_backward(
     hidden: usize,
 ) -> Result<(GpuBuffer, GpuBuffer, GpuBuffer)> {
     let n = batch * hidden;
-    let (dgi, dgh, dh) = (ctx.alloc(3 * n as u64 * 4)?, ctx.alloc(3 * n as u64 * 4)?, ctx.alloc(n as u64 * 4)?);
+    let (dgi, dgh, dh) = (
+        ctx.alloc(3 * n as u64 * 4)?,
+        ctx.alloc(3 * n as u64 * 4)?,
+        ctx.alloc(n as u64 * 4)?,
+    );
     let buffers = [gi, gh, h, g, &dgi, &dgh, &dh];
-    ctx.launch(&KERNEL, "gru_gates_backward", &[batch as u32, hidden as u32], &buffers, ctx.grid(n as u64, 256))?;
+    ctx.launch(
+        &KERNEL,
+        "gru_gates_backward",
+        &[batch as u32, hidden as u32],
+        &buffers,
+        ctx.grid(n as u64, 256),
+    )?;
     Ok((dgi, dgh, dh))
 }

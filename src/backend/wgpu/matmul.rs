@@ -34,10 +34,18 @@ pub fn matmul(
     if tiles_n > max || z > max {
         return Err(Error::InvalidArgument {
             op: "matmul",
-            detail: format!("[{m}, {k}] x [{k}, {n}] needs more than {max} x {max} x {max} workgroups of 64x64"),
+            detail: format!(
+                "[{m}, {k}] x [{k}, {n}] needs more than {max} x {max} x {max} workgroups of 64x64"
+            ),
         });
     }
     let params = [m as u32, k as u32, n as u32, trans_a as u32, trans_b as u32];
-    ctx.launch(&KERNEL, "matmul", &params, &[a, b, &out], [tiles_n as u32, y as u32, z as u32])?;
+    ctx.launch(
+        &KERNEL,
+        "matmul",
+        &params,
+        &[a, b, &out],
+        [tiles_n as u32, y as u32, z as u32],
+    )?;
     Ok(out)
 }

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use super::WgpuContext;
 
 /// Every buffer can be a storage binding and both ends of a copy.
-pub(crate) const USAGE: wgpu::BufferUsages =
-    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+pub(crate) const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
 
 /// Exact byte accounting of the engine's device memory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,7 +83,11 @@ pub struct GpuBuffer {
 
 impl GpuBuffer {
     pub(crate) fn new(buffer: wgpu::Buffer, bytes: u64, ctx: Arc<WgpuContext>) -> Self {
-        GpuBuffer { buffer: Some(buffer), bytes, ctx }
+        GpuBuffer {
+            buffer: Some(buffer),
+            bytes,
+            ctx,
+        }
     }
     pub fn raw(&self) -> &wgpu::Buffer {
         self.buffer.as_ref().expect("buffer is present until drop")

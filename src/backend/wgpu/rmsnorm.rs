@@ -10,10 +10,23 @@ const KERNEL: Kernel = crate::kernel!("rmsnorm");
 const CHUNK: usize = 64;
 
 /// x: [rows, d], weight: [d] -> [rows, d]; one workgroup per row.
-pub fn rms_norm(ctx: &Arc<WgpuContext>, x: &GpuBuffer, weight: &GpuBuffer, rows: usize, d: usize, eps: f32) -> Result<GpuBuffer> {
+pub fn rms_norm(
+    ctx: &Arc<WgpuContext>,
+    x: &GpuBuffer,
+    weight: &GpuBuffer,
+    rows: usize,
+    d: usize,
+    eps: f32,
+) -> Result<GpuBuffer> {
     let out = ctx.alloc((rows * d) as u64 * 4)?;
     let params = [rows as u32, d as u32, eps.to_bits(), 0];
-    ctx.launch(&KERNEL, "rms_norm", &params, &[x, weight, &out], ctx.grid(rows as u64, 1))?;
+    ctx.launch(
+        &KERNEL,
+        "rms_norm",
+        &params,
+        &[x, weight, &out],
+        ctx.grid(rows as u64, 1),
+    )?;
     Ok(out)
 }
 
@@ -34,12 +47,24 @@ pub fn rms_norm_backward(
     let dweight_rows = ctx.alloc(bytes)?;
     let chunks = rows.div_ceil(CHUNK);
     let params = [rows as u32, d as u32, eps.to_bits(), chunks as u32];
-    ctx.launch(&KERNEL, "rms_norm_backward", &params, &[x, weight, g, &dx, &dweight_rows], ctx.grid(rows as u64, 1))?;
+    ctx.launch(
+        &KERNEL,
+        "rms_norm_backward",
+        &params,
+        &[x, weight, g, &dx, &dweight_rows],
+        ctx.grid(rows as u64, 1),
+    )?;
     if chunks <= 1 {
         return Ok((dx, super::reduce::sum_columns(ctx, &dweight_rows, rows, d)?));
     }
     let dweight_parts = ctx.alloc((chunks * d) as u64 * 4)?;
-    ctx.launch(&KERNEL, "rms_norm_dweight_chunks", &params, &[&dweight_rows, &dweight_parts], ctx.grid((chunks * d) as u64, 256))?;
+    ctx.launch(
+        &KERNEL,
+        "rms_norm_dweight_chunks",
+        &params,
+        &[&dweight_rows, &dweight_parts],
+        ctx.grid((chunks * d) as u64, 256),
+    )?;
     let dweight = super::reduce::sum_columns(ctx, &dweight_parts, chunks, d)?;
     Ok((dx, dweight))
 }

@@ -33,7 +33,12 @@ fn layout(dims: ScanDims) -> (usize, usize) {
 
 fn params(dims: ScanDims, flags: u32) -> [u32; 8] {
     let (per_group, groups) = layout(dims);
-    let ScanDims { batch, len, chan, state } = dims;
+    let ScanDims {
+        batch,
+        len,
+        chan,
+        state,
+    } = dims;
     let w = [batch, len, chan, state, groups, per_group, dims.n_chunks()].map(|v| v as u32);
     [w[0], w[1], w[2], w[3], w[4], w[5], w[6], flags]
 }
@@ -52,7 +57,11 @@ fn check_limits(ctx: &WgpuContext, largest: u64) -> Result<()> {
     }
     let limit = limits.max_storage_buffer_binding_size;
     if largest > limit {
-        return Err(Error::BindingTooLarge { op: OP, bytes: largest, limit });
+        return Err(Error::BindingTooLarge {
+            op: OP,
+            bytes: largest,
+            limit,
+        });
     }
     Ok(())
 }
@@ -73,8 +82,17 @@ pub fn selective_scan(
     h0: Option<&GpuBuffer>,
     save: bool,
 ) -> Result<ScanForward> {
-    let ScanDims { batch, len, chan, state } = dims;
-    let (ble, bln, ben) = (batch * len * chan, batch * len * state, batch * chan * state);
+    let ScanDims {
+        batch,
+        len,
+        chan,
+        state,
+    } = dims;
+    let (ble, bln, ben) = (
+        batch * len * chan,
+        batch * len * state,
+        batch * chan * state,
+    );
     let saved_len = batch * dims.n_chunks() * chan * state;
     check_limits(ctx, 4 * ble.max(bln).max(ben).max(saved_len) as u64)?;
     let y = ctx.alloc(ble as u64 * 4)?;
@@ -91,7 +109,11 @@ pub fn selective_scan(
         &[u, delta, a, b, c, d, z, h0, &y, &last, &saved],
         ctx.grid((batch * chan) as u64, 64),
     )?;
-    Ok(ScanForward { y, last, saved: save.then_some(saved) })
+    Ok(ScanForward {
+        y,
+        last,
+        saved: save.then_some(saved),
+    })
 }
 
 /// Backward from y's gradient `gy` and the forward's checkpoints `saved`: every input's gradient.
@@ -109,13 +131,25 @@ pub fn selective_scan_backward(
     saved: &GpuBuffer,
     gy: &GpuBuffer,
 ) -> Result<ScanGrads<GpuBuffer>> {
-    let ScanDims { batch, len, chan, state } = dims;
+    let ScanDims {
+        batch,
+        len,
+        chan,
+        state,
+    } = dims;
     let (_, groups) = layout(dims);
     let (ble, bln, en) = (batch * len * chan, batch * len * state, chan * state);
-    check_limits(ctx, 4 * ble.max(groups * bln).max(batch * dims.n_chunks() * en) as u64)?;
+    check_limits(
+        ctx,
+        4 * ble.max(groups * bln).max(batch * dims.n_chunks() * en) as u64,
+    )?;
     let du = ctx.alloc(ble as u64 * 4)?;
     let ddelta = ctx.alloc(ble as u64 * 4)?;
-    let dz = if z.is_some() { ctx.alloc(ble as u64 * 4)? } else { ctx.alloc(4)? };
+    let dz = if z.is_some() {
+        ctx.alloc(ble as u64 * 4)?
+    } else {
+        ctx.alloc(4)?
+    };
     let dh0 = ctx.alloc((batch * en) as u64 * 4)?;
     let db_part = ctx.alloc((groups * bln) as u64 * 4)?;
     let dc_part = ctx.alloc((groups * bln) as u64 * 4)?;
@@ -127,12 +161,34 @@ pub fn selective_scan_backward(
         &KERNEL,
         "scan_backward",
         &params(dims, flags),
-        &[u, delta, a, b, c, d, z.unwrap_or(&placeholder), saved, gy, &du, &ddelta, &dz, &dh0, &db_part, &dc_part, &da_part, &dd_part],
+        &[
+            u,
+            delta,
+            a,
+            b,
+            c,
+            d,
+            z.unwrap_or(&placeholder),
+            saved,
+            gy,
+            &du,
+            &ddelta,
+            &dz,
+            &dh0,
+            &db_part,
+            &dc_part,
+            &da_part,
+            &dd_part,
+        ],
         ctx.grid((batch * groups) as u64, 1),
     )?;
     // Deterministic sums of the partials: over workgroups for dB, dC; over the batch for dA, dD.
     let sum_rows = |part: GpuBuffer, rows: usize, cols: usize| {
-        if rows == 1 { Ok(part) } else { reduce::sum_columns(ctx, &part, rows, cols) }
+        if rows == 1 {
+            Ok(part)
+        } else {
+            reduce::sum_columns(ctx, &part, rows, cols)
+        }
     };
     Ok(ScanGrads {
         du,

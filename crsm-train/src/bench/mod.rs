@@ -1,0 +1,53 @@
+//! `crsm-train bench`: throughput of the engine's real paths, measured on the device asked for.
+//! `train` times forward + backward + AdamW steps; `decode` times prefill and recurrent decode.
+//! Each prints a human line, or with `--json` one JSON line that scripts and tables read.
+
+mod decode;
+mod train;
+
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Subcommand)]
+enum Which {
+    /// Training tokens/s: forward, backward and an optimizer step on random tokens.
+    Train(train::TrainBenchArgs),
+    /// Prefill and decode tokens/s of a random model (mamba-130m's shape by default).
+    Decode(decode::DecodeBenchArgs),
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    match args.which {
+        Which::Train(a) => train::run(a),
+        Which::Decode(a) => decode::run(a),
+    }
+}
+
+/// Runs `warmup` untimed calls, then timed calls until both `min_iters` and `min_seconds` are
+/// reached; returns the mean seconds per call. `work` must finish its device work (read a result
+/// back) so the clock measures the computation, not its submission.
+fn time_per_call(
+    warmup: usize,
+    min_iters: usize,
+    min_seconds: f64,
+    mut work: impl FnMut() -> Result<()>,
+) -> Result<f64> {
+    for _ in 0..warmup {
+        work()?;
+    }
+    let start = Instant::now();
+    let mut iters = 0;
+    while iters < min_iters || start.elapsed().as_secs_f64() < min_seconds {
+        work()?;
+        iters += 1;
+    }
+    Ok(start.elapsed().as_secs_f64() / iters as f64)
+}

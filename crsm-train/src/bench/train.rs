@@ -1,0 +1,77 @@
+//! `crsm-train bench train`: training tokens/s of a model shape on random tokens, the number the
+//! PyTorch comparison scripts under `benches/` print for the same shape.
+
+use anyhow::Result;
+use clap::Args;
+use crsm::model::{Backbone, CrsmConfig};
+use crsm::train::{AdamW, AdamWConfig, causal_lm_loss};
+use crsm::{Device, DeviceRequest, Tensor};
+
+use super::time_per_call;
+
+#[derive(Args)]
+pub struct TrainBenchArgs {
+    /// A model config.json (HF keys); without it, --d-model/--layers/--vocab build one.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 256)]
+    d_model: usize,
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    #[arg(long, default_value_t = 256)]
+    vocab: usize,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    #[arg(long, default_value_t = 256)]
+    seq: usize,
+    /// Timed steps at least (after two warm-up steps).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// auto, cpu, gpu or lavapipe.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Print one JSON line instead of a sentence.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: TrainBenchArgs) -> Result<()> {
+    let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
+    let config = match &args.config {
+        Some(path) => CrsmConfig::from_json_file(path)?,
+        None => CrsmConfig::new(args.vocab, args.d_model, args.layers),
+    };
+    let mut model = Backbone::init(config.clone(), 0, &device)?;
+    let params: usize = model.parameters().iter().map(|p| p.elem_count()).sum();
+    let (b, l) = (args.batch, args.seq);
+    let mut rng = crsm::nn::Rng::new(7);
+    let mut random_ids = || -> Vec<u32> {
+        (0..b * l)
+            .map(|_| (rng.next_u64() % config.vocab_size as u64) as u32)
+            .collect()
+    };
+    let inputs = Tensor::from_u32(random_ids(), &[b, l], &device)?;
+    let targets = Tensor::from_u32(random_ids(), &[b, l], &device)?;
+    let mut optimizer = AdamW::new(AdamWConfig::default());
+    let seconds = time_per_call(2, args.steps, 3.0, || {
+        let loss = causal_lm_loss(&model, &inputs, &targets)?;
+        let grads = loss.backward()?;
+        optimizer.step(model.parameters_mut(), &grads, 1e-4, 1.0)?;
+        loss.scalar()?;
+        Ok(())
+    })?;
+    let tokens_per_s = (b * l) as f64 / seconds;
+    if args.json {
+        let line = serde_json::json!({
+            "tokens_per_s": tokens_per_s, "device": device.name(), "batch": b, "seq": l, "params": params,
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "train: {tokens_per_s:.0} tokens/s ({:.1} ms/step) on {}, batch {b} x {l}, {params} parameters",
+            seconds * 1e3,
+            device.name()
+        );
+    }
+    Ok(())
+}
