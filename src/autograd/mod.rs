@@ -60,6 +60,10 @@ impl Gradients {
     pub fn remove(&mut self, variable: &Tensor) -> Option<Tensor> {
         self.0.remove(&variable.id())
     }
+    /// Sets the gradient of `variable` (e.g. a sum over micro-batches).
+    pub fn insert(&mut self, variable: &Tensor, grad: Tensor) {
+        self.0.insert(variable.id(), grad);
+    }
     pub fn len(&self) -> usize {
         self.0.len()
     }

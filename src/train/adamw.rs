@@ -31,6 +31,8 @@ pub struct AdamW {
     pub config: AdamWConfig,
     moments: Vec<(Tensor, Tensor)>,
     step: u32,
+    /// Per parameter (in step order): whether weight decay applies; empty = all decay.
+    decay_mask: Vec<bool>,
 }
 
 impl AdamW {
@@ -39,7 +41,26 @@ impl AdamW {
             config,
             moments: Vec::new(),
             step: 0,
+            decay_mask: Vec::new(),
         }
+    }
+
+    /// Weight decay only where `mask[k]` is true, for the k-th parameter passed to `step`
+    /// (LM practice: matrices and embeddings decay; norms, biases, A_log and D do not).
+    pub fn with_decay_mask(mut self, mask: Vec<bool>) -> Self {
+        self.decay_mask = mask;
+        self
+    }
+
+    /// The first and second moments, one pair per parameter (empty before the first step).
+    pub fn moments(&self) -> &[(Tensor, Tensor)] {
+        &self.moments
+    }
+
+    /// Puts back a saved optimizer state (`steps` taken and the moments), to resume a run exactly.
+    pub fn restore(&mut self, steps: u32, moments: Vec<(Tensor, Tensor)>) {
+        self.step = steps;
+        self.moments = moments;
     }
 
     /// Steps taken so far.
@@ -75,7 +96,7 @@ impl AdamW {
         }
         self.step += 1;
         let c = self.config;
-        let s = AdamWStep {
+        let decayed = AdamWStep {
             lr,
             beta1: c.beta1,
             beta2: c.beta2,
@@ -84,13 +105,19 @@ impl AdamW {
             step: self.step,
             grad_scale,
         };
+        let plain = AdamWStep {
+            weight_decay: 0.0,
+            ..decayed
+        };
         for (k, p) in params.into_iter().enumerate() {
+            let decays = self.decay_mask.get(k).copied().unwrap_or(true);
+            let s = if decays { &decayed } else { &plain };
             let g = grads.get(p).ok_or_else(|| Error::InvalidArgument {
                 op: "AdamW::step",
                 detail: format!("parameter {k} of shape {:?} has no gradient", p.shape()),
             })?;
             let (m, v) = &self.moments[k];
-            let next = adamw_step(p, g, m, v, &s)?;
+            let next = adamw_step(p, g, m, v, s)?;
             *p = next.param.as_variable();
             self.moments[k] = (next.m, next.v);
         }

@@ -1,0 +1,253 @@
+//! A run's configuration file (`configs/*.json`): a `model` section (an HF-style `config.json`
+//! body, see `CrsmConfig`) and a `training` section (`TrainingConfig`). Unknown keys in either are
+//! errors naming the key, so a typo never silently trains with a default.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::model::CrsmConfig;
+
+/// Everything about a training run except the model's shape. Paths are relative to the
+/// directory the command runs in. Defaults are what the nano config would use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Prepared token shards (`crsm-train prepare`): `train.bin/json` and `val.bin/json`.
+    pub data: String,
+    /// The tokenizer the shards were made with; its hash must match theirs.
+    pub tokenizer: String,
+    /// Where checkpoints, `metrics.json` and the loss curve go.
+    pub out_dir: String,
+    /// Sequences per micro-batch.
+    #[serde(default = "defaults::batch_size")]
+    pub batch_size: usize,
+    /// Tokens per sequence.
+    #[serde(default = "defaults::seq_len")]
+    pub seq_len: usize,
+    /// Micro-batches whose gradients are summed into one optimizer step.
+    #[serde(default = "defaults::one")]
+    pub grad_accum: usize,
+    /// Optimizer steps in the whole run (the cosine schedule ends here).
+    pub max_steps: usize,
+    /// Stop early (with a checkpoint and a final evaluation) after this many minutes of training;
+    /// the schedule is not shortened, so a cut run simply ends at a higher learning rate.
+    #[serde(default)]
+    pub time_budget_minutes: Option<f64>,
+    /// Peak learning rate, reached after `warmup_steps`, then cosine decay to `min_lr`.
+    pub lr: f32,
+    #[serde(default)]
+    pub min_lr: f32,
+    #[serde(default)]
+    pub warmup_steps: usize,
+    /// AdamW's decoupled weight decay, applied to matrices and embeddings only (not to norms,
+    /// biases, A_log, D, fusion weights or adapters).
+    #[serde(default = "defaults::weight_decay")]
+    pub weight_decay: f32,
+    #[serde(default = "defaults::beta1")]
+    pub beta1: f32,
+    #[serde(default = "defaults::beta2")]
+    pub beta2: f32,
+    #[serde(default = "defaults::eps")]
+    pub eps: f32,
+    /// Global gradient norm clip; 0 turns clipping off.
+    #[serde(default = "defaults::grad_clip")]
+    pub grad_clip: f32,
+    /// Evaluate on the validation shard every this many steps (and at the end).
+    #[serde(default = "defaults::eval_every")]
+    pub eval_every: usize,
+    /// Validation tokens per evaluation (the first ones of the shard; 0 = all of it).
+    #[serde(default = "defaults::eval_tokens")]
+    pub eval_tokens: usize,
+    /// Write a checkpoint every this many steps (and at the end).
+    #[serde(default = "defaults::checkpoint_every")]
+    pub checkpoint_every: usize,
+    /// Gradient checkpointing: the block applications are split into this many segments whose
+    /// activations are recomputed in the backward pass instead of kept (0 = off). Memory then
+    /// grows with the segment length, not the depth; each step costs one more forward.
+    #[serde(default)]
+    pub checkpoint_segments: usize,
+    /// Seeds the model's initialisation and the data order.
+    #[serde(default)]
+    pub seed: u64,
+    /// auto, cpu, gpu or lavapipe; the command line's `--device` overrides it.
+    #[serde(default = "defaults::device")]
+    pub device: String,
+}
+
+mod defaults {
+    pub fn batch_size() -> usize {
+        8
+    }
+    pub fn seq_len() -> usize {
+        256
+    }
+    pub fn one() -> usize {
+        1
+    }
+    pub fn weight_decay() -> f32 {
+        0.1
+    }
+    pub fn beta1() -> f32 {
+        0.9
+    }
+    pub fn beta2() -> f32 {
+        0.95
+    }
+    pub fn eps() -> f32 {
+        1e-8
+    }
+    pub fn grad_clip() -> f32 {
+        1.0
+    }
+    pub fn eval_every() -> usize {
+        100
+    }
+    pub fn eval_tokens() -> usize {
+        65536
+    }
+    pub fn checkpoint_every() -> usize {
+        500
+    }
+    pub fn device() -> String {
+        "auto".into()
+    }
+}
+
+/// A whole run file: `{"model": {...}, "training": {...}}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    pub model: CrsmConfig,
+    pub training: TrainingConfig,
+}
+
+impl RunConfig {
+    pub fn from_json_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_json_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates a run file; `file` names it in errors.
+    pub fn from_json_str(text: &str, file: &str) -> Result<Self> {
+        let err = |field: &str, detail: String| Error::Config {
+            file: file.to_string(),
+            field: field.to_string(),
+            detail,
+        };
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| err("", format!("not valid JSON: {e}")))?;
+        let Value::Object(mut map) = value else {
+            return Err(err(
+                "",
+                "must be a JSON object with `model` and `training` sections".into(),
+            ));
+        };
+        let model = map
+            .remove("model")
+            .ok_or_else(|| err("model", "missing section".into()))?;
+        let training = map
+            .remove("training")
+            .ok_or_else(|| err("training", "missing section".into()))?;
+        if let Some(key) = map.keys().next() {
+            return Err(err(
+                key,
+                "unknown top-level key (expected `model` and `training`)".into(),
+            ));
+        }
+        let model =
+            CrsmConfig::from_json_str(&model.to_string(), &format!("{file} (model section)"))?;
+        let training: TrainingConfig =
+            serde_json::from_value(training).map_err(|e| err("training", e.to_string()))?;
+        training.validate(file)?;
+        Ok(RunConfig { model, training })
+    }
+
+    pub fn to_json_string(&self) -> Result<String> {
+        let model: Value =
+            serde_json::from_str(&self.model.to_json_string()?).map_err(|e| Error::Config {
+                file: "config".into(),
+                field: "model".into(),
+                detail: e.to_string(),
+            })?;
+        let training = serde_json::to_value(&self.training).map_err(|e| Error::Config {
+            file: "config".into(),
+            field: "training".into(),
+            detail: e.to_string(),
+        })?;
+        let mut text = serde_json::to_string_pretty(
+            &serde_json::json!({"model": model, "training": training}),
+        )
+        .map_err(|e| Error::Config {
+            file: "config".into(),
+            field: String::new(),
+            detail: e.to_string(),
+        })?;
+        text.push('\n');
+        Ok(text)
+    }
+}
+
+impl TrainingConfig {
+    /// Rejects settings no run can use, naming the field.
+    pub fn validate(&self, file: &str) -> Result<()> {
+        let err = |field: &str, detail: String| {
+            Err(Error::Config {
+                file: file.to_string(),
+                field: format!("training.{field}"),
+                detail,
+            })
+        };
+        for (field, v) in [
+            ("batch_size", self.batch_size),
+            ("seq_len", self.seq_len),
+            ("grad_accum", self.grad_accum),
+            ("max_steps", self.max_steps),
+            ("eval_every", self.eval_every),
+            ("checkpoint_every", self.checkpoint_every),
+        ] {
+            if v == 0 {
+                return err(field, "must be at least 1".into());
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return err("lr", format!("must be a positive number, got {}", self.lr));
+        }
+        if !(self.min_lr.is_finite() && self.min_lr >= 0.0 && self.min_lr <= self.lr) {
+            return err(
+                "min_lr",
+                format!("must be in [0, lr = {}], got {}", self.lr, self.min_lr),
+            );
+        }
+        if self.warmup_steps > self.max_steps {
+            return err(
+                "warmup_steps",
+                format!("{} exceeds max_steps {}", self.warmup_steps, self.max_steps),
+            );
+        }
+        for (field, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return err(field, format!("must be in [0, 1), got {v}"));
+            }
+        }
+        if !(self.weight_decay >= 0.0 && self.grad_clip >= 0.0 && self.eps > 0.0) {
+            return err(
+                "weight_decay",
+                "weight_decay and grad_clip must be >= 0, eps > 0".into(),
+            );
+        }
+        if let Some(m) = self.time_budget_minutes
+            && !(m.is_finite() && m > 0.0)
+        {
+            return err(
+                "time_budget_minutes",
+                format!("must be a positive number of minutes, got {m}"),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! The run's record, `metrics.json`: one entry per optimizer step, per evaluation and per skipped
+//! step, rewritten atomically as the run goes so a crash never leaves half a file.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::io::write_atomic;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// 1-based: the number of optimizer steps taken including this one.
+    pub step: usize,
+    /// Mean next-token loss over the step's micro-batches, nats per token.
+    pub loss: f32,
+    pub lr: f32,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+    /// Training tokens read so far (inputs, all micro-batches).
+    pub tokens: u64,
+    pub tokens_per_s: f64,
+    pub elapsed_s: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    pub step: usize,
+    /// Mean validation loss, nats per token.
+    pub loss: f64,
+    /// Bits per UTF-8 byte of validation text: comparable across tokenizers.
+    pub bpb: f64,
+    /// Validation tokens scored.
+    pub tokens: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SkipRecord {
+    pub step: usize,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub steps: Vec<StepRecord>,
+    pub evals: Vec<EvalRecord>,
+    pub skipped: Vec<SkipRecord>,
+}
+
+impl Metrics {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| Error::Config {
+            file: path.display().to_string(),
+            field: String::new(),
+            detail: e.to_string(),
+        })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Config {
+            file: path.display().to_string(),
+            field: String::new(),
+            detail: e.to_string(),
+        })?;
+        write_atomic(path, text.as_bytes())
+    }
+
+    /// Drops records after `step`: what a resumed run keeps of the log it continues.
+    pub fn truncate_after(&mut self, step: usize) {
+        self.steps.retain(|r| r.step <= step);
+        self.evals.retain(|r| r.step <= step);
+        self.skipped.retain(|r| r.step <= step);
+    }
+
+    pub fn last_eval(&self) -> Option<&EvalRecord> {
+        self.evals.last()
+    }
+}
