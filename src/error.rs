@@ -85,6 +85,15 @@ pub enum Error {
     #[error("{file}: {detail}")]
     Tokenizer { file: String, detail: String },
 
+    /// Training data that cannot be used: a bad corpus line (`line` is 1-based), text that is
+    /// not UTF-8, an empty corpus, or a token shard whose header or contents do not check out.
+    #[error("{file}{}: {detail}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Data {
+        file: String,
+        line: Option<usize>,
+        detail: String,
+    },
+
     // ---- autograd -----------------------------------------------------------------------------
     #[error("backward: {0}")]
     Autograd(String),

@@ -1,8 +1,22 @@
-//! Data: turning text into token ids and back. The tokenizer (a Hugging Face `tokenizer.json`, or
-//! plain bytes when none is given) and streaming decode for generation.
+//! Data: text to token ids and back, and training data on disk. The tokenizer (a Hugging Face
+//! `tokenizer.json`, or plain bytes when none is given), streaming decode for generation, BPE
+//! training, corpus reading, token shards and the batches a trainer draws from them.
 
+mod batches;
+mod bpe;
+mod corpus;
+mod prepare;
+mod shards;
 mod stream;
 mod tokenizer;
 
+pub use batches::{Batch, BatchStream, DataPosition, bits_per_byte, eval_batches};
+pub use bpe::{END_OF_TEXT, MIN_VOCAB, train_bpe, train_bpe_on_texts};
+pub use corpus::{
+    BAD_LINES_KEPT, BadLine, BadLinePolicy, Corpus, CorpusReport, Document, Segment, alpaca,
+    alpaca_prompt, read_corpus,
+};
+pub use prepare::{PrepareSummary, ValSource, prepare, tokenize_documents};
+pub use shards::{ShardHeader, TokenDType, TokenShard, Tokenized, sha256_file, write_split};
 pub use stream::StreamDecoder;
 pub use tokenizer::Tokenizer;

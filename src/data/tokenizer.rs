@@ -1,10 +1,11 @@
 //! Text <-> token ids. Either a Hugging Face `tokenizer.json` (any model the `tokenizers` crate
 //! reads: BPE, WordPiece, Unigram, ...) or, when no tokenizer is given, plain bytes (ids 0..256).
-//! Not here: training a tokenizer, and streaming decode (see `stream.rs`).
+//! Not here: training a tokenizer (`bpe.rs`), and streaming decode (see `stream.rs`).
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 
 /// The name errors give the byte-level tokenizer, which has no file.
 const BYTE_LEVEL: &str = "byte-level tokenizer";
@@ -136,6 +137,22 @@ impl Tokenizer {
             Kind::Hf(t) => t
                 .decode(ids, false)
                 .map_err(|e| self.err(format!("cannot decode ids: {e}"))),
+        }
+    }
+
+    /// Writes the tokenizer as a Hugging Face `tokenizer.json`, atomically. The byte-level
+    /// fallback has no file form, so saving it is an error.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        match &self.kind {
+            Kind::Bytes => {
+                Err(self.err("the byte-level fallback has no tokenizer.json form".into()))
+            }
+            Kind::Hf(t) => {
+                let json = t
+                    .to_string(false)
+                    .map_err(|e| self.err(format!("cannot serialise: {e}")))?;
+                write_atomic(path, json.as_bytes())
+            }
         }
     }
 
