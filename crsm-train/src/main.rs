@@ -5,6 +5,10 @@ mod bench;
 mod generate;
 mod info;
 mod logits;
+mod plot;
+mod pretrain;
+mod progress;
+mod quickstart;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -28,6 +32,13 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Generate from a prompt with the recurrent step, streaming to stdout.
     Generate(generate::GenerateArgs),
+    /// The default job: tokenizer, shards and nano pretraining on the shipped Austen corpus, then
+    /// a generated paragraph; ends with `quickstart: held_out_bpb=<x> minutes=<m>`.
+    Quickstart(quickstart::QuickstartArgs),
+    /// Causal-LM pretraining from a run config on prepared shards (resumable).
+    Pretrain(pretrain::PretrainArgs),
+    /// Supervised fine-tuning from pretrained weights: loss on response tokens only.
+    Sft(pretrain::SftArgs),
     /// Throughput: `bench train` (training tokens/s), `bench decode` (prefill and decode tokens/s).
     Bench(bench::BenchArgs),
 }
@@ -39,5 +50,8 @@ fn main() -> Result<()> {
         Command::Logits(args) => logits::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Quickstart(args) => quickstart::run(args),
+        Command::Pretrain(args) => pretrain::run_pretrain(args),
+        Command::Sft(args) => pretrain::run_sft(args),
     }
 }

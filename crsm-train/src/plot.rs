@@ -1,0 +1,105 @@
+//! The loss curve of a run as a PNG (`OUT/loss.png`): training loss per step and held-out loss
+//! per evaluation, nats per token, drawn with plotters into memory, encoded with `png` and
+//! written atomically. The font is egui's bundled Ubuntu Light, so no system font is needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{Context, Result, anyhow};
+use crsm::train::metrics::Metrics;
+use plotters::prelude::*;
+
+const WIDTH: u32 = 900;
+const HEIGHT: u32 = 520;
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Only fails on a malformed font file, which the bundled one is not; text would then be
+        // missing from the plot, not the plot itself.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        );
+    });
+}
+
+/// Draws `metrics` into `path` (PNG). Nothing to draw (no step yet) is not an error: no file.
+pub fn plot_loss_curve(metrics: &Metrics, title: &str, path: &Path) -> Result<()> {
+    if metrics.steps.is_empty() {
+        return Ok(());
+    }
+    register_font();
+    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let train: Vec<(f64, f64)> = metrics
+            .steps
+            .iter()
+            .map(|r| (r.step as f64, r.loss as f64))
+            .collect();
+        let held_out: Vec<(f64, f64)> = metrics
+            .evals
+            .iter()
+            .map(|r| (r.step as f64, r.loss))
+            .collect();
+        let all = train
+            .iter()
+            .chain(&held_out)
+            .map(|p| p.1)
+            .filter(|v| v.is_finite());
+        let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let last_step = train.last().map_or(1.0, |p| p.0).max(1.0);
+        let pad = ((hi - lo) * 0.05).max(1e-3);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..last_step, (lo - pad).max(0.0)..hi + pad)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("optimizer step")
+            .y_desc("loss (nats / token)")
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(LineSeries::new(train, BLUE.mix(0.6)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label("training")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE));
+        chart
+            .draw_series(LineSeries::new(held_out.clone(), RED.stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label("held out")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED));
+        chart
+            .draw_series(held_out.iter().map(|&p| Circle::new(p, 3, RED.filled())))
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    let mut png_bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png_bytes, WIDTH, HEIGHT);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().context("encoding the loss curve")?;
+        writer
+            .write_image_data(&rgb)
+            .context("encoding the loss curve")?;
+    }
+    crsm::io::write_atomic(path, &png_bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! `crsm-train pretrain --config C`: causal-LM pretraining on prepared shards, and
+//! `crsm-train sft --config C --init CKPT`: the same loop from pretrained weights, where the
+//! shards' loss spans (responses) decide which tokens are scored.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use crsm::train::{RunConfig, Trainer};
+use crsm::{Device, DeviceRequest};
+
+use crate::progress::TrainProgress;
+
+#[derive(Args)]
+pub struct PretrainArgs {
+    /// Run config (JSON with `model` and `training` sections), e.g. configs/nano.json.
+    #[arg(long)]
+    config: PathBuf,
+    /// Overrides training.device: auto, cpu, gpu or lavapipe.
+    #[arg(long)]
+    device: Option<String>,
+    /// Continue the run from the checkpoint in training.out_dir.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this step (the schedule still spans training.max_steps).
+    #[arg(long)]
+    stop_at: Option<usize>,
+}
+
+#[derive(Args)]
+pub struct SftArgs {
+    #[command(flatten)]
+    run: PretrainArgs,
+    /// Model folder with the pretrained weights to start from (ignored with --resume).
+    #[arg(long)]
+    init: PathBuf,
+}
+
+pub fn run_pretrain(args: PretrainArgs) -> Result<()> {
+    train(args, None)
+}
+
+pub fn run_sft(args: SftArgs) -> Result<()> {
+    train(args.run, Some(args.init))
+}
+
+fn train(args: PretrainArgs, init: Option<PathBuf>) -> Result<()> {
+    let config = RunConfig::from_json_file(&args.config)?;
+    let request = args.device.as_deref().unwrap_or(&config.training.device);
+    let device = Device::open(request.parse::<DeviceRequest>()?)?;
+    let mut trainer = if args.resume {
+        Trainer::resume(config, &device).context("resuming")?
+    } else if let Some(init) = init {
+        Trainer::from_weights(config, &init, &device)
+            .with_context(|| format!("starting from {}", init.display()))?
+    } else {
+        Trainer::new(config, &device)?
+    };
+    let t = trainer.config.training.clone();
+    let plot = trainer.out_dir().join("loss.png");
+    let mut progress =
+        TrainProgress::new(t.max_steps, trainer.state_step, t.eval_every.min(50), plot);
+    progress.say(&format!(
+        "training on {} from step {}, writing to {}",
+        device.name(),
+        trainer.state_step,
+        t.out_dir
+    ));
+    let last = trainer.run(args.stop_at, &mut progress)?;
+    progress.finish();
+    if let Some(e) = last {
+        println!(
+            "step {}: held-out loss {:.4}, bits per byte {:.4}",
+            e.step, e.loss, e.bpb
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! `crsm-train quickstart`: the default job, one command on a fresh machine. Trains a byte-level
+//! BPE tokenizer on the shipped Austen novels, prepares shards (Persuasion, the last book, held
+//! out), pretrains the nano config within its time budget while printing held-out loss and bits
+//! per byte, saves a checkpoint, and ends by generating a paragraph. The last line is
+//! `quickstart: held_out_bpb=<x> minutes=<m>` for scripts.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe};
+use crsm::generate::{GenerateOptions, SamplingConfig, Session, generate};
+use crsm::train::{RunConfig, Trainer};
+use crsm::{Device, DeviceRequest};
+
+use crate::progress::TrainProgress;
+
+#[derive(Args)]
+pub struct QuickstartArgs {
+    /// The run config; its model.vocab_size is the tokenizer's size.
+    #[arg(long, default_value = "configs/nano.json")]
+    config: PathBuf,
+    /// Training text (everything but the held-out book).
+    #[arg(long, default_value = "data/austen/train.txt")]
+    train_text: PathBuf,
+    /// Held-out text for validation.
+    #[arg(long, default_value = "data/austen/persuasion.txt")]
+    val_text: PathBuf,
+    /// Overrides training.device.
+    #[arg(long)]
+    device: Option<String>,
+    /// Overrides training.time_budget_minutes (training time only).
+    #[arg(long)]
+    minutes: Option<f64>,
+    /// Overrides training.max_steps.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// The prompt of the closing paragraph.
+    #[arg(long, default_value = "It is a truth universally acknowledged")]
+    prompt: String,
+}
+
+pub fn run(args: QuickstartArgs) -> Result<()> {
+    let started = Instant::now();
+    let mut config = RunConfig::from_json_file(&args.config)?;
+    if let Some(m) = args.minutes {
+        config.training.time_budget_minutes = Some(m);
+    }
+    if let Some(s) = args.max_steps {
+        config.training.max_steps = s;
+        config.training.warmup_steps = config.training.warmup_steps.min(s);
+    }
+    config
+        .training
+        .validate(&args.config.display().to_string())?;
+    let t = config.training.clone();
+    let tokenizer_path = PathBuf::from(&t.tokenizer);
+    let data_dir = PathBuf::from(&t.data);
+
+    // 1. Tokenizer and shards: made once, reused by later runs.
+    if let Some(dir) = tokenizer_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if !tokenizer_path.exists() {
+        let tok = train_bpe(
+            std::slice::from_ref(&args.train_text),
+            config.model.vocab_size,
+        )
+        .with_context(|| format!("training a tokenizer on {}", args.train_text.display()))?;
+        tok.save(&tokenizer_path)?;
+        eprintln!(
+            "tokenizer: {} tokens -> {}",
+            tok.vocab_size(),
+            tokenizer_path.display()
+        );
+    }
+    if !shards_match(&data_dir, &tokenizer_path) {
+        let s = prepare(
+            &args.train_text,
+            &tokenizer_path,
+            &data_dir,
+            &ValSource::File(args.val_text.clone()),
+            BadLinePolicy::Fail,
+        )
+        .with_context(|| format!("preparing {}", args.train_text.display()))?;
+        eprintln!(
+            "shards: {} train tokens ({} bytes), {} held-out tokens ({} bytes) -> {}",
+            s.train.count,
+            s.train.bytes,
+            s.val.count,
+            s.val.bytes,
+            data_dir.display()
+        );
+    }
+
+    // 2. Pretraining from scratch.
+    let request = args.device.as_deref().unwrap_or(&t.device);
+    let device = Device::open(request.parse::<DeviceRequest>()?)?;
+    let mut trainer = Trainer::new(config, &device)?;
+    let params: usize = trainer
+        .model
+        .parameters()
+        .iter()
+        .map(|p| p.elem_count())
+        .sum();
+    let plot = trainer.out_dir().join("loss.png");
+    let mut progress = TrainProgress::new(t.max_steps, 0, 50, plot);
+    progress.say(&format!(
+        "quickstart: {params} parameters on {}, batch {} x {}, up to {} steps or {} minutes",
+        device.name(),
+        t.batch_size,
+        t.seq_len,
+        t.max_steps,
+        t.time_budget_minutes
+            .map_or("unlimited".into(), |m| format!("{m}"))
+    ));
+    trainer.run(None, &mut progress)?;
+    progress.finish();
+
+    // 3. The held-out score on the whole held-out book.
+    trainer.config.training.eval_tokens = 0;
+    let held_out = trainer.evaluate()?;
+    eprintln!(
+        "held out ({}): loss {:.4} nats/token, {:.4} bits/byte over {} tokens; checkpoint in {}",
+        args.val_text.display(),
+        held_out.loss,
+        held_out.bpb,
+        held_out.tokens,
+        trainer.out_dir().join("checkpoint").display()
+    );
+
+    // 4. A paragraph from the trained model.
+    print_paragraph(&trainer, &tokenizer_path, &args.prompt)?;
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    println!(
+        "quickstart: held_out_bpb={:.4} minutes={minutes:.2}",
+        held_out.bpb
+    );
+    Ok(())
+}
+
+/// Whether `dir` holds shards made with this tokenizer (otherwise they are made again).
+fn shards_match(dir: &Path, tokenizer: &Path) -> bool {
+    let Ok(hash) = crsm::data::sha256_file(tokenizer) else {
+        return false;
+    };
+    ["train", "val"]
+        .iter()
+        .all(|split| crsm::data::TokenShard::open(dir, split, Some(&hash)).is_ok())
+}
+
+fn print_paragraph(trainer: &Trainer, tokenizer: &Path, prompt: &str) -> Result<()> {
+    let tok = crsm::data::Tokenizer::from_file(tokenizer)?;
+    let _off = crsm::no_grad();
+    let prompt_ids = tok.encode(prompt)?;
+    let opts = GenerateOptions {
+        max_new_tokens: 120,
+        sampling: SamplingConfig {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            repetition_penalty: 1.1,
+            seed: 1,
+        },
+        stop_on_eos: tok.eos_id(),
+        stop_strings: Vec::new(),
+    };
+    let mut session = Session::new(&trainer.model)?;
+    let mut stream = tok.stream_decoder_after(&prompt_ids);
+    let mut stdout = std::io::stdout();
+    print!("\n{prompt}");
+    generate(&mut session, &prompt_ids, &opts, Some(&tok), |id| {
+        print!("{}", stream.push(id)?);
+        let _ = stdout.flush();
+        Ok(())
+    })?;
+    println!("{}\n", stream.finish()?);
+    Ok(())
+}
