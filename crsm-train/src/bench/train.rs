@@ -4,14 +4,15 @@
 use anyhow::Result;
 use clap::Args;
 use crsm::model::{Backbone, CrsmConfig};
-use crsm::train::{AdamW, AdamWConfig, causal_lm_loss};
+use crsm::train::{AdamW, AdamWConfig, RunConfig, causal_lm_loss};
 use crsm::{Device, DeviceRequest, Tensor};
 
 use super::time_per_call;
 
 #[derive(Args)]
 pub struct TrainBenchArgs {
-    /// A model config.json (HF keys); without it, --d-model/--layers/--vocab build one.
+    /// A run config (configs/*.json: its model, batch and seq) or a model config.json (HF keys);
+    /// without it, --d-model/--layers/--vocab build one.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 256)]
@@ -20,10 +21,12 @@ pub struct TrainBenchArgs {
     layers: usize,
     #[arg(long, default_value_t = 256)]
     vocab: usize,
-    #[arg(long, default_value_t = 8)]
-    batch: usize,
-    #[arg(long, default_value_t = 256)]
-    seq: usize,
+    /// Sequences per step (default: the run config's, else 8).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Tokens per sequence (default: the run config's, else 256).
+    #[arg(long)]
+    seq: Option<usize>,
     /// Timed steps at least (after two warm-up steps).
     #[arg(long, default_value_t = 5)]
     steps: usize,
@@ -37,13 +40,22 @@ pub struct TrainBenchArgs {
 
 pub fn run(args: TrainBenchArgs) -> Result<()> {
     let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
-    let config = match &args.config {
-        Some(path) => CrsmConfig::from_json_file(path)?,
-        None => CrsmConfig::new(args.vocab, args.d_model, args.layers),
+    let (config, run_shape) = match &args.config {
+        Some(path) => match RunConfig::from_json_file(path) {
+            Ok(run) => (
+                run.model,
+                Some((run.training.batch_size, run.training.seq_len)),
+            ),
+            Err(_) => (CrsmConfig::from_json_file(path)?, None),
+        },
+        None => (CrsmConfig::new(args.vocab, args.d_model, args.layers), None),
     };
     let mut model = Backbone::init(config.clone(), 0, &device)?;
     let params: usize = model.parameters().iter().map(|p| p.elem_count()).sum();
-    let (b, l) = (args.batch, args.seq);
+    let (b, l) = (
+        args.batch.or(run_shape.map(|s| s.0)).unwrap_or(8),
+        args.seq.or(run_shape.map(|s| s.1)).unwrap_or(256),
+    );
     let mut rng = crsm::nn::Rng::new(7);
     let mut random_ids = || -> Vec<u32> {
         (0..b * l)
