@@ -1,10 +1,13 @@
 //! `crsm-train`: the command-line program of crsm: `info` (devices and a self-check), `logits` and
-//! `generate` on any HF-style Mamba folder. Training and benchmarks arrive as subcommands here.
+//! `generate` on any HF-style Mamba folder, `bench`, and `tokenizer` / `prepare` for training data.
+//! Training arrives as a subcommand here.
 
 mod bench;
 mod generate;
 mod info;
 mod logits;
+mod prepare;
+mod tokenizer_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -30,6 +33,10 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Throughput: `bench train` (training tokens/s), `bench decode` (prefill and decode tokens/s).
     Bench(bench::BenchArgs),
+    /// Train a byte-level BPE tokenizer on text/JSONL files and write tokenizer.json.
+    Tokenizer(tokenizer_cmd::TokenizerArgs),
+    /// Tokenize text/JSONL into memory-mapped train/val token shards.
+    Prepare(prepare::PrepareArgs),
 }
 
 fn main() -> Result<()> {
@@ -39,5 +46,7 @@ fn main() -> Result<()> {
         Command::Logits(args) => logits::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Tokenizer(args) => tokenizer_cmd::run(args),
+        Command::Prepare(args) => prepare::run(args),
     }
 }
