@@ -524,7 +524,7 @@ fn batches_shift_targets_by_one_and_ignore_tokens_without_loss() {
         let targets = &b.targets[row * 8..row * 8 + 8];
         for (j, &t) in targets.iter().enumerate() {
             let next = start + j as u32 + 1;
-            assert_eq!(t, if next % 3 == 0 { IGNORE } else { next });
+            assert_eq!(t, if next.is_multiple_of(3) { IGNORE } else { next });
         }
     }
     assert_eq!(

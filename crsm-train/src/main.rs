@@ -1,5 +1,6 @@
 //! `crsm-train`: the command-line program of crsm: `info` (devices and a self-check), `logits` and
-//! `generate` on any HF-style Mamba folder. Training and benchmarks arrive as subcommands here.
+//! `generate` on any HF-style Mamba folder, `bench`, `tokenizer` / `prepare` for training data,
+//! `pretrain` / `sft` and the default job, `quickstart`.
 
 mod bench;
 mod generate;
@@ -9,6 +10,8 @@ mod plot;
 mod pretrain;
 mod progress;
 mod quickstart;
+mod prepare;
+mod tokenizer_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -41,6 +44,10 @@ enum Command {
     Sft(pretrain::SftArgs),
     /// Throughput: `bench train` (training tokens/s), `bench decode` (prefill and decode tokens/s).
     Bench(bench::BenchArgs),
+    /// Train a byte-level BPE tokenizer on text/JSONL files and write tokenizer.json.
+    Tokenizer(tokenizer_cmd::TokenizerArgs),
+    /// Tokenize text/JSONL into memory-mapped train/val token shards.
+    Prepare(prepare::PrepareArgs),
 }
 
 fn main() -> Result<()> {
@@ -53,5 +60,7 @@ fn main() -> Result<()> {
         Command::Quickstart(args) => quickstart::run(args),
         Command::Pretrain(args) => pretrain::run_pretrain(args),
         Command::Sft(args) => pretrain::run_sft(args),
+        Command::Tokenizer(args) => tokenizer_cmd::run(args),
+        Command::Prepare(args) => prepare::run(args),
     }
 }

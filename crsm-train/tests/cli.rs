@@ -160,3 +160,100 @@ fn generate_streams_text_from_a_saved_random_model_with_the_gpt_neox_tokenizer()
     // The same seed streams exactly the text the JSON reports.
     assert_eq!(streamed.trim_end_matches('\n'), text);
 }
+
+#[test]
+fn tokenizer_and_prepare_turn_a_tiny_corpus_into_train_and_val_shards() {
+    use crsm::data::{TokenShard, Tokenizer, sha256_file};
+    let dir = std::env::temp_dir().join(format!("crsm-cli-prepare-{}", std::process::id()));
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::write(
+        corpus.join("a.txt"),
+        "The quick brown fox jumps over the lazy dog. ".repeat(20),
+    )
+    .unwrap();
+    std::fs::write(
+        corpus.join("b.jsonl"),
+        "{\"context\": [\"Who jumps?\"], \"response\": \"The fox.\"}\nnot json\n",
+    )
+    .unwrap();
+    let tok_path = dir.join("tokenizer.json");
+    let out = dir.join("prepared");
+    let p = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let line = crsm_train(&[
+        "tokenizer",
+        "--corpus",
+        &p(&corpus.join("a.txt")),
+        "--vocab-size",
+        "280",
+        "--out",
+        &p(&tok_path),
+    ]);
+    assert!(line.starts_with("tokenizer: "), "{line}");
+
+    // The bad line fails by default, naming file:line ...
+    let failed = Command::new(env!("CARGO_BIN_EXE_crsm-train"))
+        .args([
+            "prepare",
+            "--input",
+            &p(&corpus),
+            "--tokenizer",
+            &p(&tok_path),
+        ])
+        .args(["--out", &p(&out)])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(
+        stderr.contains("b.jsonl:2") && stderr.contains("not valid JSON"),
+        "{stderr}"
+    );
+
+    // ... and is skipped with --bad-lines skip.
+    let line = crsm_train(&[
+        "prepare",
+        "--input",
+        &p(&corpus),
+        "--tokenizer",
+        &p(&tok_path),
+        "--out",
+        &p(&out),
+        "--val-fraction",
+        "0.1",
+        "--bad-lines",
+        "skip",
+    ]);
+    let tok = Tokenizer::from_file(&tok_path).unwrap();
+    let hash = sha256_file(&tok_path).unwrap();
+    let train = TokenShard::open(&out, "train", Some(&hash)).unwrap();
+    let val = TokenShard::open(&out, "val", Some(&hash)).unwrap();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    train.read(0, train.len(), &mut a).unwrap();
+    val.read(0, val.len(), &mut b).unwrap();
+    a.extend(b);
+    let (mut loss, mut val_loss) = (Vec::new(), Vec::new());
+    train.carries_loss(0, train.len(), &mut loss).unwrap();
+    val.carries_loss(0, val.len(), &mut val_loss).unwrap();
+    loss.extend(val_loss);
+    let text = tok.decode(&a).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        line.starts_with(&format!(
+            "prepared 2 documents: train {} tokens, val {} tokens, dtype u16, 1 bad lines skipped",
+            train.len(),
+            val.len()
+        )),
+        "{line}"
+    );
+    assert!(
+        text.ends_with("<|endoftext|>Who jumps?\nThe fox.<|endoftext|>"),
+        "{text}"
+    );
+    let prompt = tok.encode("Who jumps?\n").unwrap().len();
+    assert_eq!(
+        loss.iter().filter(|&&l| !l).count(),
+        prompt,
+        "only the chat prompt carries no loss"
+    );
+}

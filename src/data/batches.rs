@@ -155,11 +155,7 @@ pub fn bits_per_byte(nats: f64, targets: usize, header: &ShardHeader) -> Option<
 
 /// Windows of `seq + 1` tokens at stride `seq` that fit in `len` tokens.
 fn window_count(len: usize, seq: usize) -> usize {
-    if seq == 0 {
-        0
-    } else {
-        len.saturating_sub(1) / seq
-    }
+    len.saturating_sub(1).checked_div(seq).unwrap_or(0)
 }
 
 /// Fisher-Yates shuffle of 0..n, a function of (seed, epoch) only.

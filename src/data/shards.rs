@@ -52,6 +52,16 @@ impl TokenDType {
     }
 }
 
+impl std::fmt::Display for TokenDType {
+    /// As the header spells it: `u16` or `u32`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenDType::U16 => "u16",
+            TokenDType::U32 => "u32",
+        })
+    }
+}
+
 /// The `S.json` of a split.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,7 +266,7 @@ impl TokenShard {
         let want = header.count as u64 * header.dtype.width() as u64;
         if len != want {
             return Err(data_err(format!(
-                "{len} bytes, but the header's {} {:?} ids need {want}",
+                "{len} bytes, but the header's {} {} ids need {want}",
                 header.count, header.dtype
             )));
         }
