@@ -7,10 +7,10 @@ mod generate;
 mod info;
 mod logits;
 mod plot;
+mod prepare;
 mod pretrain;
 mod progress;
 mod quickstart;
-mod prepare;
 mod tokenizer_cmd;
 
 use anyhow::Result;

@@ -257,3 +257,87 @@ fn tokenizer_and_prepare_turn_a_tiny_corpus_into_train_and_val_shards() {
         "only the chat prompt carries no loss"
     );
 }
+
+#[test]
+fn pretrain_resume_and_sft_run_end_to_end_on_a_tiny_chat_corpus() {
+    let dir = std::env::temp_dir().join(format!("crsm-cli-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let chat: String = (0..200)
+        .map(|i| {
+            format!(
+                "{{\"context\": [\"What is {i} plus one?\"], \"response\": \"It is {}.\"}}\n",
+                i + 1
+            )
+        })
+        .collect();
+    let corpus = dir.join("chat.jsonl");
+    std::fs::write(&corpus, chat).unwrap();
+    let tok = dir.join("tokenizer.json");
+    crsm_train(&[
+        "tokenizer",
+        "--corpus",
+        &p(&corpus),
+        "--vocab-size",
+        "300",
+        "--out",
+        &p(&tok),
+    ]);
+    let data = dir.join("data");
+    crsm_train(&[
+        "prepare",
+        "--input",
+        &p(&corpus),
+        "--tokenizer",
+        &p(&tok),
+        "--out",
+        &p(&data),
+        "--val-fraction",
+        "0.2",
+    ]);
+    let vocab = crsm::data::Tokenizer::from_file(&tok).unwrap().vocab_size();
+    let run = |name: &str| {
+        let config = serde_json::json!({
+            "model": {"vocab_size": vocab, "hidden_size": 16, "num_hidden_layers": 1, "state_size": 4},
+            "training": {"data": data, "tokenizer": tok, "out_dir": dir.join(name), "batch_size": 2, "seq_len": 16,
+                         "max_steps": 4, "lr": 0.01, "eval_every": 2, "eval_tokens": 128, "checkpoint_every": 2, "device": "cpu"}
+        });
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, config.to_string()).unwrap();
+        path
+    };
+    let pre = run("pre");
+    let line = crsm_train(&["pretrain", "--config", &p(&pre), "--stop-at", "2"]);
+    assert!(line.starts_with("step 2: held-out loss"), "{line}");
+    let line = crsm_train(&["pretrain", "--config", &p(&pre), "--resume"]);
+    assert!(line.starts_with("step 4: held-out loss"), "{line}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pre/metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(metrics["steps"].as_array().unwrap().len(), 4);
+    assert!(dir.join("pre/loss.png").is_file());
+
+    let sft = run("sft");
+    let line = crsm_train(&[
+        "sft",
+        "--config",
+        &p(&sft),
+        "--init",
+        &p(&dir.join("pre/checkpoint")),
+    ]);
+    assert!(line.starts_with("step 4: held-out loss"), "{line}");
+    // The SFT model is a plain model folder other commands read.
+    let json = crsm_train(&[
+        "generate",
+        "--model",
+        &p(&dir.join("sft/checkpoint")),
+        "--prompt",
+        "What is 3 plus one?",
+        "--max-new-tokens",
+        "4",
+        "--json",
+    ]);
+    assert!(json.contains("\"ids\""), "{json}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
