@@ -5,6 +5,7 @@ mod bench;
 mod generate;
 mod info;
 mod logits;
+mod memtest;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -30,6 +31,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Throughput: `bench train` (training tokens/s), `bench decode` (prefill and decode tokens/s).
     Bench(bench::BenchArgs),
+    /// Peak device memory of one training step of a run config, and whether it fits a budget.
+    Memtest(memtest::MemtestArgs),
 }
 
 fn main() -> Result<()> {
@@ -39,5 +42,6 @@ fn main() -> Result<()> {
         Command::Logits(args) => logits::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Memtest(args) => memtest::run(args),
     }
 }

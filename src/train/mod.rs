@@ -1,10 +1,12 @@
 //! Training: the run configuration, the objective, AdamW, the learning-rate schedule, the loop
-//! with its checkpoints and metrics.
+//! with its checkpoints and metrics, and the memory of one step (`memtest`).
 
 mod adamw;
 mod config;
+pub mod memtest;
 pub mod metrics;
 mod objective;
+pub mod random_step;
 mod schedule;
 
 pub use adamw::{AdamW, AdamWConfig};
