@@ -16,7 +16,7 @@ pub mod state;
 pub mod tensor;
 pub mod train;
 
-pub use autograd::{Gradients, no_grad};
-pub use backend::{Device, DeviceRequest};
+pub use autograd::{Gradients, checkpoint, no_grad};
+pub use backend::{Device, DeviceRequest, MemoryStats};
 pub use error::{Error, Result};
 pub use tensor::{DType, Tensor};

@@ -15,7 +15,8 @@ use crate::error::{Error, Result, shape_err};
 
 pub use crate::dtype::DType;
 
-/// Host memory of the cpu backend.
+/// Host memory of the cpu backend. Make it with `CpuStorage::f32` / `u32`, which count its bytes
+/// (`backend::cpu::memory`); dropping it uncounts them.
 pub enum CpuStorage {
     F32(Vec<f32>),
     U32(Vec<u32>),
@@ -96,7 +97,7 @@ impl Tensor {
     pub fn from_f32(data: Vec<f32>, shape: &[usize], device: &Device) -> Result<Self> {
         Self::check_len("from_f32", data.len(), shape)?;
         let storage = match device {
-            Device::Cpu => Storage::Cpu(CpuStorage::F32(data)),
+            Device::Cpu => Storage::Cpu(CpuStorage::f32(data)),
             Device::Wgpu(ctx) => Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data))?),
         };
         Ok(Self::new(
@@ -111,7 +112,7 @@ impl Tensor {
     pub fn from_u32(data: Vec<u32>, shape: &[usize], device: &Device) -> Result<Self> {
         Self::check_len("from_u32", data.len(), shape)?;
         let storage = match device {
-            Device::Cpu => Storage::Cpu(CpuStorage::U32(data)),
+            Device::Cpu => Storage::Cpu(CpuStorage::u32(data)),
             Device::Wgpu(ctx) => Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data))?),
         };
         Ok(Self::new(
@@ -140,7 +141,7 @@ impl Tensor {
     pub(crate) fn from_cpu(data: Vec<f32>, shape: &[usize]) -> Self {
         debug_assert_eq!(data.len(), shape.iter().product::<usize>());
         Self::new(
-            Arc::new(Storage::Cpu(CpuStorage::F32(data))),
+            Arc::new(Storage::Cpu(CpuStorage::f32(data))),
             shape.to_vec(),
             DType::F32,
             None,
@@ -232,8 +233,8 @@ impl Tensor {
     /// A copy of the data in new storage on the same device, cut from the tape (state snapshots).
     pub fn deep_clone(&self) -> Result<Self> {
         let storage = match &*self.0.storage {
-            Storage::Cpu(CpuStorage::F32(v)) => Storage::Cpu(CpuStorage::F32(v.clone())),
-            Storage::Cpu(CpuStorage::U32(v)) => Storage::Cpu(CpuStorage::U32(v.clone())),
+            Storage::Cpu(CpuStorage::F32(v)) => Storage::Cpu(CpuStorage::f32(v.clone())),
+            Storage::Cpu(CpuStorage::U32(v)) => Storage::Cpu(CpuStorage::u32(v.clone())),
             Storage::Gpu(b) => Storage::Gpu(b.context().duplicate(b)?),
         };
         Ok(Self::new(

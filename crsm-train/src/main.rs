@@ -6,6 +6,7 @@ mod bench;
 mod generate;
 mod info;
 mod logits;
+mod memtest;
 mod plot;
 mod prepare;
 mod pretrain;
@@ -48,6 +49,8 @@ enum Command {
     Tokenizer(tokenizer_cmd::TokenizerArgs),
     /// Tokenize text/JSONL into memory-mapped train/val token shards.
     Prepare(prepare::PrepareArgs),
+    /// Peak device memory of one training step of a run config, and whether it fits a budget.
+    Memtest(memtest::MemtestArgs),
 }
 
 fn main() -> Result<()> {
@@ -62,5 +65,6 @@ fn main() -> Result<()> {
         Command::Sft(args) => pretrain::run_sft(args),
         Command::Tokenizer(args) => tokenizer_cmd::run(args),
         Command::Prepare(args) => prepare::run(args),
+        Command::Memtest(args) => memtest::run(args),
     }
 }

@@ -341,3 +341,23 @@ fn pretrain_resume_and_sft_run_end_to_end_on_a_tiny_chat_corpus() {
     assert!(json.contains("\"ids\""), "{json}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn memtest_exit_status_says_whether_the_step_fits() {
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs/nano.json");
+    let memtest = |budget: &str| {
+        Command::new(env!("CARGO_BIN_EXE_crsm-train"))
+            .args(["memtest", "--config", config.to_str().unwrap()])
+            .args(["--batch", "1", "--seq", "8", "--json", "--budget", budget])
+            .output()
+            .expect("crsm-train runs")
+    };
+    let fits = memtest("1GiB");
+    assert_eq!(fits.status.code(), Some(0), "{fits:?}");
+    let report: serde_json::Value = serde_json::from_slice(&fits.stdout).unwrap();
+    assert_eq!(report["fits"], true);
+    // 4 x the parameters (weights, two moments, gradients) at least: nano has ~2.7M of them.
+    assert!(report["peak_bytes"].as_u64().unwrap() > 4 * 4 * 2_000_000);
+    let too_small = memtest("1MB");
+    assert_eq!(too_small.status.code(), Some(3), "{too_small:?}");
+}

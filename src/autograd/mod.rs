@@ -5,6 +5,10 @@
 //!
 //! Backward itself runs with recording off: there are no second derivatives.
 
+mod checkpoint;
+
+pub use checkpoint::checkpoint;
+
 use std::cell::Cell;
 use std::collections::HashMap;
 
@@ -30,14 +34,22 @@ pub fn is_grad_enabled() -> bool {
     RECORDING.with(|r| r.get())
 }
 
-/// Turns recording off until the guard drops (inference, optimizer updates, backward itself).
+/// Restores the previous recording mode when dropped.
 pub struct NoGradGuard {
     previous: bool,
 }
 
+/// Turns recording off until the guard drops (inference, optimizer updates, backward itself).
 pub fn no_grad() -> NoGradGuard {
     NoGradGuard {
         previous: RECORDING.with(|r| r.replace(false)),
+    }
+}
+
+/// Turns recording on until the guard drops (a checkpointed segment's recompute inside backward).
+pub(crate) fn enable_grad() -> NoGradGuard {
+    NoGradGuard {
+        previous: RECORDING.with(|r| r.replace(true)),
     }
 }
 
@@ -94,62 +106,76 @@ impl Tensor {
                 self.shape()
             )));
         }
-        let _off = no_grad();
-        // Step 1: topological order of everything that needs a gradient.
-        let order = topological_order(self);
-        // Step 2: the chain rule, outputs before inputs.
-        let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
-        grads.insert(self.id(), seed.clone());
-        let mut leaves = Gradients::default();
-        for t in order.iter().rev() {
-            let Some(grad) = grads.remove(&t.id()) else {
+        backward_many(&[(self, seed)])
+    }
+}
+
+/// Backpropagates several outputs at once, each with its seed: the gradients of the sum of
+/// their scalars (a checkpointed segment's outputs in its recompute).
+pub(crate) fn backward_many(seeds: &[(&Tensor, &Tensor)]) -> Result<Gradients> {
+    let _off = no_grad();
+    // Step 1: topological order of everything that needs a gradient.
+    let roots: Vec<&Tensor> = seeds.iter().map(|(t, _)| *t).collect();
+    let order = topological_order(&roots);
+    // Step 2: the chain rule, outputs before inputs.
+    let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+    for (t, seed) in seeds {
+        let total = match grads.remove(&t.id()) {
+            Some(previous) => ops::add(&previous, seed)?,
+            None => (*seed).clone(),
+        };
+        grads.insert(t.id(), total);
+    }
+    let mut leaves = Gradients::default();
+    for t in order.iter().rev() {
+        let Some(grad) = grads.remove(&t.id()) else {
+            continue;
+        };
+        let Some(node) = t.node() else {
+            if t.is_variable() {
+                leaves.0.insert(t.id(), grad);
+            }
+            continue;
+        };
+        let input_grads = (node.backward)(&grad)?;
+        if input_grads.len() != node.inputs.len() {
+            return Err(Error::Autograd(format!(
+                "{} returned {} gradients for {} inputs",
+                node.op,
+                input_grads.len(),
+                node.inputs.len()
+            )));
+        }
+        for (input, g) in node.inputs.iter().zip(input_grads) {
+            let Some(g) = g else { continue };
+            if !input.requires_grad() {
                 continue;
-            };
-            let Some(node) = t.node() else {
-                if t.is_variable() {
-                    leaves.0.insert(t.id(), grad);
-                }
-                continue;
-            };
-            let input_grads = (node.backward)(&grad)?;
-            if input_grads.len() != node.inputs.len() {
+            }
+            if g.shape() != input.shape() {
                 return Err(Error::Autograd(format!(
-                    "{} returned {} gradients for {} inputs",
+                    "{} produced a gradient of shape {:?} for an input of shape {:?}",
                     node.op,
-                    input_grads.len(),
-                    node.inputs.len()
+                    g.shape(),
+                    input.shape()
                 )));
             }
-            for (input, g) in node.inputs.iter().zip(input_grads) {
-                let Some(g) = g else { continue };
-                if !input.requires_grad() {
-                    continue;
-                }
-                if g.shape() != input.shape() {
-                    return Err(Error::Autograd(format!(
-                        "{} produced a gradient of shape {:?} for an input of shape {:?}",
-                        node.op,
-                        g.shape(),
-                        input.shape()
-                    )));
-                }
-                let total = match grads.remove(&input.id()) {
-                    Some(previous) => ops::add(&previous, &g)?,
-                    None => g,
-                };
-                grads.insert(input.id(), total);
-            }
+            let total = match grads.remove(&input.id()) {
+                Some(previous) => ops::add(&previous, &g)?,
+                None => g,
+            };
+            grads.insert(input.id(), total);
         }
-        Ok(leaves)
     }
+    Ok(leaves)
 }
 
 /// Depth-first post-order over nodes that need a gradient; iterative, so deep recurrent graphs do
 /// not overflow the stack.
-fn topological_order(root: &Tensor) -> Vec<Tensor> {
+fn topological_order(roots: &[&Tensor]) -> Vec<Tensor> {
     let mut order = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<(Tensor, bool)> = vec![(root.clone(), false)];
+    let mut stack: Vec<(Tensor, bool)> =
+        roots.iter().rev().map(|r| ((*r).clone(), false)).collect();
     while let Some((t, children_done)) = stack.pop() {
         if children_done {
             order.push(t);

@@ -8,7 +8,7 @@ pub mod wgpu;
 use std::str::FromStr;
 use std::sync::Arc;
 
-pub use self::wgpu::{AdapterKind, WgpuContext};
+pub use self::wgpu::{AdapterKind, MemoryStats, WgpuContext};
 use crate::error::{Error, Result};
 
 /// Where tensors live and kernels run.
@@ -29,6 +29,23 @@ impl Device {
 
     pub fn is_cpu(&self) -> bool {
         matches!(self, Device::Cpu)
+    }
+
+    /// The engine's exact byte count of the tensors on this device (live now, and the peak since
+    /// the last `reset_peak`). On the cpu the counters are process-wide.
+    pub fn memory_stats(&self) -> MemoryStats {
+        match self {
+            Device::Cpu => cpu::memory::memory_stats(),
+            Device::Wgpu(ctx) => ctx.memory_stats(),
+        }
+    }
+
+    /// Starts a new peak measurement from what is live now.
+    pub fn reset_peak(&self) {
+        match self {
+            Device::Cpu => cpu::memory::reset_peak(),
+            Device::Wgpu(ctx) => ctx.reset_peak(),
+        }
     }
 
     pub fn same_as(&self, other: &Device) -> bool {

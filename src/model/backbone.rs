@@ -15,6 +15,7 @@
 
 use std::path::Path;
 
+use crate::autograd;
 use crate::backend::Device;
 use crate::error::{Error, Result, shape_err};
 use crate::io;
@@ -42,6 +43,9 @@ pub struct Backbone {
     pub fusion: Option<Tensor>,
     /// One per pass, `crsm.adapters.{p}`, when `depth_adapters()`; empty otherwise.
     pub adapters: Vec<DepthAdapter>,
+    /// When > 0, the parallel forward without a state (training) splits the block applications
+    /// into this many contiguous segments under `autograd::checkpoint` (see `set_checkpoint_segments`).
+    checkpoint_segments: usize,
 }
 
 impl Backbone {
@@ -98,6 +102,7 @@ impl Backbone {
             lm_head,
             fusion,
             adapters,
+            checkpoint_segments: 0,
         })
     }
 
@@ -141,6 +146,7 @@ impl Backbone {
             lm_head,
             fusion,
             adapters,
+            checkpoint_segments: 0,
         })
     }
 
@@ -162,6 +168,19 @@ impl Backbone {
 
     pub fn device(&self) -> Device {
         self.embeddings.device()
+    }
+
+    /// Gradient checkpointing for training (`TrainingConfig::checkpoint_segments`): with n > 0 the
+    /// block applications of `forward` and `residuals` run as n contiguous segments (capped at the
+    /// number of applications) whose activations are recomputed in the backward pass, so the tape
+    /// keeps only each segment's input and outputs. Results and gradients are unchanged; 0 = off.
+    /// Prefill and step (no tape) ignore it.
+    pub fn set_checkpoint_segments(&mut self, n: usize) {
+        self.checkpoint_segments = n;
+    }
+
+    pub fn checkpoint_segments(&self) -> usize {
+        self.checkpoint_segments
     }
 
     // ---- parameters ------------------------------------------------------------------------------
@@ -294,6 +313,9 @@ impl Backbone {
         state: Option<&State>,
         keep_all: bool,
     ) -> Result<(Vec<Tensor>, Vec<LayerState>)> {
+        if state.is_none() && self.checkpoint_segments > 0 {
+            return Ok((self.run_segments(x, keep_all)?, Vec::new()));
+        }
         let mut residuals = Vec::new();
         let mut layers = Vec::new();
         for (app, block, adapter) in self.applications() {
@@ -320,6 +342,68 @@ impl Backbone {
             residuals.push(x);
         }
         Ok((residuals, layers))
+    }
+
+    /// `run` without a state, as `checkpoint_segments` checkpointed segments of applications.
+    fn run_segments(&self, mut x: Tensor, keep_all: bool) -> Result<Vec<Tensor>> {
+        let total = self.config.applications();
+        let n = self.checkpoint_segments.min(total);
+        let mut residuals = Vec::new();
+        for s in 0..n {
+            // Contiguous, as even as possible: segment s covers [s*total/n, (s+1)*total/n).
+            let range = s * total / n..(s + 1) * total / n;
+            let params: Vec<Tensor> = self
+                .applications()
+                .filter(|(app, ..)| range.contains(app))
+                .flat_map(|(_, block, adapter)| {
+                    let mut p: Vec<Tensor> = block.parameters().into_iter().cloned().collect();
+                    if let Some(a) = adapter {
+                        p.extend([a.scale.clone(), a.bias.clone()]);
+                    }
+                    p
+                })
+                .collect();
+            let model = self.clone();
+            let outs = autograd::checkpoint(&[&x], &params.iter().collect::<Vec<_>>(), {
+                let range = range.clone();
+                move |xs| model.run_range(xs[0].clone(), range.clone(), keep_all)
+            })?;
+            x = outs.last().cloned().ok_or_else(|| Error::InvalidArgument {
+                op: "Backbone::run_segments",
+                detail: format!("segment {range:?} produced no output"),
+            })?;
+            if keep_all {
+                residuals.extend(outs);
+            }
+        }
+        if !keep_all {
+            residuals.push(x);
+        }
+        Ok(residuals)
+    }
+
+    /// The applications in `range` on x without a state: each one's output when `keep_all`, else
+    /// the last.
+    fn run_range(
+        &self,
+        mut x: Tensor,
+        range: std::ops::Range<usize>,
+        keep_all: bool,
+    ) -> Result<Vec<Tensor>> {
+        let mut outs = Vec::new();
+        for (_, block, adapter) in self.applications().filter(|(app, ..)| range.contains(app)) {
+            if let Some(a) = adapter {
+                x = a.forward(&x)?;
+            }
+            x = block.forward(&x)?;
+            if keep_all {
+                outs.push(x.clone());
+            }
+        }
+        if !keep_all {
+            outs.push(x);
+        }
+        Ok(outs)
     }
 
     /// norm_f and lm_head over the fused (or last) residual stream [..., D] -> logits [..., V].

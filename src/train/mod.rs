@@ -1,11 +1,13 @@
 //! Training: the run configuration, the objective, AdamW, the learning-rate schedule, the loop
-//! with its checkpoints and metrics.
+//! with its checkpoints and metrics, and the memory of one step (`memtest`).
 
 mod adamw;
 pub mod checkpoint;
 mod config;
+pub mod memtest;
 pub mod metrics;
 mod objective;
+pub mod random_step;
 mod schedule;
 mod trainer;
 

@@ -167,10 +167,12 @@ impl Trainer {
 
     fn from_parts(
         config: RunConfig,
-        model: Backbone,
+        mut model: Backbone,
         resumed: Option<(Vec<(Tensor, Tensor)>, TrainerState)>,
     ) -> Result<Self> {
+        model.set_checkpoint_segments(config.training.checkpoint_segments);
         let (train_shard, val) = open_shards(&config)?;
+        model.set_checkpoint_segments(config.training.checkpoint_segments);
         let t = &config.training;
         let out_dir = PathBuf::from(&t.out_dir);
         std::fs::create_dir_all(&out_dir).map_err(|source| Error::Io {

@@ -4,8 +4,9 @@
 use anyhow::Result;
 use clap::Args;
 use crsm::model::{Backbone, CrsmConfig};
-use crsm::train::{AdamW, AdamWConfig, RunConfig, causal_lm_loss};
-use crsm::{Device, DeviceRequest, Tensor};
+use crsm::train::random_step::{random_tokens, training_step};
+use crsm::train::{AdamW, AdamWConfig, RunConfig};
+use crsm::{Device, DeviceRequest};
 
 use super::time_per_call;
 
@@ -56,20 +57,10 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
         args.batch.or(run_shape.map(|s| s.0)).unwrap_or(8),
         args.seq.or(run_shape.map(|s| s.1)).unwrap_or(256),
     );
-    let mut rng = crsm::nn::Rng::new(7);
-    let mut random_ids = || -> Vec<u32> {
-        (0..b * l)
-            .map(|_| (rng.next_u64() % config.vocab_size as u64) as u32)
-            .collect()
-    };
-    let inputs = Tensor::from_u32(random_ids(), &[b, l], &device)?;
-    let targets = Tensor::from_u32(random_ids(), &[b, l], &device)?;
+    let (inputs, targets) = random_tokens(config.vocab_size, b, l, 7, &device)?;
     let mut optimizer = AdamW::new(AdamWConfig::default());
     let seconds = time_per_call(2, args.steps, 3.0, || {
-        let loss = causal_lm_loss(&model, &inputs, &targets)?;
-        let grads = loss.backward()?;
-        optimizer.step(model.parameters_mut(), &grads, 1e-4, 1.0)?;
-        loss.scalar()?;
+        training_step(&mut model, &mut optimizer, &inputs, &targets, 1e-4, |_| {})?;
         Ok(())
     })?;
     let tokens_per_s = (b * l) as f64 / seconds;

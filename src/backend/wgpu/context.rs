@@ -195,6 +195,16 @@ impl WgpuContext {
         pool.stats.peak_live_bytes = pool.stats.live_bytes;
     }
 
+    /// What the driver-side allocator holds for this device now, (allocated, reserved) bytes, where
+    /// wgpu reports it (`generate_allocator_report`: Vulkan and DX12; Metal and GL give None).
+    /// It includes pooled buffers (the pool frees nothing until `trim_pool`, so after a step this
+    /// is the step's high-water mark as the driver saw it) and wgpu's own staging buffers.
+    pub fn driver_memory(&self) -> Option<(u64, u64)> {
+        self.device
+            .generate_allocator_report()
+            .map(|r| (r.total_allocated_bytes, r.total_reserved_bytes))
+    }
+
     /// Frees pooled buffers (after flushing, so none is still in use by pending work).
     pub fn trim_pool(&self) -> Result<()> {
         self.flush()?;

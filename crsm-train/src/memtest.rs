@@ -1,0 +1,162 @@
+//! `crsm-train memtest`: the peak device memory of one training micro-step of a run config (its
+//! model with random weights, its batch, sequence length and `checkpoint_segments`), from the
+//! engine's own byte accounting, and whether it fits a budget. Exit status 0 when it fits (or no
+//! budget is given), 3 when it does not, so scripts can gate a run on it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use crsm::model::Backbone;
+use crsm::train::RunConfig;
+use crsm::train::memtest::measure_training_step;
+use crsm::{Device, DeviceRequest};
+
+/// The exit status when the step does not fit the budget.
+const DOES_NOT_FIT: i32 = 3;
+
+#[derive(Args)]
+pub struct MemtestArgs {
+    /// A run config (configs/*.json: model + training sections).
+    #[arg(long)]
+    config: PathBuf,
+    /// Sequences per micro-step (default: the config's batch_size).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Tokens per sequence (default: the config's seq_len).
+    #[arg(long)]
+    seq: Option<usize>,
+    /// Checkpoint segments (default: the config's checkpoint_segments; 0 = off).
+    #[arg(long)]
+    segments: Option<usize>,
+    /// The memory to fit in: 6GB (10^9 bytes), 6GiB (2^30), 512MB, 512MiB, 4kB, or plain bytes.
+    #[arg(long, value_parser = parse_bytes)]
+    budget: Option<u64>,
+    /// cpu (default: the byte counts are the same on every device), gpu, lavapipe or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print one JSON line instead of sentences.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: MemtestArgs) -> Result<()> {
+    let run = RunConfig::from_json_file(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
+    let batch = args.batch.unwrap_or(run.training.batch_size);
+    let seq = args.seq.unwrap_or(run.training.seq_len);
+    let segments = args.segments.unwrap_or(run.training.checkpoint_segments);
+    let mut model = Backbone::init(run.model.clone(), 0, &device)?;
+    model.set_checkpoint_segments(segments);
+    let m = measure_training_step(&mut model, batch, seq)?;
+    // The driver's view, where wgpu reports it: what its allocator holds after the step.
+    let driver = match &device {
+        Device::Wgpu(ctx) => ctx.driver_memory(),
+        Device::Cpu => None,
+    };
+    let fits = args.budget.map(|b| m.peak <= b);
+    if args.json {
+        let line = serde_json::json!({
+            "config": args.config.display().to_string(), "device": device.name(),
+            "batch": batch, "seq": seq, "checkpoint_segments": segments,
+            "peak_bytes": m.peak, "parameter_bytes": m.parameters,
+            "optimizer_state_bytes": m.optimizer_state, "resident_bytes": m.resident,
+            "transient_bytes": m.transient(), "forward_peak_bytes": m.forward_peak,
+            "backward_peak_bytes": m.backward_peak, "optimizer_peak_bytes": m.optimizer_peak,
+            "driver_allocated_bytes": driver.map(|d| d.0), "driver_reserved_bytes": driver.map(|d| d.1),
+            "budget_bytes": args.budget, "fits": fits,
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "{}: one step of batch {batch} x {seq}, {segments} checkpoint segments, on {}",
+            args.config.display(),
+            device.name()
+        );
+        println!("  peak            {}", human(m.peak));
+        println!("    parameters    {}", human(m.parameters));
+        println!("    AdamW moments {}", human(m.optimizer_state));
+        println!(
+            "    step (activations, gradients, updates) {}",
+            human(m.transient())
+        );
+        println!(
+            "  phase peaks: forward {}, backward {}, optimizer {}",
+            human(m.forward_peak),
+            human(m.backward_peak),
+            human(m.optimizer_peak)
+        );
+        if let Some((allocated, reserved)) = driver {
+            println!(
+                "  driver after the step: {} allocated, {} reserved",
+                human(allocated),
+                human(reserved)
+            );
+        }
+        match (args.budget, fits) {
+            (Some(b), Some(true)) => println!("fits {} ({} to spare)", human(b), human(b - m.peak)),
+            (Some(b), _) => println!("does NOT fit {} ({} over)", human(b), human(m.peak - b)),
+            _ => {}
+        }
+    }
+    if fits == Some(false) {
+        std::process::exit(DOES_NOT_FIT);
+    }
+    Ok(())
+}
+
+/// `6GB` = 6 * 10^9 (SI, as drive and card makers write it), `6GiB` = 6 * 2^30; also kB/KiB, MB/MiB,
+/// TB/TiB, `B` and plain numbers (bytes). Case-insensitive units; decimals allowed (`1.5GB`).
+fn parse_bytes(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .with_context(|| format!("`{text}` does not start with a number"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024f64.powi(2),
+        "gib" => 1024f64.powi(3),
+        "tib" => 1024f64.powi(4),
+        other => {
+            bail!("unknown unit `{other}` in `{text}` (use B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+        }
+    };
+    Ok((value * scale).round() as u64)
+}
+
+/// Bytes as MiB/GiB with the exact count beside them.
+fn human(bytes: u64) -> String {
+    let mib = bytes as f64 / (1u64 << 20) as f64;
+    if mib >= 1024.0 {
+        format!("{:.2} GiB ({bytes} B)", mib / 1024.0)
+    } else {
+        format!("{mib:.1} MiB ({bytes} B)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn budgets_parse_in_si_and_binary_units() {
+        assert_eq!(parse_bytes("6GB").unwrap(), 6_000_000_000);
+        assert_eq!(parse_bytes("6GiB").unwrap(), 6 << 30);
+        assert_eq!(parse_bytes("512MB").unwrap(), 512_000_000);
+        assert_eq!(parse_bytes("512 MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("1.5gb").unwrap(), 1_500_000_000);
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        assert!(parse_bytes("6 GX").is_err());
+        assert!(parse_bytes("GB").is_err());
+    }
+}
