@@ -57,7 +57,7 @@ impl TrainObserver for TrainProgress {
             "loss {:.3}, {:.0} tokens/s, lr {:.2e}",
             r.loss, r.tokens_per_s, r.lr
         ));
-        if r.step % self.log_every == 0 && self.bar.is_hidden() {
+        if r.step.is_multiple_of(self.log_every) && self.bar.is_hidden() {
             eprintln!(
                 "step {}: loss {:.4}, grad norm {:.3}, lr {:.2e}, {:.0} tokens/s, {:.0}s",
                 r.step, r.loss, r.grad_norm, r.lr, r.tokens_per_s, r.elapsed_s

@@ -206,10 +206,7 @@ impl TokenShard {
         let (bin, json) = paths(dir, split);
         let json_file = json.display().to_string();
         let file = bin.display().to_string();
-        let text = std::fs::read_to_string(&json).map_err(|source| Error::Io {
-            path: json_file.clone(),
-            source,
-        })?;
+        let text = crate::io::read_text(&json)?;
         let header_err = |detail: String| Error::Data {
             file: json_file.clone(),
             line: None,

@@ -18,6 +18,23 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 pub use self::atomic::write_atomic;
+
+/// A whole text file, or `Error::Io` naming it.
+pub fn read_text(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// A JSON file deserialized into `T`, or an error naming the file (`Error::Io` or `Error::Config`).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    serde_json::from_str(&read_text(path)?).map_err(|e| Error::Config {
+        file: path.display().to_string(),
+        field: String::new(),
+        detail: e.to_string(),
+    })
+}
 pub use self::safetensors::{load_safetensors_file, save_safetensors};
 pub use self::shards::load_safetensors_dir;
 

@@ -83,10 +83,7 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<TensorMap> {
 
 /// The index's weight map, grouped by shard: shard file name -> the tensors listed for it.
 fn read_index(path: &Path, file: &str) -> Result<BTreeMap<String, Vec<String>>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: file.to_string(),
-        source,
-    })?;
+    let text = crate::io::read_text(path)?;
     let err = |detail: String| Error::Checkpoint {
         file: file.to_string(),
         tensor: INDEX.to_string(),

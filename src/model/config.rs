@@ -220,10 +220,7 @@ impl CrsmConfig {
     }
 
     pub fn from_json_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = crate::io::read_text(path)?;
         Self::from_json_str(&text, &path.display().to_string())
     }
 

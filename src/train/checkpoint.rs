@@ -112,12 +112,7 @@ pub struct LoadedCheckpoint {
 pub fn load_checkpoint(dir: &Path, device: &crate::Device) -> Result<LoadedCheckpoint> {
     let model = Backbone::load(dir, device)?;
     let state_path = dir.join(STATE_FILE);
-    let text = fs::read_to_string(&state_path).map_err(|e| io_err(&state_path, e))?;
-    let state: TrainerState = serde_json::from_str(&text).map_err(|e| Error::Config {
-        file: state_path.display().to_string(),
-        field: String::new(),
-        detail: e.to_string(),
-    })?;
+    let state: TrainerState = crate::io::read_json(&state_path)?;
     let opt_path = dir.join(OPTIMIZER_FILE);
     let mut map = load_safetensors_file(&opt_path)?;
     let file = opt_path.display().to_string();

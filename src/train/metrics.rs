@@ -49,15 +49,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|e| Error::Config {
-            file: path.display().to_string(),
-            field: String::new(),
-            detail: e.to_string(),
-        })
+        crate::io::read_json(path)
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {

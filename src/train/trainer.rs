@@ -201,7 +201,7 @@ impl Trainer {
             }
             trainer_state = state;
         }
-        let train = BatchStream::resume(train_shard, t.seq_len, trainer_state.data.clone())?;
+        let train = BatchStream::resume(train_shard, t.seq_len, trainer_state.data)?;
         Ok(Trainer {
             schedule: schedule_for(&config),
             tokenizer: PathBuf::from(&t.tokenizer),
@@ -397,12 +397,12 @@ impl Trainer {
             let step = self.state_step;
             let out_of_time = budget_s.is_some_and(|b| self.elapsed() >= b);
             let ending = step >= last || out_of_time;
-            if step % t.eval_every == 0 || ending {
+            if step.is_multiple_of(t.eval_every) || ending {
                 let e = self.evaluate()?;
                 observer.on_eval(&e);
                 last_eval = Some(e);
             }
-            if step % t.checkpoint_every == 0 || ending {
+            if step.is_multiple_of(t.checkpoint_every) || ending {
                 let dir = self.save_checkpoint()?;
                 observer.on_checkpoint(step, &dir, &self.metrics);
             }
