@@ -3,7 +3,7 @@
 
 The counterpart of `crsm-train bench train --device cpu` for benches/train_side_by_side.sh: batch
 8 x 256 random tokens, vocab 256, forward + backward (next-token cross-entropy) + AdamW, timed the
-same way (2 warm-up steps, then at least --steps steps and 3 seconds), on --threads CPU threads.
+same way (--warmup untimed steps, 2 by default, then at least --steps steps and 3 seconds), on --threads CPU threads.
 
 Models:
   mamba-hf         transformers' MambaForCausalLM (d 256, 4 layers, d_state 16, expand 2) as it
@@ -67,7 +67,7 @@ def have_mambapy():
         return False
 
 
-def bench(model, batch, seq, steps, min_seconds):
+def bench(model, batch, seq, steps, warmup, min_seconds):
     gen = torch.Generator().manual_seed(7)
     ids = torch.randint(0, 256, (batch, seq), generator=gen)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -81,7 +81,7 @@ def bench(model, batch, seq, steps, min_seconds):
         opt.step()
         return loss.item()
 
-    for _ in range(2):
+    for _ in range(warmup):
         step()
     start = time.perf_counter()
     n = 0
@@ -96,6 +96,7 @@ def main():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", default="mamba-hf,mamba-hf-pscan,gpt2")
     args = p.parse_args()
@@ -112,7 +113,7 @@ def main():
             continue
         model = builders[name]()
         params = sum(t.numel() for t in model.parameters())
-        s = bench(model, args.batch, args.seq, args.steps, 3.0)
+        s = bench(model, args.batch, args.seq, args.steps, args.warmup, 3.0)
         print(
             json.dumps(
                 {

@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 THREADS=${THREADS:-$(nproc)}
 STEPS=${STEPS:-5}
+# The transformers Mambas take minutes per step here: MODELS=gpt2 or WARMUP=1 STEPS=1 for a quick run.
+WARMUP=${WARMUP:-2}
+MODELS=${MODELS:-mamba-hf,mamba-hf-pscan,gpt2}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -24,6 +27,7 @@ if "$bin" bench train --device gpu --steps "$STEPS" --json >>"$out/crsm.jsonl" 2
     echo "no GPU adapter: $(head -c 200 "$out/gpu.err")" >&2
 fi
 HF_HUB_OFFLINE=1 "$PYTHON" benches/pytorch_train.py --threads "$THREADS" --steps "$STEPS" \
+    --warmup "$WARMUP" --models "$MODELS" \
     2> >(grep -v '^\[transformers\]' >&2) >"$out/torch.jsonl"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
