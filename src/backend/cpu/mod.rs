@@ -15,4 +15,5 @@ pub mod reduce;
 pub mod rmsnorm;
 pub mod scan;
 pub mod shape;
+pub mod simd;
 pub mod unary;

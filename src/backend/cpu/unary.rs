@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::binary::PAR_MIN;
+use super::simd;
 
 fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
     if x.len() >= PAR_MIN {
@@ -23,8 +24,10 @@ fn map2(x: &[f32], g: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<
     }
 }
 
+/// With the branch-free [`simd::exp`], so loops over it vectorise.
+#[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + simd::exp(-x))
 }
 
 /// softplus(x) = log(1 + e^x), linear past 20 as in PyTorch (threshold 20), so it never overflows.
