@@ -2,8 +2,12 @@
 //! a checkpoint can be broken, each expected to fail with a message naming the file and tensor,
 //! never a panic.
 
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
 use std::borrow::Cow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crsm::io::{
     HostTensor, TensorMap, load_safetensors_dir, load_safetensors_file, save_safetensors,
@@ -15,12 +19,9 @@ use safetensors::{Dtype, View};
 
 // ---- helpers -------------------------------------------------------------------------------------
 
-/// A fresh, empty directory per test (tests run in parallel in one process).
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("crsm-io-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory per test, removed at its end.
+fn scratch(name: &str) -> Scratch {
+    Scratch::new("io", name)
 }
 
 fn t(shape: &[usize], data: &[f32]) -> HostTensor {

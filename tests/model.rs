@@ -4,11 +4,15 @@
 //! greedy decoding, batching; then the CRSM additions (fusion, recursive depth), checkpoints and
 //! the errors a bad checkpoint or config gives.
 
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
 #[path = "kernels/common.rs"]
 #[allow(dead_code)]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{assert_close, check_gradients, lavapipe, rand_vec};
 use crsm::io::{self, HostTensor, TensorMap};
@@ -66,12 +70,9 @@ fn argmax(row: &[f32]) -> u32 {
         .0 as u32
 }
 
-/// A fresh directory under the system temp dir, unique to this process and test.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("crsm-model-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for this test, removed at its end.
+fn temp_dir(name: &str) -> Scratch {
+    Scratch::new("model-test", name)
 }
 
 /// Both devices the tests run on: the cpu always, lavapipe when present (required under CI=true).
@@ -588,7 +589,7 @@ fn parameter_names_and_parameters_mut_agree() {
 }
 
 /// Writes a checkpoint dir from the fixture's config text and a (modified) tensor map.
-fn write_checkpoint(name: &str, config: &str, map: &TensorMap) -> PathBuf {
+fn write_checkpoint(name: &str, config: &str, map: &TensorMap) -> Scratch {
     let dir = temp_dir(name);
     std::fs::write(dir.join("config.json"), config).unwrap();
     io::save_safetensors(&dir.join("model.safetensors"), map).unwrap();

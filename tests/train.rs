@@ -2,28 +2,15 @@
 //! uninterrupted one, a non-finite loss skips the step without touching the weights (and too many
 //! in a row stop the run with an error), unknown config keys are named, and a short run learns.
 
-use std::path::{Path, PathBuf};
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+use std::path::Path;
 
 use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe_on_texts};
 use crsm::train::{MAX_CONSECUTIVE_SKIPS, RunConfig, Silent, StepOutcome, Trainer};
 use crsm::{Device, Tensor};
-
-/// A temporary folder removed when the test ends (also on failure).
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("crsm-train-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn corpus(seed: usize) -> String {
     let words = [
@@ -75,11 +62,14 @@ fn weights(trainer: &Trainer) -> Vec<Vec<f32>> {
 
 #[test]
 fn a_resumed_run_continues_exactly_as_an_uninterrupted_one() {
-    let (a, b) = (TempDir::new("whole"), TempDir::new("resumed"));
-    let mut whole = Trainer::new(tiny_run(&a.0, 6), &Device::Cpu).unwrap();
+    let (a, b) = (
+        Scratch::new("train-test", "whole"),
+        Scratch::new("train-test", "resumed"),
+    );
+    let mut whole = Trainer::new(tiny_run(&a, 6), &Device::Cpu).unwrap();
     whole.run(None, &mut Silent).unwrap();
 
-    let config = tiny_run(&b.0, 6);
+    let config = tiny_run(&b, 6);
     let mut first = Trainer::new(config.clone(), &Device::Cpu).unwrap();
     first.run(Some(3), &mut Silent).unwrap();
     assert_eq!(first.state_step, 3);
@@ -116,8 +106,8 @@ fn a_resumed_run_continues_exactly_as_an_uninterrupted_one() {
 
 #[test]
 fn a_non_finite_loss_skips_the_step_and_keeps_the_weights() {
-    let dir = TempDir::new("nan");
-    let mut trainer = Trainer::new(tiny_run(&dir.0, 50), &Device::Cpu).unwrap();
+    let dir = Scratch::new("train-test", "nan");
+    let mut trainer = Trainer::new(tiny_run(&dir, 50), &Device::Cpu).unwrap();
     // Poison the final norm: every loss becomes NaN.
     let norm_f = trainer
         .model
@@ -156,8 +146,8 @@ fn a_non_finite_loss_skips_the_step_and_keeps_the_weights() {
 
 #[test]
 fn a_short_run_learns_and_writes_checkpoint_and_metrics() {
-    let dir = TempDir::new("learns");
-    let mut trainer = Trainer::new(tiny_run(&dir.0, 30), &Device::Cpu).unwrap();
+    let dir = Scratch::new("train-test", "learns");
+    let mut trainer = Trainer::new(tiny_run(&dir, 30), &Device::Cpu).unwrap();
     let last = trainer.run(None, &mut Silent).unwrap().unwrap();
     let first = trainer.metrics.evals.first().unwrap().clone();
     let start = trainer.metrics.steps[0].loss as f64;
@@ -168,7 +158,7 @@ fn a_short_run_learns_and_writes_checkpoint_and_metrics() {
     );
     assert!(last.loss <= first.loss);
     assert!(last.bpb.is_finite() && last.bpb > 0.0);
-    let out = dir.0.join("out");
+    let out = dir.join("out");
     for file in [
         "metrics.json",
         "checkpoint/model.safetensors",
@@ -185,9 +175,9 @@ fn a_short_run_learns_and_writes_checkpoint_and_metrics() {
 
 #[test]
 fn unknown_config_keys_are_named() {
-    let dir = TempDir::new("keys");
+    let dir = Scratch::new("train-test", "keys");
     let good: serde_json::Value =
-        serde_json::from_str(&tiny_run(&dir.0, 4).to_json_string().unwrap()).unwrap();
+        serde_json::from_str(&tiny_run(&dir, 4).to_json_string().unwrap()).unwrap();
     let mut bad = good.clone();
     bad["training"]["learning_rate"] = 0.1.into();
     let e = RunConfig::from_json_str(&bad.to_string(), "run.json")
