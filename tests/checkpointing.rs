@@ -7,11 +7,11 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{assert_close, check_gradients, lavapipe, rand_tensor, rand_vec};
+use common::{assert_close, check_gradients, lavapipe, perturbed_crsm_model, rand_tensor};
 use crsm::model::{Backbone, CrsmConfig};
 use crsm::train::causal_lm_loss;
 use crsm::train::random_step::random_tokens;
-use crsm::{Device, Error, Tensor, checkpoint, ops};
+use crsm::{Device, Error, checkpoint, ops};
 
 fn devices() -> Vec<Device> {
     let mut d = vec![Device::Cpu];
@@ -28,21 +28,7 @@ fn crsm_model(device: &Device) -> Backbone {
     c.tie_word_embeddings = false;
     c.crsm_fusion = true;
     c.crsm_recurrent_depth = 2;
-    let mut model = Backbone::init(c, 5, device).unwrap();
-    let mut seed = 100;
-    let mut perturb = |t: &mut Tensor, center: f32, spread: f32| {
-        seed += 1;
-        let values = rand_vec(seed, t.elem_count(), center - spread, center + spread);
-        *t = Tensor::from_f32(values, t.shape(), device)
-            .unwrap()
-            .as_variable();
-    };
-    perturb(model.fusion.as_mut().unwrap(), 0.0, 1.0);
-    for a in &mut model.adapters {
-        perturb(&mut a.scale, 1.0, 0.3);
-        perturb(&mut a.bias, 0.0, 0.3);
-    }
-    model
+    perturbed_crsm_model(c, device)
 }
 
 /// The loss and every parameter's gradient (in `named_parameters` order).

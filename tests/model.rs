@@ -14,7 +14,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_close, check_gradients, lavapipe, rand_vec};
+use common::{assert_close, check_gradients, lavapipe, perturbed_crsm_model};
 use crsm::io::{self, HostTensor, TensorMap};
 use crsm::model::{Backbone, CrsmConfig};
 use crsm::{Device, Error, Tensor};
@@ -353,28 +353,6 @@ fn crsm_config() -> CrsmConfig {
     c.crsm_fusion = true;
     c.crsm_recurrent_depth = 3;
     c
-}
-
-fn perturbed_crsm_model(config: CrsmConfig, device: &Device) -> Backbone {
-    let mut model = Backbone::init(config, 5, device).unwrap();
-    let mut seed = 100;
-    let mut perturb = |t: &mut Tensor, center: f32, spread: f32| {
-        seed += 1;
-        let values = rand_vec(seed, t.elem_count(), center - spread, center + spread);
-        *t = Tensor::from_f32(values, t.shape(), device)
-            .unwrap()
-            .as_variable();
-    };
-    perturb(model.fusion.as_mut().unwrap(), 0.0, 1.0);
-    for a in &mut model.adapters {
-        perturb(&mut a.scale, 1.0, 0.3);
-        perturb(&mut a.bias, 0.0, 0.3);
-    }
-    for b in &mut model.blocks {
-        perturb(b.in_proj_bias.as_mut().unwrap(), 0.0, 0.3);
-        perturb(b.out_proj_bias.as_mut().unwrap(), 0.0, 0.3);
-    }
-    model
 }
 
 #[test]

@@ -196,3 +196,31 @@ pub fn check_parity(
         }
     }
 }
+
+/// A model with CRSM additions whose identity-initialised adapters and even fusion are perturbed
+/// (seeded), so each carries a gradient that matters. Used by the model and checkpointing tests.
+#[allow(dead_code)]
+pub fn perturbed_crsm_model(
+    config: crsm::model::CrsmConfig,
+    device: &Device,
+) -> crsm::model::Backbone {
+    let mut model = crsm::model::Backbone::init(config, 5, device).unwrap();
+    let mut seed = 100;
+    let mut perturb = |t: &mut Tensor, center: f32, spread: f32| {
+        seed += 1;
+        let values = rand_vec(seed, t.elem_count(), center - spread, center + spread);
+        *t = Tensor::from_f32(values, t.shape(), device)
+            .unwrap()
+            .as_variable();
+    };
+    perturb(model.fusion.as_mut().unwrap(), 0.0, 1.0);
+    for a in &mut model.adapters {
+        perturb(&mut a.scale, 1.0, 0.3);
+        perturb(&mut a.bias, 0.0, 0.3);
+    }
+    for b in &mut model.blocks {
+        perturb(b.in_proj_bias.as_mut().unwrap(), 0.0, 0.3);
+        perturb(b.out_proj_bias.as_mut().unwrap(), 0.0, 0.3);
+    }
+    model
+}

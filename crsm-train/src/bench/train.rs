@@ -41,14 +41,17 @@ pub struct TrainBenchArgs {
 
 pub fn run(args: TrainBenchArgs) -> Result<()> {
     let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
+    // A run config has a `training` section; anything else is read as a model config.json, so
+    // a typo in a run config is reported as such rather than as a bad model config.
     let (config, run_shape) = match &args.config {
-        Some(path) => match RunConfig::from_json_file(path) {
-            Ok(run) => (
+        Some(path) if is_run_config(path)? => {
+            let run = RunConfig::from_json_file(path)?;
+            (
                 run.model,
                 Some((run.training.batch_size, run.training.seq_len)),
-            ),
-            Err(_) => (CrsmConfig::from_json_file(path)?, None),
-        },
+            )
+        }
+        Some(path) => (CrsmConfig::from_json_file(path)?, None),
         None => (CrsmConfig::new(args.vocab, args.d_model, args.layers), None),
     };
     let mut model = Backbone::init(config.clone(), 0, &device)?;
@@ -77,4 +80,9 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn is_run_config(path: &std::path::Path) -> Result<bool> {
+    let value: serde_json::Value = crsm::io::read_json(path)?;
+    Ok(value.get("training").is_some())
 }
