@@ -4,15 +4,16 @@
 //! [B, E, N]; saved: [B, nc, E, N] with nc = ceil(L / SCAN_CHUNK), saved[b, k] = the state before
 //! step k * SCAN_CHUNK.
 //!
-//! Work is split into tasks of (batch, block of `BLOCK` channels) run with rayon. A task walks time
-//! with its block's states held state-major, `[N, BLOCK]`, so the innermost loop runs over
-//! channels: delta_t, u_t and a row of A^T are contiguous there, every per-channel sum (y, and
-//! the backward's ddelta, du) is a plain per-lane accumulation, and the loop vectorises (with the
-//! polynomial [`simd::exp`], AVX2 where the cpu has it). Only dB and dC sum across channels; they
-//! use `LANES` interleaved partial sums. Nothing is allocated per step. Each task writes its own
-//! slices, which are then scattered into the outputs; sums across tasks (dB, dC over channels; dA,
-//! dD over the batch) add the tasks' partials in a fixed order, so results do not depend on
-//! scheduling.
+//! Work is split into tasks of (batch, block of `BLOCK` channels) run with rayon. Inside a task,
+//! channels go in groups of `LANES` (one AVX2 vector): a group's N states are `[f32; LANES]` values
+//! that stay in registers and L1 while the group walks all of time, so the innermost loops are
+//! fixed-width lane loops LLVM turns into straight vector code (with the polynomial
+//! [`simd::exp`], AVX2 + FMA where the cpu has it), with no loop overhead or bounds checks per
+//! state. A ragged last group is padded with zero lanes (delta = u = 0 keeps their states at zero)
+//! that are never stored. dB and dC, sums over channels, are accumulated per lane over the task's
+//! groups and reduced once at the end. Each task writes its own slices, which are then scattered
+//! into the outputs; sums across tasks (dB, dC over channels; dA, dD over the batch) add the
+//! tasks' partials in a fixed order, so results do not depend on scheduling.
 
 use rayon::prelude::*;
 
@@ -21,10 +22,23 @@ use super::unary::sigmoid;
 use crate::ops::{SCAN_CHUNK, ScanDims, ScanGrads};
 
 /// Channels per task: enough work per task to amortise rayon, enough tasks to fill the cores.
-const BLOCK: usize = 32;
+const BLOCK: usize = 64;
 
-/// Partial sums for the sums over channels (dB, dC): one AVX2 vector of f32.
+/// Channels per group: one AVX2 vector of f32.
 const LANES: usize = 8;
+
+/// One value per channel of a group.
+type Lanes = [f32; LANES];
+
+const ZERO: Lanes = [0.0; LANES];
+
+/// `[f(0), .., f(7)]` as straight-line code. LLVM does not vectorise loops of 8 iterations (too
+/// few to pay for its alias checks), but its SLP pass turns eight copies of the same expression
+/// tree over consecutive lanes into vector instructions.
+#[inline(always)]
+fn lanes(f: impl Fn(usize) -> f32) -> Lanes {
+    [f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7)]
+}
 
 /// The tasks: (batch index, first channel, channel count).
 fn tasks(dims: ScanDims) -> Vec<(usize, usize, usize)> {
@@ -38,42 +52,61 @@ fn tasks(dims: ScanDims) -> Vec<(usize, usize, usize)> {
         .collect()
 }
 
-/// A^T: [E, N] -> [N, E], so a task reads A[e0.., n] contiguously.
-fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0f32; x.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = x[r * cols + c];
+/// `w` contiguous values from `x` into lanes, the rest zero. The full case is a plain 32-byte load
+/// (written so LLVM cannot merge both cases into one `memcpy` call of variable length).
+#[inline(always)]
+fn load(x: &[f32], w: usize) -> Lanes {
+    if w == LANES {
+        lanes(|l| x[l])
+    } else {
+        let mut v = ZERO;
+        for (vl, xl) in v.iter_mut().zip(&x[..w]) {
+            *vl = *xl;
         }
-    }
-    t
-}
-
-/// Copies a block's states from `[ne, N]` rows (the outputs' layout) into the task's `[N, ne]`.
-fn load_state(src: &[f32], dst: &mut [f32], ne: usize, ns: usize) {
-    for j in 0..ne {
-        for n in 0..ns {
-            dst[n * ne + j] = src[j * ns + n];
-        }
+        v
     }
 }
 
-/// The reverse of [`load_state`].
-fn store_state(src: &[f32], dst: &mut [f32], ne: usize, ns: usize) {
-    for j in 0..ne {
-        for n in 0..ns {
-            dst[j * ns + n] = src[n * ne + j];
+/// The first `w` lanes of `v` into `x`.
+#[inline(always)]
+fn store(v: &Lanes, x: &mut [f32], w: usize) {
+    if let Some(full) = x.first_chunk_mut::<LANES>().filter(|_| w == LANES) {
+        *full = *v;
+    } else {
+        for (xl, vl) in x[..w].iter_mut().zip(v) {
+            *xl = *vl;
         }
     }
 }
 
-/// The inputs of one scan as the kernels read them (a transposed to [N, E]).
+/// Rows `[w, N]` of a row-major `[.., N]` array (one row per channel) into N lane values.
+#[inline(always)]
+fn load_rows(x: &[f32], w: usize, ns: usize, out: &mut [Lanes]) {
+    for (n, o) in out.iter_mut().enumerate() {
+        *o = ZERO;
+        for l in 0..w {
+            o[l] = x[l * ns + n];
+        }
+    }
+}
+
+/// The reverse of [`load_rows`]: N lane values into rows `[w, N]`.
+#[inline(always)]
+fn store_rows(v: &[Lanes], w: usize, ns: usize, x: &mut [f32]) {
+    for (n, vn) in v.iter().enumerate() {
+        for l in 0..w {
+            x[l * ns + n] = vn[l];
+        }
+    }
+}
+
+/// The inputs of one scan as the kernels read them.
 #[derive(Clone, Copy)]
 struct Inputs<'a> {
     dims: ScanDims,
     u: &'a [f32],
     delta: &'a [f32],
-    a_t: &'a [f32],
+    a: &'a [f32],
     b: &'a [f32],
     c: &'a [f32],
     d: &'a [f32],
@@ -118,12 +151,11 @@ pub fn selective_scan(
         state: ns,
     } = dims;
     let nc = dims.n_chunks();
-    let a_t = transpose(a, ne_all, ns);
     let x = Inputs {
         dims,
         u,
         delta,
-        a_t: &a_t,
+        a,
         b,
         c,
         d,
@@ -194,52 +226,55 @@ impl Kernel for ForwardTask<'_> {
             state: ns,
             ..
         } = x.dims;
-        let size = ne * ns;
-        // h[n * ne + j]: the state n of channel e0 + j.
-        let mut h = vec![0f32; size];
-        if let Some(h0) = h0 {
-            load_state(h0, &mut h, ne, ns);
-        }
-        let mut y = vec![0f32; len * ne];
-        let mut saved = if save {
-            vec![0f32; x.dims.n_chunks() * size]
-        } else {
-            Vec::new()
+        let nc = x.dims.n_chunks();
+        let mut out = BlockForward {
+            y: vec![0f32; len * ne],
+            last: vec![0f32; ne * ns],
+            saved: if save {
+                vec![0f32; nc * ne * ns]
+            } else {
+                Vec::new()
+            },
         };
-        let mut acc = vec![0f32; ne];
-        for t in 0..len {
-            if save && t % SCAN_CHUNK == 0 {
-                store_state(&h, &mut saved[(t / SCAN_CHUNK) * size..][..size], ne, ns);
+        // A group's states h[n] and A[., n], one lane per channel.
+        let mut h = vec![ZERO; ns];
+        let mut a = vec![ZERO; ns];
+        for g0 in (0..ne).step_by(LANES) {
+            let w = LANES.min(ne - g0);
+            let e = e0 + g0;
+            load_rows(&x.a[e * ns..], w, ns, &mut a);
+            match h0 {
+                Some(h0) => load_rows(&h0[g0 * ns..], w, ns, &mut h),
+                None => h.fill(ZERO),
             }
-            let row = bi * len + t;
-            let (bt, ct) = (&x.b[row * ns..][..ns], &x.c[row * ns..][..ns]);
-            let dt = &x.delta[row * ne_all + e0..][..ne];
-            let ut = &x.u[row * ne_all + e0..][..ne];
-            acc.fill(0.0);
-            for n in 0..ns {
-                let (bn, cn) = (bt[n], ct[n]);
-                let hn = &mut h[n * ne..][..ne];
-                let an = &x.a_t[n * ne_all + e0..][..ne];
-                for j in 0..ne {
-                    hn[j] = simd::exp(dt[j] * an[j]) * hn[j] + dt[j] * bn * ut[j];
-                    acc[j] += cn * hn[j];
+            let dg = load(&x.d[e..], w);
+            for t in 0..len {
+                if save && t % SCAN_CHUNK == 0 {
+                    let at = (t / SCAN_CHUNK * ne + g0) * ns;
+                    store_rows(&h, w, ns, &mut out.saved[at..]);
                 }
-            }
-            let yt = &mut y[t * ne..][..ne];
-            let de = &x.d[e0..][..ne];
-            for j in 0..ne {
-                yt[j] = acc[j] + de[j] * ut[j];
-            }
-            if let Some(z) = x.z {
-                let zt = &z[row * ne_all + e0..][..ne];
-                for j in 0..ne {
-                    yt[j] *= zt[j] * sigmoid(zt[j]);
+                let row = bi * len + t;
+                let (bt, ct) = (&x.b[row * ns..][..ns], &x.c[row * ns..][..ns]);
+                let i = row * ne_all + e;
+                let (dt, ut) = (load(&x.delta[i..], w), load(&x.u[i..], w));
+                let du = lanes(|l| dt[l] * ut[l]);
+                let mut acc = lanes(|l| dg[l] * ut[l]);
+                for (((hn, an), &bn), &cn) in h.iter_mut().zip(&a).zip(bt).zip(ct) {
+                    let hv = *hn;
+                    *hn = lanes(|l| simd::exp(dt[l] * an[l]) * hv[l] + du[l] * bn);
+                    let (hv, av) = (*hn, acc);
+                    acc = lanes(|l| av[l] + cn * hv[l]);
                 }
+                if let Some(z) = x.z {
+                    let zt = load(&z[i..], w);
+                    let av = acc;
+                    acc = lanes(|l| av[l] * (zt[l] * sigmoid(zt[l])));
+                }
+                store(&acc, &mut out.y[t * ne + g0..], w);
             }
+            store_rows(&h, w, ns, &mut out.last[g0 * ns..]);
         }
-        let mut last = vec![0f32; size];
-        store_state(&h, &mut last, ne, ns);
-        BlockForward { y, last, saved }
+        out
     }
 }
 
@@ -270,8 +305,8 @@ struct BlockGrads {
 /// dh     *= exp(delta_t A)                        (now the gradient of h_{t-1}; after t = 0, dh0)
 /// ```
 ///
-/// The states h_{t-1}, h_t of a chunk are recomputed from `saved` into a `[SCAN_CHUNK + 1, N, ne]`
-/// buffer, together with exp(delta A), before the chunk is walked backwards.
+/// The states h_{t-1}, h_t of a chunk are recomputed from `saved` into a `[SCAN_CHUNK + 1, N]`
+/// buffer of lane values, together with exp(delta A), before the chunk is walked backwards.
 #[allow(clippy::too_many_arguments)]
 pub fn selective_scan_backward(
     dims: ScanDims,
@@ -291,12 +326,11 @@ pub fn selective_scan_backward(
         chan: ne_all,
         state: ns,
     } = dims;
-    let a_t = transpose(a, ne_all, ns);
     let x = Inputs {
         dims,
         u,
         delta,
-        a_t: &a_t,
+        a,
         b,
         c,
         d,
@@ -382,181 +416,125 @@ impl Kernel for BackwardTask<'_> {
             ..
         } = x.dims;
         let nc = x.dims.n_chunks();
-        let size = ne * ns;
+        let with_z = x.z.is_some();
         let mut g = BlockGrads {
             du: vec![0f32; len * ne],
             ddelta: vec![0f32; len * ne],
-            dz: if x.z.is_some() {
+            dz: if with_z {
                 vec![0f32; len * ne]
             } else {
                 Vec::new()
             },
             db: vec![0f32; len * ns],
             dc: vec![0f32; len * ns],
-            da: Vec::new(),
+            da: vec![0f32; ne * ns],
             dd: vec![0f32; ne],
-            dh0: Vec::new(),
+            dh0: vec![0f32; ne * ns],
         };
-        // All [N, ne]: dh, da; hs[s] = the state before step t0 + s; das[s] = exp(delta A) at t0 + s.
-        let mut dh = vec![0f32; size];
-        let mut da = vec![0f32; size];
-        let mut hs = vec![0f32; (SCAN_CHUNK + 1) * size];
-        let mut das = vec![0f32; SCAN_CHUNK * size];
-        // Per step, per channel: g, silu'(z), and the sums over n.
-        let (mut gss, mut dsilu) = (vec![0f32; ne], vec![0f32; ne]);
-        let (mut sum_y, mut sum_delta, mut sum_u) =
-            (vec![0f32; ne], vec![0f32; ne], vec![0f32; ne]);
-        // Per state n of a step: the per-channel terms of dB_t[n] and dC_t[n].
-        let (mut db_j, mut dc_j) = (vec![0f32; ne], vec![0f32; ne]);
-        for k in (0..nc).rev() {
-            let t0 = k * SCAN_CHUNK;
-            let steps = SCAN_CHUNK.min(len - t0);
-            load_state(
-                &saved[((bi * nc + k) * ne_all + e0) * ns..][..size],
-                &mut hs[..size],
-                ne,
-                ns,
-            );
-            for s in 0..steps {
-                let row = bi * len + t0 + s;
-                let bt = &x.b[row * ns..][..ns];
-                let dt = &x.delta[row * ne_all + e0..][..ne];
-                let ut = &x.u[row * ne_all + e0..][..ne];
-                let (prev, next) = hs[s * size..(s + 2) * size].split_at_mut(size);
-                let da_s = &mut das[s * size..][..size];
-                for n in 0..ns {
-                    let bn = bt[n];
-                    let an = &x.a_t[n * ne_all + e0..][..ne];
-                    let (da_n, prev_n) = (&mut da_s[n * ne..][..ne], &prev[n * ne..][..ne]);
-                    let next_n = &mut next[n * ne..][..ne];
-                    for j in 0..ne {
-                        da_n[j] = simd::exp(dt[j] * an[j]);
-                        next_n[j] = da_n[j] * prev_n[j] + dt[j] * bn * ut[j];
+        // dB_t[n], dC_t[n] per lane, summed over the task's groups: [L, N].
+        let mut db = vec![ZERO; len * ns];
+        let mut dc = vec![ZERO; len * ns];
+        // Per group, one lane per channel: dh[n], dA[n], A[., n]; hs[s * N + n] = the state before
+        // step t0 + s; das[s * N + n] = exp(delta A) at step t0 + s.
+        let mut dh = vec![ZERO; ns];
+        let mut da = vec![ZERO; ns];
+        let mut a = vec![ZERO; ns];
+        let mut hs = vec![ZERO; (SCAN_CHUNK + 1) * ns];
+        let mut das = vec![ZERO; SCAN_CHUNK * ns];
+        for g0 in (0..ne).step_by(LANES) {
+            let w = LANES.min(ne - g0);
+            let e = e0 + g0;
+            load_rows(&x.a[e * ns..], w, ns, &mut a);
+            dh.fill(ZERO);
+            da.fill(ZERO);
+            let dg = load(&x.d[e..], w);
+            let mut dd = ZERO;
+            for k in (0..nc).rev() {
+                let t0 = k * SCAN_CHUNK;
+                let steps = SCAN_CHUNK.min(len - t0);
+                let at = ((bi * nc + k) * ne_all + e) * ns;
+                load_rows(&saved[at..], w, ns, &mut hs[..ns]);
+                for s in 0..steps {
+                    let row = bi * len + t0 + s;
+                    let bt = &x.b[row * ns..][..ns];
+                    let i = row * ne_all + e;
+                    let (dt, ut) = (load(&x.delta[i..], w), load(&x.u[i..], w));
+                    let (prev, next) = hs[s * ns..(s + 2) * ns].split_at_mut(ns);
+                    let da_s = &mut das[s * ns..][..ns];
+                    for ((((dan, pn), nn), an), &bn) in
+                        da_s.iter_mut().zip(&*prev).zip(next).zip(&a).zip(bt)
+                    {
+                        *dan = lanes(|l| simd::exp(dt[l] * an[l]));
+                        let e = *dan;
+                        *nn = lanes(|l| e[l] * pn[l] + dt[l] * bn * ut[l]);
                     }
                 }
-            }
-            for s in (0..steps).rev() {
-                let t = t0 + s;
-                let row = bi * len + t;
-                let (bt, ct) = (&x.b[row * ns..][..ns], &x.c[row * ns..][..ns]);
-                let i = row * ne_all + e0;
-                let (dt, ut, gyt) = (&x.delta[i..][..ne], &x.u[i..][..ne], &gy[i..][..ne]);
-                match x.z {
-                    Some(z) => {
-                        let zt = &z[i..][..ne];
-                        for j in 0..ne {
-                            let sg = sigmoid(zt[j]);
-                            gss[j] = gyt[j] * (zt[j] * sg);
-                            dsilu[j] = sg + zt[j] * sg * (1.0 - sg);
-                        }
-                    }
-                    None => gss.copy_from_slice(gyt),
-                }
-                sum_y.fill(0.0);
-                sum_delta.fill(0.0);
-                sum_u.fill(0.0);
-                let (db_t, dc_t) = (&mut g.db[t * ns..][..ns], &mut g.dc[t * ns..][..ns]);
-                for n in 0..ns {
-                    let (bn, cn) = (bt[n], ct[n]);
-                    let an = &x.a_t[n * ne_all + e0..][..ne];
-                    let h_prev = &hs[s * size + n * ne..][..ne];
-                    let h_t = &hs[(s + 1) * size + n * ne..][..ne];
-                    let da_s = &das[s * size + n * ne..][..ne];
-                    let (dh_n, da_n) = (&mut dh[n * ne..][..ne], &mut da[n * ne..][..ne]);
-                    reverse_state_row(
-                        (bn, cn),
-                        an,
-                        h_prev,
-                        h_t,
-                        da_s,
-                        dt,
-                        ut,
-                        &gss,
-                        dh_n,
-                        da_n,
-                        &mut sum_y,
-                        &mut sum_delta,
-                        &mut sum_u,
-                        &mut db_j,
-                        &mut dc_j,
+                for s in (0..steps).rev() {
+                    let t = t0 + s;
+                    let row = bi * len + t;
+                    let (bt, ct) = (&x.b[row * ns..][..ns], &x.c[row * ns..][..ns]);
+                    let i = row * ne_all + e;
+                    let (dt, ut, gyt) = (
+                        load(&x.delta[i..], w),
+                        load(&x.u[i..], w),
+                        load(&gy[i..], w),
                     );
-                    db_t[n] += lane_sum(&db_j);
-                    dc_t[n] += lane_sum(&dc_j);
-                }
-                let de = &x.d[e0..][..ne];
-                for j in 0..ne {
-                    g.du[t * ne + j] = gss[j] * de[j] + dt[j] * sum_u[j];
-                    g.ddelta[t * ne + j] = sum_delta[j];
-                    g.dd[j] += gss[j] * ut[j];
-                }
-                if x.z.is_some() {
-                    for j in 0..ne {
-                        g.dz[t * ne + j] = gyt[j] * (sum_y[j] + de[j] * ut[j]) * dsilu[j];
+                    // gs = the gradient reaching the sum (after the gate); dsilu = silu'(z).
+                    let (mut gs, mut dsilu) = (gyt, ZERO);
+                    if let Some(z) = x.z {
+                        let zt = load(&z[i..], w);
+                        let sg = lanes(|l| sigmoid(zt[l]));
+                        gs = lanes(|l| gyt[l] * (zt[l] * sg[l]));
+                        dsilu = lanes(|l| sg[l] + zt[l] * sg[l] * (1.0 - sg[l]));
+                    }
+                    let (mut sum_y, mut sum_delta, mut sum_u) = (ZERO, ZERO, ZERO);
+                    let h_prev = &hs[s * ns..][..ns];
+                    let h_t = &hs[(s + 1) * ns..][..ns];
+                    let da_s = &das[s * ns..][..ns];
+                    let (db_t, dc_t) = (&mut db[t * ns..][..ns], &mut dc[t * ns..][..ns]);
+                    for n in 0..ns {
+                        let (bn, cn, an) = (bt[n], ct[n], &a[n]);
+                        let (hp, ht, dan) = (&h_prev[n], &h_t[n], &da_s[n]);
+                        let (dhn, dan_acc) = (&mut dh[n], &mut da[n]);
+                        let (dbn, dcn) = (&mut db_t[n], &mut dc_t[n]);
+                        let dhv = lanes(|l| dhn[l] + gs[l] * cn);
+                        *dcn = lanes(|l| dcn[l] + gs[l] * ht[l]);
+                        sum_y = lanes(|l| sum_y[l] + cn * ht[l]);
+                        sum_delta = lanes(|l| {
+                            sum_delta[l] + dhv[l] * (an[l] * dan[l] * hp[l] + bn * ut[l])
+                        });
+                        *dan_acc = lanes(|l| dan_acc[l] + dhv[l] * dt[l] * dan[l] * hp[l]);
+                        *dbn = lanes(|l| dbn[l] + dhv[l] * dt[l] * ut[l]);
+                        sum_u = lanes(|l| sum_u[l] + dhv[l] * bn);
+                        *dhn = lanes(|l| dhv[l] * dan[l]);
+                    }
+                    let du = lanes(|l| gs[l] * dg[l] + dt[l] * sum_u[l]);
+                    dd = lanes(|l| dd[l] + gs[l] * ut[l]);
+                    let dz = lanes(|l| gyt[l] * (sum_y[l] + dg[l] * ut[l]) * dsilu[l]);
+                    store(&du, &mut g.du[t * ne + g0..], w);
+                    store(&sum_delta, &mut g.ddelta[t * ne + g0..], w);
+                    if with_z {
+                        store(&dz, &mut g.dz[t * ne + g0..], w);
                     }
                 }
             }
+            store_rows(&da, w, ns, &mut g.da[g0 * ns..]);
+            store_rows(&dh, w, ns, &mut g.dh0[g0 * ns..]);
+            store(&dd, &mut g.dd[g0..], w);
         }
-        g.da = vec![0f32; size];
-        store_state(&da, &mut g.da, ne, ns);
-        g.dh0 = vec![0f32; size];
-        store_state(&dh, &mut g.dh0, ne, ns);
+        for (dst, src) in g.db.iter_mut().zip(&db) {
+            *dst = lane_sum(src);
+        }
+        for (dst, src) in g.dc.iter_mut().zip(&dc) {
+            *dst = lane_sum(src);
+        }
         g
     }
 }
 
-/// One state n of one reverse step, over the block's channels j (the slices' index): updates dh,
-/// dA and the per-channel sums, and leaves the terms of dB_t[n] and dC_t[n] (sums over channels)
-/// in `db_j`, `dc_j`. A function of its own so that its `&mut` slices are known not to alias, and
-/// without sums across j, so that the loop vectorises.
-#[allow(clippy::too_many_arguments)]
+/// The sum of one lane value's lanes, pairwise (the order a vector reduction takes).
 #[inline(always)]
-fn reverse_state_row(
-    (bn, cn): (f32, f32),
-    an: &[f32],
-    h_prev: &[f32],
-    h_t: &[f32],
-    da_s: &[f32],
-    dt: &[f32],
-    ut: &[f32],
-    gss: &[f32],
-    dh_n: &mut [f32],
-    da_n: &mut [f32],
-    sum_y: &mut [f32],
-    sum_delta: &mut [f32],
-    sum_u: &mut [f32],
-    db_j: &mut [f32],
-    dc_j: &mut [f32],
-) {
-    let ne = dh_n.len();
-    let (an, h_prev, h_t, da_s) = (&an[..ne], &h_prev[..ne], &h_t[..ne], &da_s[..ne]);
-    let (dt, ut, gss, da_n) = (&dt[..ne], &ut[..ne], &gss[..ne], &mut da_n[..ne]);
-    let (sum_y, sum_delta, sum_u) = (&mut sum_y[..ne], &mut sum_delta[..ne], &mut sum_u[..ne]);
-    let (db_j, dc_j) = (&mut db_j[..ne], &mut dc_j[..ne]);
-    for j in 0..ne {
-        dh_n[j] += gss[j] * cn;
-        dc_j[j] = gss[j] * h_t[j];
-        sum_y[j] += cn * h_t[j];
-        sum_delta[j] += dh_n[j] * (an[j] * da_s[j] * h_prev[j] + bn * ut[j]);
-        da_n[j] += dh_n[j] * dt[j] * da_s[j] * h_prev[j];
-        db_j[j] = dh_n[j] * dt[j] * ut[j];
-        sum_u[j] += dh_n[j] * bn;
-        dh_n[j] *= da_s[j];
-    }
-}
-
-/// The sum of x in `LANES` interleaved partial sums (lane = index % LANES), so it vectorises.
-#[inline(always)]
-fn lane_sum(x: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for l in 0..LANES {
-            acc[l] += c[l];
-        }
-    }
-    for (l, v) in tail.iter().enumerate() {
-        acc[l] += v;
-    }
-    acc.iter().sum()
+fn lane_sum(v: &Lanes) -> f32 {
+    let [a, b, c, d, e, f, g, h] = *v;
+    ((a + e) + (c + g)) + ((b + f) + (d + h))
 }
