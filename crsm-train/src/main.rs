@@ -2,6 +2,7 @@
 //! `generate` on any HF-style Mamba folder, `bench`, `tokenizer` / `prepare` for training data,
 //! `pretrain` / `sft` and the default job, `quickstart`.
 
+mod allocator;
 mod bench;
 mod generate;
 mod info;
@@ -54,6 +55,7 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    allocator::keep_freed_memory();
     let cli = Cli::parse();
     match cli.command {
         Command::Info(args) => info::run(args),

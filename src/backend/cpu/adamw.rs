@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::binary::PAR_MIN;
+use super::elementwise::PAR_MIN;
 use crate::ops::{AdamWFactors, AdamWStep};
 
 /// One element: (p, g, m, v) -> (p', m', v'), in the order the WGSL twin computes it.

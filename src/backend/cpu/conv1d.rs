@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::binary::PAR_MIN;
+use super::elementwise::PAR_MIN;
 
 /// Sizes of one call: batch, length, channels, kernel width.
 #[derive(Clone, Copy, Debug)]

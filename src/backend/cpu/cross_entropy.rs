@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::binary::PAR_MIN;
+use super::elementwise::PAR_MIN;
 
 /// (max, log sum_j exp(x_j - max)) of one row: log-sum-exp(row) = max + the second value.
 fn max_and_log_sum(row: &[f32]) -> (f32, f32) {

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::binary::PAR_MIN;
+use super::elementwise::PAR_MIN;
 
 /// out[t, :] = table[ids[t], :]. ids [n], table [v, d] -> [n, d].
 pub fn embedding(ids: &[u32], table: &[f32], d: usize) -> Vec<f32> {

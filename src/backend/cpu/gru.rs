@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::binary::PAR_MIN;
+use super::elementwise::PAR_MIN;
 use super::unary::sigmoid;
 
 /// The gates of one (row, unit) pair: (r, z, n).

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::binary::PAR_MIN;
+use super::elementwise::PAR_MIN;
 
 /// softmax(logits), max-subtracted.
 pub fn softmax(logits: &[f32]) -> Vec<f32> {

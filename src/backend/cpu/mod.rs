@@ -6,6 +6,7 @@ pub mod adamw;
 pub mod binary;
 pub mod conv1d;
 pub mod cross_entropy;
+pub mod elementwise;
 pub mod embedding;
 pub mod gru;
 pub mod layer_mix;

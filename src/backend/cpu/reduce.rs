@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::binary::PAR_MIN;
+use super::elementwise::PAR_MIN;
 
 /// sum_i x[i] (or of x[i]^2 when `square`).
 pub fn sum(x: &[f32], square: bool) -> f32 {

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::binary::PAR_MIN;
+use super::elementwise::PAR_MIN;
 
 /// 1 / sqrt(mean(row^2) + eps).
 fn inv_rms(row: &[f32], eps: f32) -> f32 {

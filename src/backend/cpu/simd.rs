@@ -64,6 +64,40 @@ pub fn exp(x: f32) -> f32 {
     if x.is_nan() { x } else { y }
 }
 
+/// ln(1 + y) for y >= 0 (what softplus needs), branch-free: ln(u) for u = 1 + y by Cephes' logf
+/// (u = m 2^e with m in [sqrt(1/2), sqrt(2)), a degree-9 polynomial in m - 1; about 1e-7
+/// relative), times y / (u - 1), which corrects for the rounding of 1 + y (Goldberg's log1p), so
+/// small y keep their relative accuracy. Returns y where 1 + y rounds to 1. Infinity and NaN pass
+/// through as infinity and NaN.
+#[inline(always)]
+pub fn ln_1p(y: f32) -> f32 {
+    const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    let u = 1.0 + y;
+    let bits = u.to_bits();
+    // u = m 2^e with m in [0.5, 1): the exponent field minus 126, the mantissa with exponent -1.
+    let e = ((bits >> 23) & 0xff) as i32 - 126;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
+    // Move m into [sqrt(1/2), sqrt(2)) so that x = m - 1 is small.
+    let low = m < SQRT_HALF;
+    let e = (if low { e - 1 } else { e }) as f32;
+    let x = if low { m + m - 1.0 } else { m - 1.0 };
+    let z = x * x;
+    let mut p = 7.037_683_6e-2_f32;
+    p = p * x - 1.151_461e-1;
+    p = p * x + 1.167_699_9e-1;
+    p = p * x - 1.242_014_1e-1;
+    p = p * x + 1.424_932_3e-1;
+    p = p * x - 1.666_805_8e-1;
+    p = p * x + 2.000_071_4e-1;
+    p = p * x - 2.499_999_4e-1;
+    p = p * x + 3.333_333e-1;
+    let r = p * x * z + e * -2.121_944_4e-4 - 0.5 * z + x + e * 0.693_359_4;
+    let d = u - 1.0;
+    let out = if d == 0.0 { y } else { r * (y / d) };
+    let out = if u == f32::INFINITY { u } else { out };
+    if y.is_nan() { y } else { out }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +123,23 @@ mod tests {
         assert_eq!(exp(100.0), f32::INFINITY);
         assert!(exp(f32::NAN).is_nan());
         assert!((exp(88.3) as f64 / (88.3f32 as f64).exp() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn ln_1p_matches_f64_from_tiny_to_huge_arguments() {
+        let mut worst = 0f64;
+        let mut y = 1e-30f32;
+        while y < 1e30 {
+            let want = (y as f64).ln_1p();
+            let rel = ((ln_1p(y) as f64 - want) / want).abs();
+            assert!(rel < 4e-7, "ln_1p({y}) = {} vs {want}", ln_1p(y));
+            worst = worst.max(rel);
+            y *= 1.000_37;
+        }
+        assert!(worst > 0.0);
+        assert_eq!(ln_1p(0.0), 0.0);
+        assert_eq!(ln_1p(f32::INFINITY), f32::INFINITY);
+        assert!(ln_1p(f32::NAN).is_nan());
     }
 
     struct Twice<'a>(&'a [f32]);

@@ -1,28 +1,7 @@
 //! Elementwise unary ops and their backward passes. All shapes are flat `[n]`.
 
-use rayon::prelude::*;
-
-use super::binary::PAR_MIN;
+use super::elementwise::{Binary, Unary, map, map2};
 use super::simd;
-
-fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
-    if x.len() >= PAR_MIN {
-        x.par_iter().map(|&v| f(v)).collect()
-    } else {
-        x.iter().map(|&v| f(v)).collect()
-    }
-}
-
-fn map2(x: &[f32], g: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<f32> {
-    if x.len() >= PAR_MIN {
-        x.par_iter()
-            .zip(g.par_iter())
-            .map(|(&v, &d)| f(v, d))
-            .collect()
-    } else {
-        x.iter().zip(g).map(|(&v, &d)| f(v, d)).collect()
-    }
-}
 
 /// With the branch-free [`simd::exp`], so loops over it vectorise.
 #[inline(always)]
@@ -31,39 +10,77 @@ pub fn sigmoid(x: f32) -> f32 {
 }
 
 /// softplus(x) = log(1 + e^x), linear past 20 as in PyTorch (threshold 20), so it never overflows.
+/// Branch-free ([`simd::exp`], [`simd::ln_1p`]) so loops over it vectorise.
+#[inline(always)]
 pub fn softplus_scalar(x: f32) -> f32 {
-    if x > 20.0 { x } else { x.exp().ln_1p() }
+    let soft = simd::ln_1p(simd::exp(x.min(20.0)));
+    if x > 20.0 { x } else { soft }
 }
 
+#[inline(always)]
 pub fn silu_scalar(x: f32) -> f32 {
     x * sigmoid(x)
 }
 
-pub fn silu(x: &[f32]) -> Vec<f32> {
-    map(x, silu_scalar)
+/// Declares a zero-sized (or parameterised) op type whose `apply` is inlined into the map's loop.
+macro_rules! unary_op {
+    ($name:ident $(($field:ty))?, |$s:ident, $x:ident| $body:expr) => {
+        struct $name$(($field))?;
+        impl Unary for $name {
+            #[inline(always)]
+            fn apply(&self, $x: f32) -> f32 {
+                let $s = self;
+                let _ = $s;
+                $body
+            }
+        }
+    };
 }
 
-/// d silu/dx = s + x s (1 - s), s = sigmoid(x).
+macro_rules! binary_op {
+    ($name:ident, |$x:ident, $g:ident| $body:expr) => {
+        struct $name;
+        impl Binary for $name {
+            #[inline(always)]
+            fn apply(&self, $x: f32, $g: f32) -> f32 {
+                $body
+            }
+        }
+    };
+}
+
+unary_op!(Silu, |_s, v| silu_scalar(v));
+unary_op!(Softplus, |_s, v| softplus_scalar(v));
+unary_op!(Exp, |_s, v| simd::exp(v));
+unary_op!(Scale(f32), |s, v| v * s.0);
+// d silu/dx = s + x s (1 - s), s = sigmoid(x).
+binary_op!(SiluBackward, |v, d| {
+    let s = sigmoid(v);
+    d * (s + v * s * (1.0 - s))
+});
+// d softplus/dx = sigmoid(x).
+binary_op!(SoftplusBackward, |v, d| d * sigmoid(v));
+
+pub fn silu(x: &[f32]) -> Vec<f32> {
+    map(x, Silu)
+}
+
 pub fn silu_backward(x: &[f32], g: &[f32]) -> Vec<f32> {
-    map2(x, g, |v, d| {
-        let s = sigmoid(v);
-        d * (s + v * s * (1.0 - s))
-    })
+    map2(x, g, SiluBackward)
 }
 
 pub fn softplus(x: &[f32]) -> Vec<f32> {
-    map(x, softplus_scalar)
+    map(x, Softplus)
 }
 
-/// d softplus/dx = sigmoid(x).
 pub fn softplus_backward(x: &[f32], g: &[f32]) -> Vec<f32> {
-    map2(x, g, |v, d| d * sigmoid(v))
+    map2(x, g, SoftplusBackward)
 }
 
 pub fn exp(x: &[f32]) -> Vec<f32> {
-    map(x, f32::exp)
+    map(x, Exp)
 }
 
 pub fn scale(x: &[f32], c: f32) -> Vec<f32> {
-    map(x, |v| v * c)
+    map(x, Scale(c))
 }
