@@ -68,7 +68,7 @@ pub fn map2(x: &[f32], y: &[f32], f: impl Binary) -> Vec<f32> {
 /// multiple of `b.len()`.
 pub fn map_broadcast(a: &[f32], b: &[f32], f: impl Binary) -> Vec<f32> {
     let nb = b.len();
-    debug_assert!(nb > 0 && a.len() % nb == 0);
+    debug_assert!(nb > 0 && a.len().is_multiple_of(nb));
     if nb == a.len() {
         return map2(a, b, f);
     }
