@@ -121,7 +121,13 @@ pub fn load_checkpoint(dir: &Path, device: &crate::Device) -> Result<LoadedCheck
     let mut map = load_safetensors_file(&opt_path)?;
     let file = opt_path.display().to_string();
     let mut moments = Vec::new();
-    for (name, p) in model.named_parameters() {
+    // Before AdamW's first step (every step so far skipped) there are no moments to restore.
+    let params = if state.optimizer_steps == 0 && map.is_empty() {
+        Vec::new()
+    } else {
+        model.named_parameters()
+    };
+    for (name, p) in params {
         let mut take = |key: String| -> Result<Tensor> {
             let t = map.remove(&key).ok_or_else(|| Error::Checkpoint {
                 file: file.clone(),

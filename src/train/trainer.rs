@@ -179,6 +179,17 @@ impl Trainer {
         let (train_shard, val) = open_shards(&config)?;
         model.set_checkpoint_segments(config.training.checkpoint_segments);
         let t = &config.training;
+        let device = model.device();
+        if t.precision == Precision::F16 && !device.supports_f16() {
+            return Err(Error::Config {
+                file: "the run config".into(),
+                field: "training.precision".into(),
+                detail: format!(
+                    "f16 needs a device with shader-f16, and {} has none; use \"f32\"",
+                    device.name()
+                ),
+            });
+        }
         let out_dir = PathBuf::from(&t.out_dir);
         std::fs::create_dir_all(&out_dir).map_err(|source| Error::Io {
             path: out_dir.display().to_string(),
@@ -262,6 +273,8 @@ impl Trainer {
             }
             let inputs = Tensor::from_u32(batch.inputs, &[batch.batch, batch.seq], &device)?;
             let targets = Tensor::from_u32(batch.targets, &[batch.batch, batch.seq], &device)?;
+            // f16 matmul operands in the forward (and so in its backward); evaluation stays f32.
+            let _precision = ops::set_f16_matmuls(t.precision == Precision::F16);
             let loss = causal_lm_loss(&self.model, &inputs, &targets)?;
             let value = loss.scalar()?;
             if !value.is_finite() {
