@@ -31,6 +31,15 @@ impl Device {
         matches!(self, Device::Cpu)
     }
 
+    /// Whether f16 arithmetic runs natively here (a wgpu device opened with shader-f16), as
+    /// mixed-precision training needs. The cpu backend has only the f32 reference.
+    pub fn supports_f16(&self) -> bool {
+        match self {
+            Device::Cpu => false,
+            Device::Wgpu(ctx) => ctx.supports_f16(),
+        }
+    }
+
     /// The engine's exact byte count of the tensors on this device (live now, and the peak since
     /// the last `reset_peak`). On the cpu the counters are process-wide.
     pub fn memory_stats(&self) -> MemoryStats {

@@ -1,9 +1,10 @@
 //! `matmul` (C = op(A) op(B), a transpose taken as a flag, never a copy) and `linear` (PyTorch's
-//! nn.Linear: y = x W^T + b over any leading dimensions), built on it.
+//! nn.Linear: y = x W^T + b over any leading dimensions), built on it. Under `f16_matmuls` the
+//! operands are rounded to f16 and the sums kept in f32 (`matmul_f16` kernels).
 
 use crate::backend::{Device, cpu, wgpu};
 use crate::error::{Result, shape_err};
-use crate::ops::add;
+use crate::ops::{add, f16_matmuls_enabled, set_f16_matmuls};
 use crate::tensor::{DType, Tensor, same_device};
 
 /// a: [M, K] (or [K, M] when transpose_a), b: [K, N] (or [N, K] when transpose_b) -> [M, N]
@@ -12,6 +13,8 @@ use crate::tensor::{DType, Tensor, same_device};
 /// written in its operand's stored layout so it is again one matmul with other flags):
 /// - dA = G op(B)^T, or stored transposed (transpose_a): op(B) G^T;
 /// - dB = op(A)^T G, or stored transposed (transpose_b): G^T op(A).
+///
+/// Both backward matmuls use the precision the forward ran in.
 pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
     let op = "matmul";
     a.expect_dtype(op, "a", DType::F32)?;
@@ -40,9 +43,15 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> R
             format!("a {sa:?} and b {sb:?} have inner dimensions {k} and {kb} ({flags})"),
         );
     }
+    let f16 = f16_matmuls_enabled();
     let out = match same_device(op, &[a, b])? {
         Device::Cpu => {
-            let c = cpu::matmul::matmul(
+            let kernel = if f16 {
+                cpu::matmul_f16::matmul_f16
+            } else {
+                cpu::matmul::matmul
+            };
+            let c = kernel(
                 a.cpu_f32(op, "a")?,
                 b.cpu_f32(op, "b")?,
                 m,
@@ -54,7 +63,12 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> R
             Tensor::from_cpu(c, &[m, n])
         }
         Device::Wgpu(ctx) => {
-            let c = wgpu::matmul::matmul(
+            let kernel = if f16 {
+                wgpu::matmul_f16::matmul_f16
+            } else {
+                wgpu::matmul::matmul
+            };
+            let c = kernel(
                 &ctx,
                 a.gpu(op, "a")?,
                 b.gpu(op, "b")?,
@@ -69,6 +83,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> R
     };
     let (a2, b2) = (a.clone(), b.clone());
     Ok(out.with_grad_fn(op, &[a, b], move |g| {
+        let _precision = set_f16_matmuls(f16);
         let da = match (a2.requires_grad(), transpose_a) {
             (false, _) => None,
             (true, false) => Some(matmul(g, &b2, false, !transpose_b)?),

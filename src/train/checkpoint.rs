@@ -3,7 +3,7 @@
 //! `OUT/checkpoint/` holds `config.json` + `model.safetensors` (the backbone, loadable by every
 //! other command and by transformers when the CRSM additions are off), `tokenizer.json`,
 //! `optimizer.safetensors` (AdamW's moments, `m.<name>` and `v.<name>`) and `trainer_state.json`
-//! (step, optimizer step count, tokens read, data position, elapsed time). The set is written
+//! (step, optimizer step count, tokens read, data position, elapsed time, loss scale). The set is written
 //! into `checkpoint.partial/` and swapped in with renames, so a crash at any moment leaves either
 //! the previous checkpoint or the new one (in `checkpoint.old/` for the instant of the swap,
 //! which `latest_checkpoint` also looks at).
@@ -19,6 +19,7 @@ use crate::io::{HostTensor, TensorMap, load_safetensors_file, save_safetensors, 
 use crate::model::Backbone;
 use crate::tensor::Tensor;
 use crate::train::AdamW;
+use crate::train::loss_scale::LossScaleState;
 
 pub const CHECKPOINT_DIR: &str = "checkpoint";
 const PARTIAL_DIR: &str = "checkpoint.partial";
@@ -37,6 +38,9 @@ pub struct TrainerState {
     pub tokens: u64,
     pub elapsed_s: f64,
     pub data: DataPosition,
+    /// The dynamic loss scale and its good-step count (f16 runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<LossScaleState>,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
@@ -117,7 +121,13 @@ pub fn load_checkpoint(dir: &Path, device: &crate::Device) -> Result<LoadedCheck
     let mut map = load_safetensors_file(&opt_path)?;
     let file = opt_path.display().to_string();
     let mut moments = Vec::new();
-    for (name, p) in model.named_parameters() {
+    // Before AdamW's first step (every step so far skipped) there are no moments to restore.
+    let params = if state.optimizer_steps == 0 && map.is_empty() {
+        Vec::new()
+    } else {
+        model.named_parameters()
+    };
+    for (name, p) in params {
         let mut take = |key: String| -> Result<Tensor> {
             let t = map.remove(&key).ok_or_else(|| Error::Checkpoint {
                 file: file.clone(),

@@ -75,6 +75,35 @@ pub struct TrainingConfig {
     /// auto, cpu, gpu or lavapipe; the command line's `--device` overrides it.
     #[serde(default = "defaults::device")]
     pub device: String,
+    /// "f32" (default) or "f16": matmul operands in f16 with f32 accumulation, f32 master weights
+    /// and optimizer moments, and dynamic loss scaling (`train::loss_scale`). Needs a device with
+    /// shader-f16; others refuse it with an error naming this field.
+    #[serde(default)]
+    pub precision: Precision,
+    /// f16 only: the first loss scale (rounded down to a power of two).
+    #[serde(default = "defaults::loss_scale_init")]
+    pub loss_scale_init: f32,
+    /// f16 only: good steps in a row after which the loss scale doubles.
+    #[serde(default = "defaults::loss_scale_growth_interval")]
+    pub loss_scale_growth_interval: usize,
+}
+
+/// The arithmetic of the model's matrix products in training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
 }
 
 mod defaults {
@@ -113,6 +142,12 @@ mod defaults {
     }
     pub fn device() -> String {
         "auto".into()
+    }
+    pub fn loss_scale_init() -> f32 {
+        65536.0
+    }
+    pub fn loss_scale_growth_interval() -> usize {
+        2000
     }
 }
 
@@ -206,6 +241,10 @@ impl TrainingConfig {
             ("max_steps", self.max_steps),
             ("eval_every", self.eval_every),
             ("checkpoint_every", self.checkpoint_every),
+            (
+                "loss_scale_growth_interval",
+                self.loss_scale_growth_interval,
+            ),
         ] {
             if v == 0 {
                 return err(field, "must be at least 1".into());
@@ -235,6 +274,12 @@ impl TrainingConfig {
             return err(
                 "weight_decay",
                 "weight_decay and grad_clip must be >= 0, eps > 0".into(),
+            );
+        }
+        if !(self.loss_scale_init.is_finite() && self.loss_scale_init >= 1.0) {
+            return err(
+                "loss_scale_init",
+                format!("must be a number >= 1, got {}", self.loss_scale_init),
             );
         }
         if let Some(m) = self.time_budget_minutes

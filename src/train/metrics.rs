@@ -21,6 +21,9 @@ pub struct StepRecord {
     pub tokens: u64,
     pub tokens_per_s: f64,
     pub elapsed_s: f64,
+    /// The loss scale this step's backward pass was seeded with (f16 runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,6 +41,9 @@ pub struct EvalRecord {
 pub struct SkipRecord {
     pub step: usize,
     pub reason: String,
+    /// f16 runs: the loss scale after this step (halved when its gradients overflowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 mod adamw;
 pub mod checkpoint;
 mod config;
+pub mod loss_scale;
 pub mod memtest;
 pub mod metrics;
 mod objective;
@@ -12,7 +13,7 @@ mod schedule;
 mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
-pub use config::{RunConfig, TrainingConfig};
+pub use config::{Precision, RunConfig, TrainingConfig};
 pub use objective::{IGNORE, causal_lm_loss};
 pub use schedule::LrSchedule;
 pub use trainer::{

@@ -1,6 +1,7 @@
 //! The training loop: micro-batches with gradient accumulation, global-norm clipping, AdamW with
 //! the warmup + cosine schedule, a guard that skips a step whose loss or gradients are not finite,
-//! periodic evaluation on the validation shard, `metrics.json`, and checkpoints from which
+//! dynamic loss scaling when `training.precision` is f16 (`loss_scale`), periodic evaluation on
+//! the validation shard, `metrics.json`, and checkpoints from which
 //! `Trainer::resume` continues the very same run.
 //!
 //! The loop reports to a `TrainObserver` (the command line draws a progress bar with it); the
@@ -19,11 +20,13 @@ use crate::model::Backbone;
 use crate::ops;
 use crate::tensor::Tensor;
 use crate::train::checkpoint::{TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint};
+use crate::train::loss_scale::LossScaler;
 use crate::train::metrics::{EvalRecord, Metrics, SkipRecord, StepRecord};
-use crate::train::{AdamW, AdamWConfig, LrSchedule, RunConfig, causal_lm_loss};
+use crate::train::{AdamW, AdamWConfig, LrSchedule, Precision, RunConfig, causal_lm_loss};
 
 /// After this many skipped steps in a row the run stops with an error: the model is broken, and
-/// going on would only burn time.
+/// going on would only burn time. Gradient overflows that the loss scale answers by halving do
+/// not count, until the scale is at its floor.
 pub const MAX_CONSECUTIVE_SKIPS: usize = 20;
 
 pub const METRICS_FILE: &str = "metrics.json";
@@ -62,6 +65,8 @@ pub struct Trainer {
     elapsed_before: f64,
     started: Instant,
     consecutive_skips: usize,
+    /// Present when `training.precision` is f16.
+    scaler: Option<LossScaler>,
     pub metrics: Metrics,
 }
 
@@ -174,6 +179,17 @@ impl Trainer {
         let (train_shard, val) = open_shards(&config)?;
         model.set_checkpoint_segments(config.training.checkpoint_segments);
         let t = &config.training;
+        let device = model.device();
+        if t.precision == Precision::F16 && !device.supports_f16() {
+            return Err(Error::Config {
+                file: "the run config".into(),
+                field: "training.precision".into(),
+                detail: format!(
+                    "f16 needs a device with shader-f16, and {} has none; use \"f32\"",
+                    device.name()
+                ),
+            });
+        }
         let out_dir = PathBuf::from(&t.out_dir);
         std::fs::create_dir_all(&out_dir).map_err(|source| Error::Io {
             path: out_dir.display().to_string(),
@@ -190,6 +206,7 @@ impl Trainer {
                 epoch: 0,
                 index: 0,
             },
+            loss_scale: None,
         };
         let mut metrics = Metrics::default();
         if let Some((moments, state)) = resumed {
@@ -201,6 +218,11 @@ impl Trainer {
             }
             trainer_state = state;
         }
+        let mut scaler = (t.precision == Precision::F16)
+            .then(|| LossScaler::new(t.loss_scale_init, t.loss_scale_growth_interval));
+        if let (Some(s), Some(saved)) = (scaler.as_mut(), trainer_state.loss_scale) {
+            s.restore(saved);
+        }
         let train = BatchStream::resume(train_shard, t.seq_len, trainer_state.data)?;
         Ok(Trainer {
             schedule: schedule_for(&config),
@@ -211,6 +233,7 @@ impl Trainer {
             elapsed_before: trainer_state.elapsed_s,
             started: Instant::now(),
             consecutive_skips: 0,
+            scaler,
             config,
             model,
             optimizer,
@@ -231,12 +254,17 @@ impl Trainer {
     /// One optimizer step: `grad_accum` micro-batches, their gradients summed, clipped by global
     /// norm, then AdamW at the schedule's rate. A non-finite loss or gradient norm skips the
     /// update (the batches are still consumed, so the data order does not depend on it).
+    ///
+    /// With a loss scale s (f16), backward is seeded with s instead of 1; the global norm is the
+    /// scaled gradients' norm divided by s, and 1/s joins the clipping factor in AdamW's gradient
+    /// scale, so no pass over the gradients is added. s is a power of two, so both are exact.
     pub fn step(&mut self) -> Result<StepOutcome> {
         let t = self.config.training.clone();
         let device = self.model.device();
         let mut summed: Option<Gradients> = None;
         let mut loss_sum = 0f64;
         let mut bad = None;
+        let loss_scale = self.scaler.as_ref().map(LossScaler::scale);
         for _ in 0..t.grad_accum {
             let batch = self.train.next_batch(t.batch_size);
             self.tokens += (batch.batch * batch.seq) as u64;
@@ -245,6 +273,8 @@ impl Trainer {
             }
             let inputs = Tensor::from_u32(batch.inputs, &[batch.batch, batch.seq], &device)?;
             let targets = Tensor::from_u32(batch.targets, &[batch.batch, batch.seq], &device)?;
+            // f16 matmul operands in the forward (and so in its backward); evaluation stays f32.
+            let _precision = ops::set_f16_matmuls(t.precision == Precision::F16);
             let loss = causal_lm_loss(&self.model, &inputs, &targets)?;
             let value = loss.scalar()?;
             if !value.is_finite() {
@@ -252,7 +282,10 @@ impl Trainer {
                 continue;
             }
             loss_sum += value as f64;
-            let grads = loss.backward()?;
+            let grads = match loss_scale {
+                Some(s) => loss.backward_with(&Tensor::full(s, loss.shape(), &device)?)?,
+                None => loss.backward()?,
+            };
             summed = Some(match summed {
                 None => grads,
                 Some(acc) => add_gradients(acc, grads, &self.model)?,
@@ -264,18 +297,32 @@ impl Trainer {
             (None, Some(g)) => {
                 let params = self.model.parameters();
                 let list: Vec<&Tensor> = params.iter().filter_map(|p| g.get(p)).collect();
-                ops::global_norm(&list)? / t.grad_accum as f32
+                ops::global_norm(&list)? / t.grad_accum as f32 / loss_scale.unwrap_or(1.0)
             }
             _ => f32::NAN,
         };
-        if bad.is_none() && !grad_norm.is_finite() {
+        let overflow = bad.is_none() && !grad_norm.is_finite();
+        if overflow {
             bad = Some(format!("gradient norm is {grad_norm}"));
         }
-        if let Some(reason) = bad {
-            self.consecutive_skips += 1;
+        if let Some(mut reason) = bad {
+            // An overflow above the floor is the scale's fault: halve it and do not count it.
+            let mut blame_scale = false;
+            if let (true, Some(s)) = (overflow, self.scaler.as_mut()) {
+                let before = s.scale();
+                blame_scale = s.overflowed();
+                reason = format!(
+                    "{reason} at loss scale {before} (overflow), loss scale now {}",
+                    s.scale()
+                );
+            }
+            if !blame_scale {
+                self.consecutive_skips += 1;
+            }
             let record = SkipRecord {
                 step,
                 reason: format!("{reason}; step skipped, weights unchanged"),
+                loss_scale: self.scaler.as_ref().map(LossScaler::scale),
             };
             self.metrics.skipped.push(record.clone());
             if self.consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
@@ -288,6 +335,9 @@ impl Trainer {
             return Ok(StepOutcome::Skipped(record));
         }
         self.consecutive_skips = 0;
+        if let Some(s) = self.scaler.as_mut() {
+            s.update(true);
+        }
         let grads = summed.ok_or_else(|| Error::Autograd("no gradients after a step".into()))?;
         let clip = if t.grad_clip > 0.0 && grad_norm > t.grad_clip {
             t.grad_clip / grad_norm
@@ -299,7 +349,7 @@ impl Trainer {
             self.model.parameters_mut(),
             &grads,
             lr,
-            clip / t.grad_accum as f32,
+            clip / t.grad_accum as f32 / loss_scale.unwrap_or(1.0),
         )?;
         let elapsed = self.elapsed();
         let record = StepRecord {
@@ -310,6 +360,7 @@ impl Trainer {
             tokens: self.tokens,
             tokens_per_s: self.tokens as f64 / elapsed.max(1e-9),
             elapsed_s: elapsed,
+            loss_scale,
         };
         self.metrics.steps.push(record.clone());
         Ok(StepOutcome::Took(record))
@@ -365,6 +416,7 @@ impl Trainer {
             tokens: self.tokens,
             elapsed_s: self.elapsed(),
             data: self.train.position(),
+            loss_scale: self.scaler.as_ref().map(LossScaler::state),
         };
         save_checkpoint(
             &self.out_dir,

@@ -1,28 +1,11 @@
 //! Shared helpers for kernel tests: the lavapipe device, deterministic random data, the one
 //! comparison helper, and the finite-difference gradient check.
 
-use std::sync::OnceLock;
-
-use crsm::backend::{AdapterKind, WgpuContext};
 use crsm::{Device, Tensor};
 
-/// The software Vulkan device, opened once per test process. Without it a test prints why and
-/// skips locally, but fails under `CI=true`: CI must never pass by skipping the GPU tests.
-pub fn lavapipe() -> Option<Device> {
-    static DEVICE: OnceLock<Option<Device>> = OnceLock::new();
-    DEVICE
-        .get_or_init(|| match WgpuContext::open(AdapterKind::Software) {
-            Ok(ctx) => Some(Device::Wgpu(ctx)),
-            Err(e) => {
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("CI=true but lavapipe is unavailable: {e}");
-                }
-                eprintln!("skipping wgpu half of the test: {e}");
-                None
-            }
-        })
-        .clone()
-}
+#[path = "../support/lavapipe.rs"]
+mod lavapipe_device;
+pub use lavapipe_device::lavapipe;
 
 /// Deterministic uniform values in [lo, hi) (splitmix64), so failures reproduce.
 pub fn rand_vec(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {

@@ -12,6 +12,7 @@ mod embedding;
 mod gru;
 mod layer_mix;
 mod matmul;
+mod matmul_f16;
 mod rmsnorm;
 mod scan;
 mod shape;

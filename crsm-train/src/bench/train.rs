@@ -1,11 +1,11 @@
 //! `crsm-train bench train`: training tokens/s of a model shape on random tokens, the number the
 //! PyTorch comparison scripts under `benches/` print for the same shape.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 use crsm::model::{Backbone, CrsmConfig};
 use crsm::train::random_step::{random_tokens, training_step};
-use crsm::train::{AdamW, AdamWConfig, RunConfig};
+use crsm::train::{AdamW, AdamWConfig, Precision, RunConfig};
 use crsm::{Device, DeviceRequest};
 
 use super::time_per_call;
@@ -34,6 +34,9 @@ pub struct TrainBenchArgs {
     /// auto, cpu, gpu or lavapipe.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// f32 or f16 (f16 matmul operands; default: the run config's, else f32).
+    #[arg(long)]
+    precision: Option<String>,
     /// Print one JSON line instead of a sentence.
     #[arg(long)]
     json: bool,
@@ -43,17 +46,34 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
     let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
     // A run config has a `training` section; anything else is read as a model config.json, so
     // a typo in a run config is reported as such rather than as a bad model config.
-    let (config, run_shape) = match &args.config {
+    let (config, run_shape, run_precision) = match &args.config {
         Some(path) if is_run_config(path)? => {
             let run = RunConfig::from_json_file(path)?;
             (
                 run.model,
                 Some((run.training.batch_size, run.training.seq_len)),
+                Some(run.training.precision),
             )
         }
-        Some(path) => (CrsmConfig::from_json_file(path)?, None),
-        None => (CrsmConfig::new(args.vocab, args.d_model, args.layers), None),
+        Some(path) => (CrsmConfig::from_json_file(path)?, None, None),
+        None => (
+            CrsmConfig::new(args.vocab, args.d_model, args.layers),
+            None,
+            None,
+        ),
     };
+    let precision = match args.precision.as_deref() {
+        None => run_precision.unwrap_or_default(),
+        Some("f32") => Precision::F32,
+        Some("f16") => Precision::F16,
+        Some(other) => bail!("--precision {other}: expected f32 or f16"),
+    };
+    if precision == Precision::F16 && !device.supports_f16() {
+        bail!(
+            "precision f16 needs a device with shader-f16, and {} has none",
+            device.name()
+        );
+    }
     let mut model = Backbone::init(config.clone(), 0, &device)?;
     let params: usize = model.parameters().iter().map(|p| p.elem_count()).sum();
     let (b, l) = (
@@ -63,6 +83,7 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
     let (inputs, targets) = random_tokens(config.vocab_size, b, l, 7, &device)?;
     let mut optimizer = AdamW::new(AdamWConfig::default());
     let seconds = time_per_call(2, args.steps, 3.0, || {
+        let _precision = crsm::ops::set_f16_matmuls(precision == Precision::F16);
         training_step(&mut model, &mut optimizer, &inputs, &targets, 1e-4, |_| {})?;
         Ok(())
     })?;
@@ -70,13 +91,15 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
     if args.json {
         let line = serde_json::json!({
             "tokens_per_s": tokens_per_s, "device": device.name(), "batch": b, "seq": l, "params": params,
+            "precision": precision.name(),
         });
         println!("{line}");
     } else {
         println!(
-            "train: {tokens_per_s:.0} tokens/s ({:.1} ms/step) on {}, batch {b} x {l}, {params} parameters",
+            "train: {tokens_per_s:.0} tokens/s ({:.1} ms/step) on {}, batch {b} x {l}, {params} parameters, {}",
             seconds * 1e3,
-            device.name()
+            device.name(),
+            precision.name()
         );
     }
     Ok(())

@@ -11,6 +11,7 @@ pub mod embedding;
 pub mod gru;
 pub mod layer_mix;
 pub mod matmul;
+pub mod matmul_f16;
 pub mod memory;
 pub mod reduce;
 pub mod rmsnorm;

@@ -55,6 +55,8 @@ pub struct WgpuContext {
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
+    /// Whether the device was opened with `SHADER_F16` (f16 in WGSL; `matmul_f16` needs it).
+    f16: bool,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
     pending: Mutex<(Option<wgpu::CommandEncoder>, usize)>,
@@ -92,9 +94,17 @@ impl WgpuContext {
             })?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        // f16 operands for mixed-precision training, where offered (lavapipe offers it too);
+        // a device without it opens all the same and refuses `training.precision` f16.
+        let f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
+        let required_features = if f16 {
+            wgpu::Features::SHADER_F16
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("crsm"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             // The defaults cap buffers at 256 MiB and workgroup memory at 16 KiB; take what the
             // adapter really offers.
             required_limits: limits.clone(),
@@ -116,6 +126,7 @@ impl WgpuContext {
             queue,
             info,
             limits,
+            f16,
             modules: Mutex::default(),
             pipelines: Mutex::default(),
             pending: Mutex::new((None, 0)),
@@ -149,6 +160,10 @@ impl WgpuContext {
     }
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+    /// True when WGSL may use f16 (`enable f16;`) on this device.
+    pub fn supports_f16(&self) -> bool {
+        self.f16
     }
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu

@@ -15,6 +15,7 @@ pub mod embedding;
 pub mod gru;
 pub mod layer_mix;
 pub mod matmul;
+pub mod matmul_f16;
 pub mod reduce;
 pub mod rmsnorm;
 pub mod scan;
