@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::elementwise::PAR_MIN;
+use super::simd::{self, Kernel};
 
 /// Sizes of one call: batch, length, channels, kernel width.
 #[derive(Clone, Copy, Debug)]
@@ -16,58 +17,140 @@ pub struct ConvDims {
     pub k: usize,
 }
 
+/// Rows (one (batch, time) position of c channels each) per parallel task.
+const ROWS: usize = 16;
+
+/// weight [c, k] -> [k, c], so one tap's weights are contiguous over the channels.
+fn taps_major(weight: &[f32], c: usize, k: usize) -> Vec<f32> {
+    let mut t = vec![0f32; c * k];
+    for ch in 0..c {
+        for j in 0..k {
+            t[j * c + ch] = weight[ch * k + j];
+        }
+    }
+    t
+}
+
+/// A loop over a block of rows: a type with an `#[inline(always)]` method rather than a closure, so
+/// that it is inlined into the AVX2 + FMA compilation (LLVM may keep a closure out of line, and
+/// its `mul_add`s then become libm calls).
+trait Rows: Sync {
+    /// Fills `block` (whole rows of c values), whose first row is the flat row `first` = b * l + t.
+    fn fill(&self, first: usize, block: &mut [f32]);
+}
+
+/// Runs `rows.fill` over `out` in blocks of `ROWS` rows of `c` values, in parallel when the work is
+/// large; each block is compiled for AVX2 + FMA where the cpu has it.
+fn rows_of(out: &mut [f32], c: usize, rows: impl Rows) {
+    let run = |(blk, o): (usize, &mut [f32])| {
+        simd::dispatch(RowBlock {
+            first: blk * ROWS,
+            out: o,
+            rows: &rows,
+        })
+    };
+    if out.len() >= PAR_MIN {
+        out.par_chunks_mut(ROWS * c).enumerate().for_each(run);
+    } else {
+        out.chunks_mut(ROWS * c).enumerate().for_each(run);
+    }
+}
+
+struct RowBlock<'a, R> {
+    first: usize,
+    out: &'a mut [f32],
+    rows: &'a R,
+}
+
+impl<R: Rows> Kernel for RowBlock<'_, R> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        self.rows.fill(self.first, self.out)
+    }
+}
+
 /// Forward. `bias` may be absent (HF `use_conv_bias = false`).
 pub fn causal_conv1d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, dims: ConvDims) -> Vec<f32> {
-    let ConvDims { l, c, k, .. } = dims;
+    let w = taps_major(weight, dims.c, dims.k);
     let mut y = vec![0.0; x.len()];
-    // One (batch, time) row of c channels at a time; `row` is the flat index b * l + t.
-    let fill = |(row, yr): (usize, &mut [f32])| {
-        let t = row % l;
-        for ch in 0..c {
-            let mut acc = bias.map_or(0.0, |bv| bv[ch]);
-            for j in 0..k {
-                // Input time t - (k-1) + j; taps before the sequence start read zero padding.
-                if t + j >= k - 1 {
-                    let src = row + j - (k - 1);
-                    acc += weight[ch * k + j] * x[src * c + ch];
+    rows_of(
+        &mut y,
+        dims.c,
+        Forward {
+            x,
+            w: &w,
+            bias,
+            dims,
+        },
+    );
+    y
+}
+
+struct Forward<'a> {
+    x: &'a [f32],
+    /// [k, c]
+    w: &'a [f32],
+    bias: Option<&'a [f32]>,
+    dims: ConvDims,
+}
+
+impl Rows for Forward<'_> {
+    #[inline(always)]
+    fn fill(&self, first: usize, block: &mut [f32]) {
+        let ConvDims { l, c, k, .. } = self.dims;
+        for (r, yr) in block.chunks_exact_mut(c).enumerate() {
+            let row = first + r;
+            let t = row % l;
+            if let Some(bias) = self.bias {
+                yr.copy_from_slice(bias);
+            }
+            // Input time t - (k-1) + j; taps before the sequence start read zero padding.
+            for j in (k - 1).saturating_sub(t)..k {
+                let xr = &self.x[(row + j - (k - 1)) * c..][..c];
+                let wj = &self.w[j * c..][..c];
+                for ((y, &wv), &xv) in yr.iter_mut().zip(wj).zip(xr) {
+                    *y = wv.mul_add(xv, *y);
                 }
             }
-            yr[ch] = acc;
         }
-    };
-    if x.len() >= PAR_MIN {
-        y.par_chunks_mut(c).enumerate().for_each(fill);
-    } else {
-        y.chunks_mut(c).enumerate().for_each(fill);
     }
-    y
 }
 
 /// dx: [b, l, c] from the output's gradient g: [b, l, c]. Each input time s feeds outputs
 /// t = s + (k-1) - j for the taps j, as long as t < l:
 ///   dx[b, s, c] = sum_j weight[c, j] * g[b, s + (k-1) - j, c].
 pub fn causal_conv1d_backward_x(g: &[f32], weight: &[f32], dims: ConvDims) -> Vec<f32> {
-    let ConvDims { l, c, k, .. } = dims;
+    let w = taps_major(weight, dims.c, dims.k);
     let mut dx = vec![0.0; g.len()];
-    let fill = |(row, dr): (usize, &mut [f32])| {
-        let s = row % l;
-        for ch in 0..c {
-            let mut acc = 0.0;
-            for j in 0..k {
-                if s + (k - 1) - j < l {
-                    let dst = row + (k - 1) - j;
-                    acc += weight[ch * k + j] * g[dst * c + ch];
+    rows_of(&mut dx, dims.c, BackwardX { g, w: &w, dims });
+    dx
+}
+
+struct BackwardX<'a> {
+    g: &'a [f32],
+    /// [k, c]
+    w: &'a [f32],
+    dims: ConvDims,
+}
+
+impl Rows for BackwardX<'_> {
+    #[inline(always)]
+    fn fill(&self, first: usize, block: &mut [f32]) {
+        let ConvDims { l, c, k, .. } = self.dims;
+        for (r, dr) in block.chunks_exact_mut(c).enumerate() {
+            let row = first + r;
+            let s = row % l;
+            // Output time s + (k-1) - j must be < l: j >= s + k - l.
+            for j in (s + k).saturating_sub(l)..k {
+                let gr = &self.g[(row + (k - 1) - j) * c..][..c];
+                let wj = &self.w[j * c..][..c];
+                for ((d, &wv), &gv) in dr.iter_mut().zip(wj).zip(gr) {
+                    *d = wv.mul_add(gv, *d);
                 }
             }
-            dr[ch] = acc;
         }
-    };
-    if g.len() >= PAR_MIN {
-        dx.par_chunks_mut(c).enumerate().for_each(fill);
-    } else {
-        dx.chunks_mut(c).enumerate().for_each(fill);
     }
-    dx
 }
 
 /// (dweight [c, k], dbias [c]), reduced over batch and time:
@@ -75,24 +158,8 @@ pub fn causal_conv1d_backward_x(g: &[f32], weight: &[f32], dims: ConvDims) -> Ve
 /// Each batch is summed in parallel into f64 partials, which are then added in batch order, so the
 /// result does not depend on thread timing.
 pub fn causal_conv1d_backward_params(x: &[f32], g: &[f32], dims: ConvDims) -> (Vec<f32>, Vec<f32>) {
-    let ConvDims { b, l, c, k } = dims;
-    let per_batch = |bi: usize| {
-        // [c * k] weight partials, then [c] bias partials.
-        let mut acc = vec![0f64; c * k + c];
-        for t in 0..l {
-            let row = bi * l + t;
-            for ch in 0..c {
-                let gv = g[row * c + ch] as f64;
-                for j in 0..k {
-                    if t + j >= k - 1 {
-                        acc[ch * k + j] += gv * x[(row + j - (k - 1)) * c + ch] as f64;
-                    }
-                }
-                acc[c * k + ch] += gv;
-            }
-        }
-        acc
-    };
+    let ConvDims { b, c, k, .. } = dims;
+    let per_batch = |bi: usize| simd::dispatch(ParamSums { x, g, bi, dims });
     let partials: Vec<Vec<f64>> = if x.len() >= PAR_MIN {
         (0..b).into_par_iter().map(per_batch).collect()
     } else {
@@ -104,7 +171,45 @@ pub fn causal_conv1d_backward_params(x: &[f32], g: &[f32], dims: ConvDims) -> (V
             *t += v;
         }
     }
-    let dweight = total[..c * k].iter().map(|&v| v as f32).collect();
+    let mut dweight = vec![0f32; c * k];
+    for j in 0..k {
+        for ch in 0..c {
+            dweight[ch * k + j] = total[j * c + ch] as f32;
+        }
+    }
     let dbias = total[c * k..].iter().map(|&v| v as f32).collect();
     (dweight, dbias)
+}
+
+/// One batch's f64 partial sums: [k, c] weight partials (tap-major, so the loop over channels is
+/// contiguous and vectorises), then [c] bias partials.
+struct ParamSums<'a> {
+    x: &'a [f32],
+    g: &'a [f32],
+    bi: usize,
+    dims: ConvDims,
+}
+
+impl Kernel for ParamSums<'_> {
+    type Output = Vec<f64>;
+    #[inline(always)]
+    fn run(self) -> Vec<f64> {
+        let ConvDims { l, c, k, .. } = self.dims;
+        let mut acc = vec![0f64; c * k + c];
+        let (acc_w, acc_b) = acc.split_at_mut(c * k);
+        for t in 0..l {
+            let row = self.bi * l + t;
+            let gr = &self.g[row * c..][..c];
+            for j in (k - 1).saturating_sub(t)..k {
+                let xr = &self.x[(row + j - (k - 1)) * c..][..c];
+                for ((a, &gv), &xv) in acc_w[j * c..][..c].iter_mut().zip(gr).zip(xr) {
+                    *a += gv as f64 * xv as f64;
+                }
+            }
+            for (a, &gv) in acc_b.iter_mut().zip(gr) {
+                *a += gv as f64;
+            }
+        }
+        acc
+    }
 }

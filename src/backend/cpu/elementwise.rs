@@ -7,6 +7,8 @@
 //! a closure whose body is large (softplus, silu' with their polynomials) into the loop, and the
 //! loop then makes one scalar call per element.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::simd::{self, Kernel};
@@ -29,71 +31,83 @@ pub trait Binary: Sync {
 
 /// `f(x[i])` for every i.
 pub fn map(x: &[f32], f: impl Unary) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    let run = |o: &mut [f32], x: &[f32]| simd::dispatch(Map { out: o, x, f: &f });
-    if x.len() >= PAR_MIN {
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, x)| run(o, x));
-    } else {
-        run(&mut out, x);
-    }
+    filled(x.len(), |out| {
+        let run = |o: &mut [MaybeUninit<f32>], x: &[f32]| simd::dispatch(Map { out: o, x, f: &f });
+        if x.len() >= PAR_MIN {
+            out.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .for_each(|(o, x)| run(o, x));
+        } else {
+            run(out, x);
+        }
+    })
+}
+
+/// A vector of `n` values that `fill` writes, every one of them (the maps below write each output
+/// element exactly once). Not zeroing it first saves a pass over memory: with freed memory kept
+/// in the heap, a zeroed allocation is a `memset`.
+fn filled(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n);
+    fill(&mut out.spare_capacity_mut()[..n]);
+    // SAFETY: the first n elements were all written by `fill` (each map's chunks of the output
+    // and of its inputs have the same lengths, and every chunk's loop writes its whole output).
+    unsafe { out.set_len(n) };
     out
 }
 
 /// `f(x[i], y[i])` for every i; `x` and `y` have the same length.
 pub fn map2(x: &[f32], y: &[f32], f: impl Binary) -> Vec<f32> {
-    debug_assert_eq!(x.len(), y.len());
-    let mut out = vec![0f32; x.len()];
-    let run = |o: &mut [f32], x: &[f32], y: &[f32]| {
-        simd::dispatch(Map2 {
-            out: o,
-            x,
-            y,
-            f: &f,
-        })
-    };
-    if x.len() >= PAR_MIN {
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .zip(y.par_chunks(CHUNK))
-            .for_each(|((o, x), y)| run(o, x, y));
-    } else {
-        run(&mut out, x, y);
-    }
-    out
+    assert_eq!(x.len(), y.len(), "map2 takes inputs of one length");
+    filled(x.len(), |out| {
+        let run = |o: &mut [MaybeUninit<f32>], x: &[f32], y: &[f32]| {
+            simd::dispatch(Map2 {
+                out: o,
+                x,
+                y,
+                f: &f,
+            })
+        };
+        if x.len() >= PAR_MIN {
+            out.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .zip(y.par_chunks(CHUNK))
+                .for_each(|((o, x), y)| run(o, x, y));
+        } else {
+            run(out, x, y);
+        }
+    })
 }
 
 /// `f(a[i], b[i % b.len()])`: `b` repeats over `a` (a bias over rows, or a scalar), `a.len()` a
 /// multiple of `b.len()`.
 pub fn map_broadcast(a: &[f32], b: &[f32], f: impl Binary) -> Vec<f32> {
     let nb = b.len();
-    debug_assert!(nb > 0 && a.len().is_multiple_of(nb));
     if nb == a.len() {
         return map2(a, b, f);
     }
     if nb == 1 {
         return map(a, WithScalar(f, b[0]));
     }
-    let mut out = vec![0f32; a.len()];
+    assert!(a.len().is_multiple_of(nb), "map_broadcast takes whole rows");
     // Whole rows per chunk, so each row meets b from its start.
     let rows = (CHUNK / nb).max(1) * nb;
-    let run = |o: &mut [f32], x: &[f32]| {
-        simd::dispatch(MapRows {
-            out: o,
-            x,
-            b,
-            f: &f,
-        })
-    };
-    if a.len() >= PAR_MIN {
-        out.par_chunks_mut(rows)
-            .zip(a.par_chunks(rows))
-            .for_each(|(o, x)| run(o, x));
-    } else {
-        run(&mut out, a);
-    }
-    out
+    filled(a.len(), |out| {
+        let run = |o: &mut [MaybeUninit<f32>], x: &[f32]| {
+            simd::dispatch(MapRows {
+                out: o,
+                x,
+                b,
+                f: &f,
+            })
+        };
+        if a.len() >= PAR_MIN {
+            out.par_chunks_mut(rows)
+                .zip(a.par_chunks(rows))
+                .for_each(|(o, x)| run(o, x));
+        } else {
+            run(out, a);
+        }
+    })
 }
 
 /// A binary op with its second argument fixed.
@@ -107,7 +121,7 @@ impl<F: Binary> Unary for WithScalar<F> {
 }
 
 struct Map<'a, F> {
-    out: &'a mut [f32],
+    out: &'a mut [MaybeUninit<f32>],
     x: &'a [f32],
     f: &'a F,
 }
@@ -117,13 +131,13 @@ impl<F: Unary> Kernel for Map<'_, F> {
     #[inline(always)]
     fn run(self) {
         for (o, &v) in self.out.iter_mut().zip(self.x) {
-            *o = self.f.apply(v);
+            o.write(self.f.apply(v));
         }
     }
 }
 
 struct Map2<'a, F> {
-    out: &'a mut [f32],
+    out: &'a mut [MaybeUninit<f32>],
     x: &'a [f32],
     y: &'a [f32],
     f: &'a F,
@@ -134,13 +148,13 @@ impl<F: Binary> Kernel for Map2<'_, F> {
     #[inline(always)]
     fn run(self) {
         for ((o, &v), &w) in self.out.iter_mut().zip(self.x).zip(self.y) {
-            *o = self.f.apply(v, w);
+            o.write(self.f.apply(v, w));
         }
     }
 }
 
 struct MapRows<'a, F> {
-    out: &'a mut [f32],
+    out: &'a mut [MaybeUninit<f32>],
     x: &'a [f32],
     b: &'a [f32],
     f: &'a F,
@@ -153,7 +167,7 @@ impl<F: Binary> Kernel for MapRows<'_, F> {
         let nb = self.b.len();
         for (o, x) in self.out.chunks_exact_mut(nb).zip(self.x.chunks_exact(nb)) {
             for ((o, &v), &w) in o.iter_mut().zip(x).zip(self.b) {
-                *o = self.f.apply(v, w);
+                o.write(self.f.apply(v, w));
             }
         }
     }

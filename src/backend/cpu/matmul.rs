@@ -30,19 +30,31 @@ pub fn matmul(
             ),
         );
     }
-    let mut c = vec![0f32; m * n];
     if m == 0 || n == 0 || k == 0 {
         // An empty sum: the zeros are the answer (and gemm is not asked about degenerate shapes).
-        return Ok(c);
+        return Ok(vec![0f32; m * n]);
     }
-    gemm_f32(&mut c, a, b, m, k, n, trans_a, trans_b);
+    // Not zeroed first: gemm overwrites all of C (a zeroed allocation would be a memset pass).
+    let mut c = Vec::with_capacity(m * n);
+    gemm_f32(
+        &mut c.spare_capacity_mut()[..m * n],
+        a,
+        b,
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+    );
+    // SAFETY: gemm_f32 wrote all m * n elements (see there).
+    unsafe { c.set_len(m * n) };
     Ok(c)
 }
 
-/// The one unsafe call: c [M, N] = op(a) op(b), overwriting c.
+/// The one unsafe call: c [M, N] = op(a) op(b), writing every element of c.
 #[allow(clippy::too_many_arguments)]
 fn gemm_f32(
-    c: &mut [f32],
+    c: &mut [std::mem::MaybeUninit<f32>],
     a: &[f32],
     b: &[f32],
     m: usize,
@@ -68,13 +80,14 @@ fn gemm_f32(
     // is (m-1)*k + (k-1) = m*k - 1 in both layouts (< a.len(), checked by the caller `matmul`);
     // likewise op(B) reaches at most k*n - 1 < b.len() and C at most m*n - 1 < c.len(). `c` is a
     // unique borrow, so it aliases neither input, and no dimension is zero. With read_dst = false
-    // gemm overwrites C (alpha is then unused) with beta * op(A) op(B) = op(A) op(B).
+    // gemm overwrites C (alpha is then unused) with beta * op(A) op(B) = op(A) op(B), never reading
+    // it, so C may be uninitialised.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c.as_mut_ptr().cast::<f32>(),
             dst_cs,
             dst_rs,
             false,

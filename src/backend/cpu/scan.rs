@@ -261,9 +261,9 @@ impl Kernel for ForwardTask<'_> {
                 let mut acc = lanes(|l| dg[l] * ut[l]);
                 for (((hn, an), &bn), &cn) in h.iter_mut().zip(&a).zip(bt).zip(ct) {
                     let hv = *hn;
-                    *hn = lanes(|l| simd::exp(dt[l] * an[l]) * hv[l] + du[l] * bn);
+                    *hn = lanes(|l| simd::exp(dt[l] * an[l]).mul_add(hv[l], du[l] * bn));
                     let (hv, av) = (*hn, acc);
-                    acc = lanes(|l| av[l] + cn * hv[l]);
+                    acc = lanes(|l| cn.mul_add(hv[l], av[l]));
                 }
                 if let Some(z) = x.z {
                     let zt = load(&z[i..], w);
@@ -306,7 +306,9 @@ struct BlockGrads {
 /// ```
 ///
 /// The states h_{t-1}, h_t of a chunk are recomputed from `saved` into a `[SCAN_CHUNK + 1, N]`
-/// buffer of lane values, together with exp(delta A), before the chunk is walked backwards.
+/// buffer of lane values, together with exp(delta A), before the chunk is walked backwards, with
+/// the forward's exact arithmetic (same operation order and fused multiply-adds), so they are the
+/// forward's states bit for bit. Sums use `mul_add`: LLVM never fuses a multiply and an add itself.
 #[allow(clippy::too_many_arguments)]
 pub fn selective_scan_backward(
     dims: ScanDims,
@@ -466,7 +468,7 @@ impl Kernel for BackwardTask<'_> {
                     {
                         *dan = lanes(|l| simd::exp(dt[l] * an[l]));
                         let e = *dan;
-                        *nn = lanes(|l| e[l] * pn[l] + dt[l] * bn * ut[l]);
+                        *nn = lanes(|l| e[l].mul_add(pn[l], dt[l] * ut[l] * bn));
                     }
                 }
                 for s in (0..steps).rev() {
@@ -497,15 +499,16 @@ impl Kernel for BackwardTask<'_> {
                         let (hp, ht, dan) = (&h_prev[n], &h_t[n], &da_s[n]);
                         let (dhn, dan_acc) = (&mut dh[n], &mut da[n]);
                         let (dbn, dcn) = (&mut db_t[n], &mut dc_t[n]);
-                        let dhv = lanes(|l| dhn[l] + gs[l] * cn);
-                        *dcn = lanes(|l| dcn[l] + gs[l] * ht[l]);
-                        sum_y = lanes(|l| sum_y[l] + cn * ht[l]);
+                        let dhv = lanes(|l| gs[l].mul_add(cn, dhn[l]));
+                        *dcn = lanes(|l| gs[l].mul_add(ht[l], dcn[l]));
+                        sum_y = lanes(|l| cn.mul_add(ht[l], sum_y[l]));
                         sum_delta = lanes(|l| {
-                            sum_delta[l] + dhv[l] * (an[l] * dan[l] * hp[l] + bn * ut[l])
+                            dhv[l]
+                                .mul_add((an[l] * dan[l]).mul_add(hp[l], bn * ut[l]), sum_delta[l])
                         });
-                        *dan_acc = lanes(|l| dan_acc[l] + dhv[l] * dt[l] * dan[l] * hp[l]);
-                        *dbn = lanes(|l| dbn[l] + dhv[l] * dt[l] * ut[l]);
-                        sum_u = lanes(|l| sum_u[l] + dhv[l] * bn);
+                        *dan_acc = lanes(|l| (dhv[l] * dt[l] * dan[l]).mul_add(hp[l], dan_acc[l]));
+                        *dbn = lanes(|l| (dhv[l] * dt[l]).mul_add(ut[l], dbn[l]));
+                        sum_u = lanes(|l| dhv[l].mul_add(bn, sum_u[l]));
                         *dhn = lanes(|l| dhv[l] * dan[l]);
                     }
                     let du = lanes(|l| gs[l] * dg[l] + dt[l] * sum_u[l]);
