@@ -8,6 +8,8 @@
 //                       is written by exactly one chunk).
 //   embedding_backward  params {u, d, k0, row0, kn}: idx = plan; src = g [n, d]; dst = grad rows
 //                       [row0 ..] of [v, d], zeroed; this chunk sums plan rows k0 .. k0 + kn.
+//                       A g over the limit runs as chunks of tokens too, each with its own plan
+//                       (positions relative to the chunk) adding to what the earlier ones wrote.
 //                       plan = [rows: u][offsets: u + 1][positions: n], built on the host: the u
 //                       distinct ids in increasing order, and for row k the token positions
 //                       positions[offsets[k] .. offsets[k + 1]] that hold it, in token order.
@@ -43,9 +45,11 @@ fn embedding_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let k = p.c + i / d;
     let j = i % d;
     let positions = 2u * u + 1u;
-    var acc = 0.0;
+    let out = (idx[k] - p.e) * d + j;
+    // Continue from what earlier chunks of tokens added (zero for the first), in token order.
+    var acc = dst[out];
     for (var q = idx[u + k]; q < idx[u + k + 1u]; q++) {
         acc += src[idx[positions + q] * d + j];
     }
-    dst[(idx[k] - p.e) * d + j] = acc;
+    dst[out] = acc;
 }

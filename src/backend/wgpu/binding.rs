@@ -88,9 +88,11 @@ impl WgpuContext {
             .fold(1, |acc, s| acc / gcd(acc, s) * s);
         let per_chunk = (limit / widest) / step * step;
         if per_chunk == 0 {
+            // One row too large, or the fewest rows an aligned chunk can hold.
+            let rows_needed = if widest > limit { 1 } else { step };
             return Err(Error::BindingTooLarge {
                 op,
-                bytes: step.min(rows as u64) * widest,
+                bytes: rows_needed * widest,
                 limit,
             });
         }

@@ -64,8 +64,10 @@ fn plan(ids: &[u32]) -> (Vec<u32>, usize) {
 }
 
 /// ids: [n] on the host (all < v), g: [n, d] -> grad of the table [v, d]; rows no id names are 0.
-/// A grad over the per-binding limit is written a chunk of rows at a time; each launch sums the
-/// plan's rows that fall in its chunk (the plan's rows are sorted, so they are a contiguous run).
+/// Over the per-binding limit, the grad is written a chunk of table rows at a time (each launch
+/// sums the plan's rows in its chunk: the plan's rows are sorted, so they are a contiguous run),
+/// and g is read a chunk of tokens at a time, each chunk's sums added to the earlier ones' in
+/// token order, so the result is the same bit for bit.
 pub fn embedding_backward(
     ctx: &Arc<WgpuContext>,
     ids: &[u32],
@@ -74,27 +76,32 @@ pub fn embedding_backward(
     d: usize,
 ) -> Result<GpuBuffer> {
     let op = "embedding_backward";
-    let (plan, u) = plan(ids);
-    let distinct = &plan[..u];
     let row = d as u64 * 4;
-    let chunks = ctx.row_chunks(op, v, &[row])?;
+    let table_chunks = ctx.row_chunks(op, v, &[row])?;
     let grad = ctx.zeros(v * d * 4)?;
-    let plan_buffer = ctx.upload(bytemuck::cast_slice(&plan))?;
-    for rows in chunks {
-        let k0 = distinct.partition_point(|&id| (id as usize) < rows.start);
-        let k1 = distinct.partition_point(|&id| (id as usize) < rows.end);
-        let params = [u, d, k0, rows.start, k1 - k0].map(|x| x as u32);
-        ctx.launch_bindings(
-            &KERNEL,
-            op,
-            &params,
-            &[
-                Binding::whole(&plan_buffer),
-                Binding::whole(g),
-                Binding::rows(&grad, rows.clone(), v, row),
-            ],
-            ctx.grid(((k1 - k0) * d) as u64, 256),
-        )?;
+    for tokens in ctx.row_chunks(op, ids.len(), &[row])? {
+        let (plan, u) = plan(&ids[tokens.clone()]);
+        let distinct = &plan[..u];
+        let plan_buffer = ctx.upload(bytemuck::cast_slice(&plan))?;
+        for rows in &table_chunks {
+            let k0 = distinct.partition_point(|&id| (id as usize) < rows.start);
+            let k1 = distinct.partition_point(|&id| (id as usize) < rows.end);
+            if k0 == k1 {
+                continue;
+            }
+            let params = [u, d, k0, rows.start, k1 - k0].map(|x| x as u32);
+            ctx.launch_bindings(
+                &KERNEL,
+                op,
+                &params,
+                &[
+                    Binding::whole(&plan_buffer),
+                    Binding::rows(g, tokens.clone(), ids.len(), row),
+                    Binding::rows(&grad, rows.clone(), v, row),
+                ],
+                ctx.grid(((k1 - k0) * d) as u64, 256),
+            )?;
+        }
     }
     Ok(grad)
 }
