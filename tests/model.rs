@@ -14,7 +14,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_close, check_gradients, lavapipe, perturbed_crsm_model};
+use common::{
+    assert_close, check_gradients, lavapipe, lavapipe_with_binding_limits, perturbed_crsm_model,
+};
+use crsm::backend::BindingLimits;
 use crsm::io::{self, HostTensor, TensorMap};
 use crsm::model::{Backbone, CrsmConfig};
 use crsm::{Device, Error, Tensor};
@@ -161,6 +164,43 @@ fn greedy_continuation_matches_hf_on_cpu() {
 fn greedy_continuation_matches_hf_on_lavapipe() {
     let Some(gpu) = lavapipe() else { return };
     greedy_continuation_matches_hf(&gpu);
+}
+
+/// Under a 4352-byte binding limit the fixture's embedding / tied lm_head weight [61, 24] (5856
+/// bytes) no longer fits one binding, so the embedding gather runs per chunk of table rows and the
+/// lm_head matmul per block of vocabulary columns, while every other buffer of the forward (the
+/// largest, in_proj's output [1, 11, 96], is 4224 bytes) still fits: the logits still match HF's
+/// and the cpu's, and greedy decoding still gives HF's tokens.
+#[test]
+fn logits_match_hf_and_cpu_with_the_embedding_and_lm_head_split_across_bindings() {
+    let limits = BindingLimits {
+        max_binding_bytes: 4352,
+        offset_alignment: 16,
+    };
+    let Some(ctx) = lavapipe_with_binding_limits(limits) else {
+        return;
+    };
+    let table_chunks = ctx.row_chunks("embedding", 61, &[24 * 4]).unwrap();
+    assert!(table_chunks.len() > 1, "the table must split: {table_chunks:?}");
+    let gpu = Device::Wgpu(ctx);
+    logits_and_hidden_states_match_hf(&gpu);
+    greedy_continuation_matches_hf(&gpu);
+    let r = Reference::load();
+    let _off = crsm::no_grad();
+    let logits = |device: &Device| {
+        fixture(device)
+            .forward(&ids(&r.ids("prompt_ids"), &[1, 11], device))
+            .unwrap()
+            .to_vec_f32()
+            .unwrap()
+    };
+    assert_close(
+        "split lavapipe logits vs cpu",
+        &logits(&gpu),
+        &logits(&Device::Cpu),
+        0.0,
+        LOGIT_TOL,
+    );
 }
 
 /// After prefilling the prompt, every layer's states equal HF's cache. HF's conv state is

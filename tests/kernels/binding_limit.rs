@@ -163,3 +163,89 @@ fn a_row_over_the_binding_limit_is_binding_too_large() {
         "{e}"
     );
 }
+
+#[test]
+fn elementwise_ops_sums_and_adamw_split_by_elements_match_cpu() {
+    // The adapter's own alignment (16 or 32 bytes on lavapipe, as wgpu reports it), so that
+    // 4-float rows and 1024-float blocks chunk finely.
+    let limits = BindingLimits {
+        max_binding_bytes: 32768,
+        offset_alignment: 16,
+    };
+    let Some(ctx) = lavapipe_with_binding_limits(limits) else {
+        return;
+    };
+    let (rows, cols) = (5000, 4);
+    let n = rows * cols;
+    // 80000-byte tensors split: elementwise chunks of floats, sum's 20 blocks of 1024 floats
+    // (with their 4-byte partials) and sum_columns' 20 blocks of 256 rows (16-byte output rows).
+    assert!(chunks(&ctx, n, &[4]).len() > 1);
+    assert!(chunks(&ctx, 20, &[4096, 4]).len() > 1);
+    assert!(chunks(&ctx, 20, &[4096, 16]).len() > 1);
+    let gpu = Device::Wgpu(ctx);
+    let cpu = Device::Cpu;
+    let x = rand_tensor(11, &[rows, cols], -3.0, 3.0, &cpu);
+    let y = rand_tensor(12, &[rows, cols], -3.0, 3.0, &cpu);
+    let b = rand_tensor(13, &[cols], -3.0, 3.0, &cpu);
+    type Op = fn(&[Tensor]) -> Tensor;
+    let unary: [(&str, Op); 4] = [
+        ("silu", |x| ops::silu(&x[0]).unwrap()),
+        ("softplus", |x| ops::softplus(&x[0]).unwrap()),
+        ("exp", |x| ops::exp(&x[0]).unwrap()),
+        ("scale", |x| ops::scale(&x[0], 0.5).unwrap()),
+    ];
+    for (name, f) in unary {
+        check_parity_on(
+            &gpu,
+            &format!("{name} [5000, 4] in chunks"),
+            std::slice::from_ref(&x),
+            f,
+            1e-5,
+            1e-5,
+        );
+    }
+    check_parity_on(
+        &gpu,
+        "add [5000, 4] + [5000, 4] in chunks",
+        &[x.clone(), y.clone()],
+        |x| ops::add(&x[0], &x[1]).unwrap(),
+        0.0,
+        0.0,
+    );
+    // b's gradient sums 5000 rows (sum_columns in chunks): fp32 rounding of such a sum.
+    check_parity_on(
+        &gpu,
+        "mul [5000, 4] * [4] in chunks",
+        &[x.clone(), b],
+        |x| ops::mul(&x[0], &x[1]).unwrap(),
+        1e-4,
+        2e-3,
+    );
+    check_parity_on(
+        &gpu,
+        "sum [5000, 4] in chunks",
+        std::slice::from_ref(&x),
+        |x| ops::sum(&x[0]).unwrap(),
+        1e-4,
+        1e-2,
+    );
+    let step = ops::AdamWStep {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.1,
+        step: 3,
+        grad_scale: 0.5,
+    };
+    let m = rand_tensor(14, &[rows, cols], -0.1, 0.1, &cpu);
+    let v = rand_tensor(15, &[rows, cols], 0.0, 0.1, &cpu);
+    let run = |d: &Device| {
+        let on = |t: &Tensor| t.to_device(d).unwrap();
+        let s = ops::adamw_step(&on(&x), &on(&y), &on(&m), &on(&v), &step).unwrap();
+        [s.param, s.m, s.v].map(|t| t.to_vec_f32().unwrap())
+    };
+    for (k, (g, c)) in run(&gpu).iter().zip(run(&cpu).iter()).enumerate() {
+        assert_close(&format!("adamw_step output {k} in chunks"), g, c, 1e-5, 1e-6);
+    }
+}

@@ -30,16 +30,19 @@ impl<'a> Binding<'a> {
         }
     }
 
-    /// Rows `rows` of a buffer holding `total` rows of `row_bytes` each; the whole buffer when the
-    /// range covers it (also when it is empty, so a zero-size slice is never bound).
+    /// Rows `rows` of a buffer holding `total` rows of `row_bytes` each, clipped to the buffer's
+    /// end (a last row may be partial, e.g. the last 1024-element block of a sum); the whole
+    /// buffer when the range covers it (also when it is empty, so a zero-size slice is never bound).
     pub fn rows(buffer: &'a GpuBuffer, rows: Range<usize>, total: usize, row_bytes: u64) -> Self {
         if rows.start == 0 && rows.end >= total {
             return Binding::whole(buffer);
         }
+        let offset = rows.start as u64 * row_bytes;
+        let size = (rows.len() as u64 * row_bytes).min(buffer.raw().size().saturating_sub(offset));
         Binding {
             buffer,
-            offset: rows.start as u64 * row_bytes,
-            size: Some(rows.len() as u64 * row_bytes),
+            offset,
+            size: Some(size),
         }
     }
 
