@@ -166,6 +166,13 @@ fn greedy_continuation_matches_hf_on_lavapipe() {
     greedy_continuation_matches_hf(&gpu);
 }
 
+/// A binding limit under the fixture's [61, 24] embedding (5856 bytes) and over everything else
+/// its forward binds, at lavapipe's own offset alignment.
+const SPLIT_TABLE: BindingLimits = BindingLimits {
+    max_binding_bytes: 4352,
+    offset_alignment: 16,
+};
+
 /// Under a 4352-byte binding limit the fixture's embedding / tied lm_head weight [61, 24] (5856
 /// bytes) no longer fits one binding, so the embedding gather runs per chunk of table rows and the
 /// lm_head matmul per block of vocabulary columns, while every other buffer of the forward (the
@@ -173,11 +180,7 @@ fn greedy_continuation_matches_hf_on_lavapipe() {
 /// and the cpu's, and greedy decoding still gives HF's tokens.
 #[test]
 fn logits_match_hf_and_cpu_with_the_embedding_and_lm_head_split_across_bindings() {
-    let limits = BindingLimits {
-        max_binding_bytes: 4352,
-        offset_alignment: 16,
-    };
-    let Some(ctx) = lavapipe_with_binding_limits(limits) else {
+    let Some(ctx) = lavapipe_with_binding_limits(SPLIT_TABLE) else {
         return;
     };
     let table_chunks = ctx.row_chunks("embedding", 61, &[24 * 4]).unwrap();
@@ -201,6 +204,35 @@ fn logits_match_hf_and_cpu_with_the_embedding_and_lm_head_split_across_bindings(
         0.0,
         LOGIT_TOL,
     );
+}
+
+/// Training under the same limit: the loss's gradient for every parameter matches the cpu's, with
+/// the embedding's scatter-add, both lm_head products (dW along the vocabulary, dX summed over
+/// vocabulary blocks) and the tied weight's sum of the two running in chunks.
+#[test]
+fn loss_gradients_match_cpu_with_the_embedding_and_lm_head_split_across_bindings() {
+    let Some(ctx) = lavapipe_with_binding_limits(SPLIT_TABLE) else {
+        return;
+    };
+    let gpu = Device::Wgpu(ctx);
+    let prompt = Reference::load().ids("prompt_ids");
+    let grads = |device: &Device| {
+        let model = fixture(device);
+        let x = ids(&prompt[..10], &[1, 10], device);
+        let targets = ids(&prompt[1..], &[10], device);
+        let logits = model.forward(&x).unwrap().reshape(&[10, 61]).unwrap();
+        let loss = crsm::ops::cross_entropy(&logits, &targets, None).unwrap();
+        let g = loss.backward().unwrap();
+        model
+            .named_parameters()
+            .into_iter()
+            .map(|(name, p)| (name, g.get(p).unwrap().to_vec_f32().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    for ((name, got), (_, want)) in grads(&gpu).iter().zip(grads(&Device::Cpu).iter()) {
+        println!("{name}: max |diff| {:.2e}", max_abs_diff(got, want));
+        assert_close(&format!("d loss / d {name}"), got, want, 1e-3, 1e-5);
+    }
 }
 
 /// After prefilling the prompt, every layer's states equal HF's cache. HF's conv state is

@@ -18,14 +18,15 @@ pub fn sum(ctx: &Arc<WgpuContext>, x: &GpuBuffer, n: usize, square: bool) -> Res
     let groups = n.div_ceil(PER_GROUP).max(1);
     let mut current = ctx.alloc(groups * 4)?;
     let blocks = groups as usize;
-    for part in ctx.row_chunks("sum_partial", blocks, &[PER_GROUP * 4, 4])? {
+    let block_bytes = PER_GROUP.min(n) * 4;
+    for part in ctx.row_chunks("sum_partial", blocks, &[block_bytes, 4])? {
         let len = (part.end * PER_GROUP as usize).min(elements) - part.start * PER_GROUP as usize;
         ctx.launch_bindings(
             &KERNEL,
             "sum_partial",
             &[len as u32, square as u32, 0],
             &[
-                Binding::rows(x, part.clone(), blocks, PER_GROUP * 4),
+                Binding::rows(x, part.clone(), blocks, block_bytes),
                 Binding::rows(&current, part.clone(), blocks, 4),
             ],
             ctx.grid(part.len() as u64, 1),
@@ -67,7 +68,8 @@ pub fn sum_columns(
         let input = current.as_ref().unwrap_or(x);
         // Over the per-binding limit, chunks of output rows, each reading its blocks of input rows.
         let blocks = out_rows as usize;
-        let block_bytes = ROWS_PER_PASS * cols64 * 4;
+        // A lone block holds only the rows there are.
+        let block_bytes = ROWS_PER_PASS.min(rows) * cols64 * 4;
         for part in ctx.row_chunks("sum_columns", blocks, &[block_bytes, cols64 * 4])? {
             let in_rows = (part.end as u64 * ROWS_PER_PASS).min(rows) - part.start as u64 * ROWS_PER_PASS;
             let params = [in_rows as u32, cols as u32, ROWS_PER_PASS as u32];
