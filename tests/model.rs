@@ -184,7 +184,10 @@ fn logits_match_hf_and_cpu_with_the_embedding_and_lm_head_split_across_bindings(
         return;
     };
     let table_chunks = ctx.row_chunks("embedding", 61, &[24 * 4]).unwrap();
-    assert!(table_chunks.len() > 1, "the table must split: {table_chunks:?}");
+    assert!(
+        table_chunks.len() > 1,
+        "the table must split: {table_chunks:?}"
+    );
     let gpu = Device::Wgpu(ctx);
     logits_and_hidden_states_match_hf(&gpu);
     greedy_continuation_matches_hf(&gpu);

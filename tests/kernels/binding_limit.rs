@@ -53,7 +53,11 @@ fn embedding_split_by_table_rows_and_tokens_matches_cpu_with_ids_in_every_chunk(
     let (v, d, n) = (400, 24, 300);
     assert_eq!(chunks(&ctx, v, &[96]).len(), 3, "the table must split");
     assert_eq!(chunks(&ctx, n, &[4, 96]).len(), 3, "the tokens must split");
-    assert_eq!(chunks(&ctx, n, &[96]).len(), 2, "the backward's g must split");
+    assert_eq!(
+        chunks(&ctx, n, &[96]).len(),
+        2,
+        "the backward's g must split"
+    );
     // Ids at both edges of every chunk of table rows (0..168, 168..336, 336..400), then spread
     // over all rows with repeats.
     let mut ids: Vec<u32> = vec![0, 167, 168, 335, 336, 399, 399, 0];
@@ -246,6 +250,12 @@ fn elementwise_ops_sums_and_adamw_split_by_elements_match_cpu() {
         [s.param, s.m, s.v].map(|t| t.to_vec_f32().unwrap())
     };
     for (k, (g, c)) in run(&gpu).iter().zip(run(&cpu).iter()).enumerate() {
-        assert_close(&format!("adamw_step output {k} in chunks"), g, c, 1e-5, 1e-6);
+        assert_close(
+            &format!("adamw_step output {k} in chunks"),
+            g,
+            c,
+            1e-5,
+            1e-6,
+        );
     }
 }

@@ -83,7 +83,10 @@ impl WgpuContext {
 
     /// `open`, with kernels held to `binding` where it is tighter than the adapter (the device
     /// itself keeps the adapter's limits).
-    pub fn open_with_binding_limits(kind: AdapterKind, binding: BindingLimits) -> Result<Arc<Self>> {
+    pub fn open_with_binding_limits(
+        kind: AdapterKind,
+        binding: BindingLimits,
+    ) -> Result<Arc<Self>> {
         if !binding.offset_alignment.is_power_of_two() || binding.max_binding_bytes < 4 {
             return Err(Error::InvalidArgument {
                 op: "WgpuContext::open_with_binding_limits",
@@ -135,8 +138,9 @@ impl WgpuContext {
         .map_err(|e| Error::Gpu(format!("request_device on {}: {e}", info.name)))?;
         let mut limits = limits;
         if let Some(b) = binding {
-            limits.max_storage_buffer_binding_size =
-                limits.max_storage_buffer_binding_size.min(b.max_binding_bytes);
+            limits.max_storage_buffer_binding_size = limits
+                .max_storage_buffer_binding_size
+                .min(b.max_binding_bytes);
             limits.min_storage_buffer_offset_alignment = limits
                 .min_storage_buffer_offset_alignment
                 .max(b.offset_alignment);

@@ -71,7 +71,8 @@ pub fn sum_columns(
         // A lone block holds only the rows there are.
         let block_bytes = ROWS_PER_PASS.min(rows) * cols64 * 4;
         for part in ctx.row_chunks("sum_columns", blocks, &[block_bytes, cols64 * 4])? {
-            let in_rows = (part.end as u64 * ROWS_PER_PASS).min(rows) - part.start as u64 * ROWS_PER_PASS;
+            let in_rows =
+                (part.end as u64 * ROWS_PER_PASS).min(rows) - part.start as u64 * ROWS_PER_PASS;
             let params = [in_rows as u32, cols as u32, ROWS_PER_PASS as u32];
             ctx.launch_bindings(
                 &KERNEL,
