@@ -82,7 +82,7 @@ impl WgpuContext {
         let align = self.limits().min_storage_buffer_offset_alignment as u64;
         let widest = row_bytes.iter().copied().max().unwrap_or(0);
         if widest == 0 || rows as u64 * widest <= limit {
-            return Ok(vec![0..rows]);
+            return Ok(std::iter::once(0..rows).collect());
         }
         let step = row_bytes
             .iter()
