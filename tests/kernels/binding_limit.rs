@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::common::*;
+use crsm::backend::wgpu::Binding;
 use crsm::backend::{BindingLimits, WgpuContext};
 use crsm::{Device, Error, Tensor, ops};
 
@@ -256,6 +257,40 @@ fn elementwise_ops_sums_and_adamw_split_by_elements_match_cpu() {
             c,
             1e-5,
             1e-6,
+        );
+    }
+}
+
+#[test]
+fn a_misaligned_or_overrunning_slice_is_refused_naming_the_entry() {
+    let Some(ctx) = small_binding_context() else {
+        return;
+    };
+    let x = ctx.zeros(4096).unwrap();
+    let out = ctx.zeros(4096).unwrap();
+    let scale = crsm::kernel!("unary");
+    let slices = [
+        (4, 64),     // not a multiple of the 256-byte alignment
+        (3840, 512), // past the buffer's end
+    ];
+    for (offset, size) in slices {
+        let bad = Binding {
+            buffer: &x,
+            offset,
+            size: Some(size),
+        };
+        let e = ctx
+            .launch_bindings(
+                &scale,
+                "scale",
+                &[16, 0],
+                &[bad, Binding::whole(&out)],
+                [1, 1, 1],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidArgument { op: "scale", .. }),
+            "offset {offset}: {e}"
         );
     }
 }

@@ -49,7 +49,7 @@ impl<'a> Binding<'a> {
     /// The bytes the shader sees.
     pub fn bound_bytes(&self) -> u64 {
         self.size
-            .unwrap_or_else(|| self.buffer.raw().size() - self.offset)
+            .unwrap_or_else(|| self.buffer.raw().size().saturating_sub(self.offset))
     }
 }
 
