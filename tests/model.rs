@@ -238,6 +238,29 @@ fn loss_gradients_match_cpu_with_the_embedding_and_lm_head_split_across_bindings
     }
 }
 
+/// At lavapipe's real limits (128 MiB a binding): a one-layer model with mamba-130m's width and
+/// vocabulary, whose [50280, 768] embedding / tied lm_head (147 MiB) takes two chunks, gives the
+/// cpu's logits for a short prompt (a sum of 768 products per logit, hence LOGIT_TOL's 1e-4).
+#[test]
+fn a_mamba_130m_vocabulary_runs_on_lavapipe_and_matches_the_cpu() {
+    let Some(gpu) = lavapipe() else { return };
+    let (v, d) = (50280, 768);
+    if let Device::Wgpu(ctx) = &gpu {
+        let chunks = ctx.row_chunks("embedding", v, &[d as u64 * 4]).unwrap();
+        assert_eq!(chunks.len(), 2, "lavapipe's 128 MiB limit splits the table");
+    }
+    let _off = crsm::no_grad();
+    let logits = |device: &Device| {
+        let model = Backbone::init(CrsmConfig::new(v, d, 1), 7, device).unwrap();
+        // Ids in both chunks (rows 0..43690 and 43690..50280 of 3072 bytes each).
+        let prompt = ids(&[0, 49999, 50279, 25140], &[1, 4], device);
+        model.forward(&prompt).unwrap().to_vec_f32().unwrap()
+    };
+    let (got, want) = (logits(&gpu), logits(&Device::Cpu));
+    println!("max |diff| {:.2e}", max_abs_diff(&got, &want));
+    assert_close("logits at vocab 50280", &got, &want, 0.0, LOGIT_TOL);
+}
+
 /// After prefilling the prompt, every layer's states equal HF's cache. HF's conv state is
 /// [E, K], the last K pre-conv inputs, oldest first, *including* the newest; ours is [B, K-1, E]
 /// without HF's oldest column, which HF's own update rolls out before reading
