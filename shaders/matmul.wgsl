@@ -1,7 +1,11 @@
 // Tiled matrix product C = op(A) op(B), op a transpose where the flag says so.
 // A is [M, K] (stored [K, M] when trans_a), B is [K, N] (stored [N, K] when trans_b), C is [M, N];
 // all row-major.
-// Bindings: 0 params {m, k, n, trans_a, trans_b}; 1 a; 2 b; 3 c [m * n].
+// Bindings: 0 params {m, k, n, trans_a, trans_b, lda, ldb, ldc, a_off, b_off, c_off, accumulate};
+// 1 a; 2 b; 3 c. m, k, n are this launch's block; the strides (ld*, elements per stored row) and
+// element offsets place it in the bound slices, so a product over the per-binding limit can run
+// as blocks of rows of each operand (src/backend/wgpu/matmul.rs). With accumulate, the block is
+// added to what c holds (the blocks of K after the first).
 // Dispatch: workgroups of 8x8 threads, each workgroup one 64x64 tile of C and each thread an 8x8
 // block of it (register blocking, as in burn's tiling2d and llama.cpp's Vulkan mul_mm). Grid:
 // [ceil(n / 64), min(tiles_m, 65535), ceil(tiles_m / 65535)] with tiles_m = ceil(m / 64): the row
@@ -15,7 +19,10 @@
 // On lavapipe (256x256x256) this measured 1.3 GFLOP/s against 0.8 for 16x16 threads of 4x4 blocks
 // and 0.2 for one output per thread without tiles.
 
-struct Params { m: u32, k: u32, n: u32, trans_a: u32, trans_b: u32 }
+struct Params {
+    m: u32, k: u32, n: u32, trans_a: u32, trans_b: u32,
+    lda: u32, ldb: u32, ldc: u32, a_off: u32, b_off: u32, c_off: u32, accumulate: u32,
+}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -35,25 +42,30 @@ var<workgroup> tile_b: array<vec4<f32>, 256>;
 // op(A)[row, kk], zero outside the matrix.
 fn load_a(row: u32, kk: u32) -> f32 {
     if (row >= p.m || kk >= p.k) { return 0.0; }
-    if (p.trans_a != 0u) { return a[kk * p.m + row]; }
-    return a[row * p.k + kk];
+    if (p.trans_a != 0u) { return a[p.a_off + kk * p.lda + row]; }
+    return a[p.a_off + row * p.lda + kk];
 }
 
 // op(B)[kk, col], zero outside the matrix.
 fn load_b(kk: u32, col: u32) -> f32 {
     if (kk >= p.k || col >= p.n) { return 0.0; }
-    if (p.trans_b != 0u) { return b[col * p.k + kk]; }
-    return b[kk * p.n + col];
+    if (p.trans_b != 0u) { return b[p.b_off + col * p.ldb + kk]; }
+    return b[p.b_off + kk * p.ldb + col];
+}
+
+// One value of C, or added to it when accumulating.
+fn store(i: u32, v: f32) {
+    if (p.accumulate != 0u) { c[i] += v; } else { c[i] = v; }
 }
 
 // Up to four values of one row of C, starting at `col`, clipped to the matrix.
 fn store_row(row: u32, col: u32, v: vec4<f32>) {
     if (row >= p.m) { return; }
-    let base = row * p.n + col;
-    if (col < p.n) { c[base] = v.x; }
-    if (col + 1u < p.n) { c[base + 1u] = v.y; }
-    if (col + 2u < p.n) { c[base + 2u] = v.z; }
-    if (col + 3u < p.n) { c[base + 3u] = v.w; }
+    let base = p.c_off + row * p.ldc + col;
+    if (col < p.n) { store(base, v.x); }
+    if (col + 1u < p.n) { store(base + 1u, v.y); }
+    if (col + 2u < p.n) { store(base + 2u, v.z); }
+    if (col + 3u < p.n) { store(base + 3u, v.w); }
 }
 
 // acc + a b^T for a 4x4 block: entry [i] of the result is row i of C's block.

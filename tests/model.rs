@@ -14,7 +14,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_close, check_gradients, lavapipe, perturbed_crsm_model};
+use common::{
+    assert_close, check_gradients, lavapipe, lavapipe_with_binding_limits, perturbed_crsm_model,
+};
+use crsm::backend::BindingLimits;
 use crsm::io::{self, HostTensor, TensorMap};
 use crsm::model::{Backbone, CrsmConfig};
 use crsm::{Device, Error, Tensor};
@@ -161,6 +164,101 @@ fn greedy_continuation_matches_hf_on_cpu() {
 fn greedy_continuation_matches_hf_on_lavapipe() {
     let Some(gpu) = lavapipe() else { return };
     greedy_continuation_matches_hf(&gpu);
+}
+
+/// A binding limit under the fixture's [61, 24] embedding (5856 bytes) and over everything else
+/// its forward binds, at lavapipe's own offset alignment.
+const SPLIT_TABLE: BindingLimits = BindingLimits {
+    max_binding_bytes: 4352,
+    offset_alignment: 16,
+};
+
+/// Under a 4352-byte binding limit the fixture's embedding / tied lm_head weight [61, 24] (5856
+/// bytes) no longer fits one binding, so the embedding gather runs per chunk of table rows and the
+/// lm_head matmul per block of vocabulary columns, while every other buffer of the forward (the
+/// largest, in_proj's output [1, 11, 96], is 4224 bytes) still fits: the logits still match HF's
+/// and the cpu's, and greedy decoding still gives HF's tokens.
+#[test]
+fn logits_match_hf_and_cpu_with_the_embedding_and_lm_head_split_across_bindings() {
+    let Some(ctx) = lavapipe_with_binding_limits(SPLIT_TABLE) else {
+        return;
+    };
+    let table_chunks = ctx.row_chunks("embedding", 61, &[24 * 4]).unwrap();
+    assert!(
+        table_chunks.len() > 1,
+        "the table must split: {table_chunks:?}"
+    );
+    let gpu = Device::Wgpu(ctx);
+    logits_and_hidden_states_match_hf(&gpu);
+    greedy_continuation_matches_hf(&gpu);
+    let r = Reference::load();
+    let _off = crsm::no_grad();
+    let logits = |device: &Device| {
+        fixture(device)
+            .forward(&ids(&r.ids("prompt_ids"), &[1, 11], device))
+            .unwrap()
+            .to_vec_f32()
+            .unwrap()
+    };
+    assert_close(
+        "split lavapipe logits vs cpu",
+        &logits(&gpu),
+        &logits(&Device::Cpu),
+        0.0,
+        LOGIT_TOL,
+    );
+}
+
+/// Training under the same limit: the loss's gradient for every parameter matches the cpu's, with
+/// the embedding's scatter-add, both lm_head products (dW along the vocabulary, dX summed over
+/// vocabulary blocks) and the tied weight's sum of the two running in chunks.
+#[test]
+fn loss_gradients_match_cpu_with_the_embedding_and_lm_head_split_across_bindings() {
+    let Some(ctx) = lavapipe_with_binding_limits(SPLIT_TABLE) else {
+        return;
+    };
+    let gpu = Device::Wgpu(ctx);
+    let prompt = Reference::load().ids("prompt_ids");
+    let grads = |device: &Device| {
+        let model = fixture(device);
+        let x = ids(&prompt[..10], &[1, 10], device);
+        let targets = ids(&prompt[1..], &[10], device);
+        let logits = model.forward(&x).unwrap().reshape(&[10, 61]).unwrap();
+        let loss = crsm::ops::cross_entropy(&logits, &targets, None).unwrap();
+        let g = loss.backward().unwrap();
+        model
+            .named_parameters()
+            .into_iter()
+            .map(|(name, p)| (name, g.get(p).unwrap().to_vec_f32().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    for ((name, got), (_, want)) in grads(&gpu).iter().zip(grads(&Device::Cpu).iter()) {
+        println!("{name}: max |diff| {:.2e}", max_abs_diff(got, want));
+        assert_close(&format!("d loss / d {name}"), got, want, 1e-3, 1e-5);
+    }
+}
+
+/// At lavapipe's real limits (128 MiB a binding): a one-layer model with mamba-130m's width and
+/// vocabulary, whose [50280, 768] embedding / tied lm_head (147 MiB) takes two chunks, gives the
+/// cpu's logits for a short prompt (a sum of 768 products per logit, hence LOGIT_TOL's 1e-4).
+#[test]
+fn a_mamba_130m_vocabulary_runs_on_lavapipe_and_matches_the_cpu() {
+    let Some(gpu) = lavapipe() else { return };
+    let (v, d) = (50280, 768);
+    if let Device::Wgpu(ctx) = &gpu {
+        let chunks = ctx.row_chunks("embedding", v, &[d as u64 * 4]).unwrap();
+        assert_eq!(chunks.len(), 2, "lavapipe's 128 MiB limit splits the table");
+    }
+    let _off = crsm::no_grad();
+    let logits = |device: &Device| {
+        let model = Backbone::init(CrsmConfig::new(v, d, 1), 7, device).unwrap();
+        // Ids in both chunks (rows 0..43690 and 43690..50280 of 3072 bytes each).
+        let prompt = ids(&[0, 49999, 50279, 25140], &[1, 4], device);
+        model.forward(&prompt).unwrap().to_vec_f32().unwrap()
+    };
+    let (got, want) = (logits(&gpu), logits(&Device::Cpu));
+    println!("max |diff| {:.2e}", max_abs_diff(&got, &want));
+    assert_close("logits at vocab 50280", &got, &want, 0.0, LOGIT_TOL);
 }
 
 /// After prefilling the prompt, every layer's states equal HF's cache. HF's conv state is

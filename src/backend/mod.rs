@@ -8,7 +8,7 @@ pub mod wgpu;
 use std::str::FromStr;
 use std::sync::Arc;
 
-pub use self::wgpu::{AdapterKind, MemoryStats, WgpuContext};
+pub use self::wgpu::{AdapterKind, BindingLimits, MemoryStats, WgpuContext};
 use crate::error::{Error, Result};
 
 /// Where tensors live and kernels run.

@@ -78,7 +78,8 @@ pub struct ScanOutput {
 /// softplus and the dt bias. N is at most `SCAN_MAX_STATE`.
 ///
 /// On wgpu every binding must fit `max_storage_buffer_binding_size` (128 MiB on lavapipe); a larger
-/// scan returns `Error::BindingTooLarge` (the batch is not split into slices: split it yourself).
+/// scan returns `Error::BindingTooLarge` (unlike the vocabulary-sized ops, the scan does not split
+/// its batch into chunks that fit: split it yourself).
 #[allow(clippy::too_many_arguments)]
 pub fn selective_scan(
     u: &Tensor,

@@ -1,11 +1,21 @@
 //! Shared helpers for kernel tests: the lavapipe device, deterministic random data, the one
 //! comparison helper, and the finite-difference gradient check.
 
+use std::sync::Arc;
+
+use crsm::backend::{AdapterKind, BindingLimits, WgpuContext};
 use crsm::{Device, Tensor};
 
 #[path = "../support/lavapipe.rs"]
 mod lavapipe_device;
 pub use lavapipe_device::lavapipe;
+
+/// A fresh lavapipe context whose kernels are held to `limits` (see `BindingLimits`), so tiny
+/// tensors take the chunked launches; None (or a panic under `CI=true`) as `lavapipe`.
+pub fn lavapipe_with_binding_limits(limits: BindingLimits) -> Option<Arc<WgpuContext>> {
+    lavapipe()?;
+    Some(WgpuContext::open_with_binding_limits(AdapterKind::Software, limits).unwrap())
+}
 
 /// Deterministic uniform values in [lo, hi) (splitmix64), so failures reproduce.
 pub fn rand_vec(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
@@ -135,6 +145,18 @@ pub fn check_parity(
     atol: f32,
 ) {
     let Some(gpu) = lavapipe() else { return };
+    check_parity_on(&gpu, what, inputs, f, rtol, atol)
+}
+
+/// `check_parity` against a given wgpu device.
+pub fn check_parity_on(
+    gpu: &Device,
+    what: &str,
+    inputs: &[Tensor],
+    f: impl Fn(&[Tensor]) -> Tensor,
+    rtol: f32,
+    atol: f32,
+) {
     let run = |xs: Vec<Tensor>| {
         let vars: Vec<Tensor> = xs
             .iter()
@@ -161,7 +183,7 @@ pub fn check_parity(
         (out.to_vec_f32().unwrap(), gs)
     };
     let (cpu_out, cpu_grads) = run(inputs.to_vec());
-    let (gpu_out, gpu_grads) = run(inputs.iter().map(|t| t.to_device(&gpu).unwrap()).collect());
+    let (gpu_out, gpu_grads) = run(inputs.iter().map(|t| t.to_device(gpu).unwrap()).collect());
     assert_close(
         &format!("{what}: forward wgpu vs cpu"),
         &gpu_out,

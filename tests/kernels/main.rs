@@ -4,6 +4,7 @@
 mod common;
 
 mod adamw;
+mod binding_limit;
 mod conv1d;
 mod cross_entropy;
 mod device;

@@ -1,8 +1,10 @@
-//! Launcher for `shaders/adamw.wgsl`: the fused AdamW update, three fresh outputs.
+//! Launcher for `shaders/adamw.wgsl`: the fused AdamW update, three fresh outputs. Elementwise,
+//! so a parameter over the per-binding limit (a big vocabulary's embedding) runs as chunks of
+//! elements.
 
 use std::sync::Arc;
 
-use super::{GpuBuffer, Kernel, WgpuContext};
+use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 use crate::ops::{AdamWFactors, AdamWStep};
 
@@ -22,7 +24,7 @@ pub fn adamw_step(
         ctx.alloc(n as u64 * 4)?,
         ctx.alloc(n as u64 * 4)?,
     ];
-    let params = [
+    let mut params = [
         n as u32,
         s.beta1.to_bits(),
         s.beta2.to_bits(),
@@ -32,12 +34,24 @@ pub fn adamw_step(
         f.step_size.to_bits(),
         f.bias_correction2_sqrt.to_bits(),
     ];
-    ctx.launch(
-        &KERNEL,
-        "adamw_step",
-        &params,
-        &[param, grad, m, v, &out[0], &out[1], &out[2]],
-        ctx.grid(n as u64, 256),
-    )?;
+    for part in ctx.row_chunks("adamw_step", n, &[4])? {
+        let bind = |b| Binding::rows(b, part.clone(), n, 4);
+        params[0] = part.len() as u32;
+        ctx.launch_bindings(
+            &KERNEL,
+            "adamw_step",
+            &params,
+            &[
+                bind(param),
+                bind(grad),
+                bind(m),
+                bind(v),
+                bind(&out[0]),
+                bind(&out[1]),
+                bind(&out[2]),
+            ],
+            ctx.grid(part.len() as u64, 256),
+        )?;
+    }
     Ok(out)
 }

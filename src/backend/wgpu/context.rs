@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
+use super::binding::Binding;
 use super::pool::{GpuBuffer, MemoryStats, Pool, PoolLock, SharedPool, padded};
 use crate::error::{Error, Result};
 
@@ -47,6 +48,17 @@ pub enum AdapterKind {
     Software,
 }
 
+/// Tighter binding limits than the adapter's, so tests can make tiny tensors take the chunked
+/// launches (see `binding.rs`) that only tables over 128 MiB take on lavapipe.
+#[derive(Clone, Copy, Debug)]
+pub struct BindingLimits {
+    /// Bytes one storage binding may span (lowers `max_storage_buffer_binding_size`).
+    pub max_binding_bytes: u64,
+    /// A power of two that chunk offsets must be multiples of (raises
+    /// `min_storage_buffer_offset_alignment`).
+    pub offset_alignment: u32,
+}
+
 /// Submit the pending encoder after this many kernels even if nothing is read, to bound its size.
 const MAX_PENDING_KERNELS: usize = 512;
 
@@ -68,6 +80,27 @@ pub struct WgpuContext {
 
 impl WgpuContext {
     pub fn open(kind: AdapterKind) -> Result<Arc<Self>> {
+        Self::open_with(kind, None)
+    }
+
+    /// `open`, with kernels held to `binding` where it is tighter than the adapter (the device
+    /// itself keeps the adapter's limits).
+    pub fn open_with_binding_limits(
+        kind: AdapterKind,
+        binding: BindingLimits,
+    ) -> Result<Arc<Self>> {
+        if !binding.offset_alignment.is_power_of_two() || binding.max_binding_bytes < 4 {
+            return Err(Error::InvalidArgument {
+                op: "WgpuContext::open_with_binding_limits",
+                detail: format!(
+                    "{binding:?}: the alignment must be a power of two and the limit at least 4 bytes"
+                ),
+            });
+        }
+        Self::open_with(kind, Some(binding))
+    }
+
+    fn open_with(kind: AdapterKind, binding: Option<BindingLimits>) -> Result<Arc<Self>> {
         let adapters = all_adapters();
         let is_software = |a: &wgpu::Adapter| a.get_info().device_type == wgpu::DeviceType::Cpu;
         let wanted = match kind {
@@ -113,6 +146,15 @@ impl WgpuContext {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::Gpu(format!("request_device on {}: {e}", info.name)))?;
+        let mut limits = limits;
+        if let Some(b) = binding {
+            limits.max_storage_buffer_binding_size = limits
+                .max_storage_buffer_binding_size
+                .min(b.max_binding_bytes);
+            limits.min_storage_buffer_offset_alignment = limits
+                .min_storage_buffer_offset_alignment
+                .max(b.offset_alignment);
+        }
         // Validation errors would otherwise panic inside wgpu; keep them and return them as errors.
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();
@@ -425,13 +467,39 @@ impl WgpuContext {
         buffers: &[&GpuBuffer],
         groups: [u32; 3],
     ) -> Result<()> {
+        let bindings: Vec<Binding> = buffers.iter().map(|&b| Binding::whole(b)).collect();
+        self.launch_bindings(kernel, entry, params, &bindings, groups)
+    }
+
+    /// `launch` with each storage binding a whole buffer or a slice of one (see `binding.rs`).
+    /// A binding over the per-binding limit is `Error::BindingTooLarge` naming the entry point.
+    pub fn launch_bindings(
+        &self,
+        kernel: &Kernel,
+        entry: &'static str,
+        params: &[u32],
+        bindings: &[Binding],
+        groups: [u32; 3],
+    ) -> Result<()> {
         let limit = self.limits.max_storage_buffer_binding_size;
-        for b in buffers {
-            if b.raw().size() > limit {
+        let align = self.limits.min_storage_buffer_offset_alignment as u64;
+        for b in bindings {
+            let bytes = b.bound_bytes();
+            if bytes > limit {
                 return Err(Error::BindingTooLarge {
                     op: entry,
-                    bytes: b.raw().size(),
+                    bytes,
                     limit,
+                });
+            }
+            if b.offset % align != 0 || b.offset + bytes > b.buffer.raw().size() || bytes == 0 {
+                return Err(Error::InvalidArgument {
+                    op: entry,
+                    detail: format!(
+                        "binding of {bytes} bytes at offset {} in a buffer of {} (offsets must be multiples of {align})",
+                        b.offset,
+                        b.buffer.raw().size()
+                    ),
                 });
             }
         }
@@ -462,10 +530,14 @@ impl WgpuContext {
             binding: 0,
             resource: uniform.as_entire_binding(),
         }];
-        for (i, b) in buffers.iter().enumerate() {
+        for (i, b) in bindings.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
                 binding: 1 + i as u32,
-                resource: b.raw().as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b.buffer.raw(),
+                    offset: b.offset,
+                    size: b.size.and_then(wgpu::BufferSize::new),
+                }),
             });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -1,8 +1,10 @@
 //! Launchers for `shaders/cross_entropy.wgsl` (row-wise log-softmax and the fused cross-entropy).
+//! Every entry works row by row, so [rows, v] buffers over the per-binding limit (the logits of a
+//! big vocabulary) run as chunks of rows (`WgpuContext::row_chunks`), each a launch of its own.
 
 use std::sync::Arc;
 
-use super::{GpuBuffer, Kernel, WgpuContext};
+use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
 const KERNEL: Kernel = crate::kernel!("cross_entropy");
@@ -18,6 +20,40 @@ fn params(rows: usize, v: usize, ignore_index: Option<u32>, inv_count: f32) -> [
     ]
 }
 
+/// One buffer of an entry point: sliced by rows with this many bytes per row, or bound whole.
+type Arg<'a> = (&'a GpuBuffer, Option<u64>);
+
+/// Launches `entry` over `rows` rows (one workgroup each), in chunks of rows whose slices of the
+/// sliced buffers fit the per-binding limit.
+fn launch_rows(
+    ctx: &Arc<WgpuContext>,
+    entry: &'static str,
+    rows: usize,
+    v: usize,
+    ignore_index: Option<u32>,
+    inv_count: f32,
+    args: &[Arg],
+) -> Result<()> {
+    let row_bytes: Vec<u64> = args.iter().filter_map(|a| a.1).collect();
+    for chunk in ctx.row_chunks(entry, rows, &row_bytes)? {
+        let bindings: Vec<Binding> = args
+            .iter()
+            .map(|&(buffer, row)| match row {
+                Some(bytes) => Binding::rows(buffer, chunk.clone(), rows, bytes),
+                None => Binding::whole(buffer),
+            })
+            .collect();
+        ctx.launch_bindings(
+            &KERNEL,
+            entry,
+            &params(chunk.len(), v, ignore_index, inv_count),
+            &bindings,
+            ctx.grid(chunk.len() as u64, 1),
+        )?;
+    }
+    Ok(())
+}
+
 /// x: [rows, v] -> log_softmax over v; one workgroup per row.
 pub fn log_softmax(
     ctx: &Arc<WgpuContext>,
@@ -26,12 +62,15 @@ pub fn log_softmax(
     v: usize,
 ) -> Result<GpuBuffer> {
     let y = ctx.alloc((rows * v) as u64 * 4)?;
-    ctx.launch(
-        &KERNEL,
+    let row = v as u64 * 4;
+    launch_rows(
+        ctx,
         "log_softmax",
-        &params(rows, v, None, 0.0),
-        &[x, &y],
-        ctx.grid(rows as u64, 1),
+        rows,
+        v,
+        None,
+        0.0,
+        &[(x, Some(row)), (&y, Some(row))],
     )?;
     Ok(y)
 }
@@ -45,12 +84,15 @@ pub fn log_softmax_backward(
     v: usize,
 ) -> Result<GpuBuffer> {
     let dx = ctx.alloc((rows * v) as u64 * 4)?;
-    ctx.launch(
-        &KERNEL,
+    let row = v as u64 * 4;
+    launch_rows(
+        ctx,
         "log_softmax_backward",
-        &params(rows, v, None, 0.0),
-        &[x, g, &dx],
-        ctx.grid(rows as u64, 1),
+        rows,
+        v,
+        None,
+        0.0,
+        &[(x, Some(row)), (g, Some(row)), (&dx, Some(row))],
     )?;
     Ok(dx)
 }
@@ -68,13 +110,18 @@ pub fn cross_entropy(
 ) -> Result<GpuBuffer> {
     let inv_count = if count == 0 { 0.0 } else { 1.0 / count as f32 };
     let row_loss = ctx.alloc(rows as u64 * 4)?;
-    let p = params(rows, v, ignore_index, inv_count);
-    ctx.launch(
-        &KERNEL,
+    launch_rows(
+        ctx,
         "cross_entropy_rows",
-        &p,
-        &[logits, targets, &row_loss],
-        ctx.grid(rows as u64, 1),
+        rows,
+        v,
+        ignore_index,
+        inv_count,
+        &[
+            (logits, Some(v as u64 * 4)),
+            (targets, Some(4)),
+            (&row_loss, Some(4)),
+        ],
     )?;
     super::reduce::sum(ctx, &row_loss, rows, false)
 }
@@ -94,13 +141,20 @@ pub fn cross_entropy_backward(
 ) -> Result<GpuBuffer> {
     let inv_count = if count == 0 { 0.0 } else { 1.0 / count as f32 };
     let dlogits = ctx.alloc((rows * v) as u64 * 4)?;
-    let p = params(rows, v, ignore_index, inv_count);
-    ctx.launch(
-        &KERNEL,
+    let row = v as u64 * 4;
+    launch_rows(
+        ctx,
         "cross_entropy_backward",
-        &p,
-        &[logits, targets, g, &dlogits],
-        ctx.grid(rows as u64, 1),
+        rows,
+        v,
+        ignore_index,
+        inv_count,
+        &[
+            (logits, Some(row)),
+            (targets, Some(4)),
+            (g, None),
+            (&dlogits, Some(row)),
+        ],
     )?;
     Ok(dlogits)
 }

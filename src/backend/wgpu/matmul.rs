@@ -1,14 +1,23 @@
 //! Launcher for `shaders/matmul.wgsl`: C [M, N] = op(A) op(B), 64x64 tiles of C per workgroup.
+//!
+//! Operands over the per-binding limit (the [V, D] lm_head weight of a big vocabulary, [T, V]
+//! logits and their gradient) are bound as blocks of their stored rows: A along M (along K when
+//! stored transposed), B along K (along N when stored transposed), C along M. Each axis is split
+//! by `WgpuContext::row_chunks` for the operands stored along it, and every (M, N, K) block is one
+//! launch; the blocks of K after the first add into C.
 
+use std::ops::Range;
 use std::sync::Arc;
 
-use super::{GpuBuffer, Kernel, WgpuContext};
+use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::{Error, Result};
 
 const KERNEL: Kernel = crate::kernel!("matmul");
 
 /// Rows and columns of C one workgroup computes (TILE in the shader).
 const TILE: u64 = 64;
+
+const F32: u64 = 4;
 
 /// `a` holds op(A) [M, K] (stored [K, M] when `trans_a`), `b` holds op(B) [K, N] (stored [N, K]
 /// when `trans_b`); returns C [M, N]. Every element of C is written, also when K is zero.
@@ -23,11 +32,74 @@ pub fn matmul(
     trans_a: bool,
     trans_b: bool,
 ) -> Result<GpuBuffer> {
-    let out = ctx.alloc((m * n) as u64 * 4)?;
+    let op = "matmul";
+    let out = ctx.alloc((m * n) as u64 * F32)?;
     if m == 0 || n == 0 {
         return Ok(out);
     }
-    // Column tiles on x, row tiles folded over y and z past the per-dimension limit.
+    // Bytes per stored row of each operand sliced along each axis.
+    let (a_row, b_row, c_row) = (
+        if trans_a { m } else { k } as u64 * F32,
+        if trans_b { k } else { n } as u64 * F32,
+        n as u64 * F32,
+    );
+    let along_m: Vec<u64> = [Some(c_row), (!trans_a).then_some(a_row)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let along_n: Vec<u64> = trans_b.then_some(b_row).into_iter().collect();
+    let along_k: Vec<u64> = [trans_a.then_some(a_row), (!trans_b).then_some(b_row)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let m_chunks = ctx.row_chunks(op, m, &along_m)?;
+    let n_chunks = ctx.row_chunks(op, n, &along_n)?;
+    let k_chunks = ctx.row_chunks(op, k, &along_k)?;
+    for ms in &m_chunks {
+        for ns in &n_chunks {
+            for (i, ks) in k_chunks.iter().enumerate() {
+                let (a_bind, a_off) = if trans_a {
+                    (Binding::rows(a, ks.clone(), k, a_row), ms.start)
+                } else {
+                    (Binding::rows(a, ms.clone(), m, a_row), ks.start)
+                };
+                let (b_bind, b_off) = if trans_b {
+                    (Binding::rows(b, ns.clone(), n, b_row), ks.start)
+                } else {
+                    (Binding::rows(b, ks.clone(), k, b_row), ns.start)
+                };
+                let c_bind = Binding::rows(&out, ms.clone(), m, c_row);
+                let params = [
+                    ms.len(),
+                    ks.len(),
+                    ns.len(),
+                    trans_a as usize,
+                    trans_b as usize,
+                    (a_row / F32) as usize,
+                    (b_row / F32) as usize,
+                    n,
+                    a_off,
+                    b_off,
+                    ns.start,
+                    (i > 0) as usize,
+                ]
+                .map(|x| x as u32);
+                ctx.launch_bindings(
+                    &KERNEL,
+                    op,
+                    &params,
+                    &[a_bind, b_bind, c_bind],
+                    groups(ctx, ms, ns, k)?,
+                )?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Column tiles on x, row tiles folded over y and z past the per-dimension limit.
+fn groups(ctx: &WgpuContext, ms: &Range<usize>, ns: &Range<usize>, k: usize) -> Result<[u32; 3]> {
+    let (m, n) = (ms.len(), ns.len());
     let max = ctx.limits().max_compute_workgroups_per_dimension.min(65535) as u64;
     let (tiles_m, tiles_n) = ((m as u64).div_ceil(TILE), (n as u64).div_ceil(TILE));
     let (y, z) = (tiles_m.min(max), tiles_m.div_ceil(max));
@@ -39,13 +111,5 @@ pub fn matmul(
             ),
         });
     }
-    let params = [m as u32, k as u32, n as u32, trans_a as u32, trans_b as u32];
-    ctx.launch(
-        &KERNEL,
-        "matmul",
-        &params,
-        &[a, b, &out],
-        [tiles_n as u32, y as u32, z as u32],
-    )?;
-    Ok(out)
+    Ok([tiles_n as u32, y as u32, z as u32])
 }

@@ -1,10 +1,12 @@
 //! The wgpu backend: one context per adapter, pooled buffers, and one launcher file per kernel
 //! family beside its WGSL in `shaders/`.
 
+mod binding;
 mod context;
 mod pool;
 
-pub use context::{AdapterKind, Kernel, WgpuContext};
+pub use binding::Binding;
+pub use context::{AdapterKind, BindingLimits, Kernel, WgpuContext};
 pub use pool::{GpuBuffer, MemoryStats};
 
 pub mod adamw;

@@ -2,8 +2,10 @@
 //! the backward's partials (through `reduce::sum_columns`).
 //!
 //! Every binding must fit `max_storage_buffer_binding_size`; a scan whose largest binding does not
-//! returns `Error::BindingTooLarge` naming `selective_scan` (the batch is not split: our launch
-//! API binds whole buffers, and slicing the inputs by batch would cost a copy of each).
+//! returns `Error::BindingTooLarge` naming `selective_scan`. The batch is not split yet: launches
+//! can bind row slices (`binding.rs`), so the scan could run per chunk of batch rows like the
+//! vocabulary-sized ops do, but its [B, L, N] and [B, nc, E, N] buffers would need their own
+//! chunks (B L E floats reach 128 MiB only at B L = 21845 for mamba-130m's E = 1536).
 
 use std::sync::Arc;
 

@@ -1,8 +1,9 @@
-//! Launchers for `shaders/unary.wgsl`.
+//! Launchers for `shaders/unary.wgsl`. Elementwise, so buffers over the per-binding limit run as
+//! chunks of elements (`WgpuContext::row_chunks` with one element a row).
 
 use std::sync::Arc;
 
-use super::{GpuBuffer, Kernel, WgpuContext};
+use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
 const KERNEL: Kernel = crate::kernel!("unary");
@@ -16,13 +17,16 @@ pub fn unary(
     c: f32,
 ) -> Result<GpuBuffer> {
     let out = ctx.alloc(n as u64 * 4)?;
-    ctx.launch(
-        &KERNEL,
-        entry,
-        &[n as u32, c.to_bits()],
-        &[x, &out],
-        ctx.grid(n as u64, 256),
-    )?;
+    for part in ctx.row_chunks(entry, n, &[4])? {
+        let bind = |b| Binding::rows(b, part.clone(), n, 4);
+        ctx.launch_bindings(
+            &KERNEL,
+            entry,
+            &[part.len() as u32, c.to_bits()],
+            &[bind(x), bind(&out)],
+            ctx.grid(part.len() as u64, 256),
+        )?;
+    }
     Ok(out)
 }
 
@@ -35,12 +39,15 @@ pub fn unary_backward(
     n: usize,
 ) -> Result<GpuBuffer> {
     let out = ctx.alloc(n as u64 * 4)?;
-    ctx.launch(
-        &KERNEL,
-        entry,
-        &[n as u32, 0],
-        &[x, g, &out],
-        ctx.grid(n as u64, 256),
-    )?;
+    for part in ctx.row_chunks(entry, n, &[4])? {
+        let bind = |b| Binding::rows(b, part.clone(), n, 4);
+        ctx.launch_bindings(
+            &KERNEL,
+            entry,
+            &[part.len() as u32, 0],
+            &[bind(x), bind(g), bind(&out)],
+            ctx.grid(part.len() as u64, 256),
+        )?;
+    }
     Ok(out)
 }
