@@ -18,6 +18,10 @@
 // operand's memory order, so neighbouring threads read neighbouring addresses whatever the flags.
 // On lavapipe (256x256x256) this measured 1.3 GFLOP/s against 0.8 for 16x16 threads of 4x4 blocks
 // and 0.2 for one output per thread without tiles.
+//
+// This file is not a module by itself: the operands' element type `Operand` comes from a header
+// put in front of it, matmul_f32_operands.wgsl (the plain product) or matmul_f16_operands.wgsl
+// (mixed precision: f16 operands, widened to f32 when staged, so products and sums are f32).
 
 struct Params {
     m: u32, k: u32, n: u32, trans_a: u32, trans_b: u32,
@@ -25,8 +29,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<Operand>;
+@group(0) @binding(2) var<storage, read> b: array<Operand>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
 const TILE: u32 = 64u;     // rows and columns of C per workgroup
@@ -42,15 +46,15 @@ var<workgroup> tile_b: array<vec4<f32>, 256>;
 // op(A)[row, kk], zero outside the matrix.
 fn load_a(row: u32, kk: u32) -> f32 {
     if (row >= p.m || kk >= p.k) { return 0.0; }
-    if (p.trans_a != 0u) { return a[p.a_off + kk * p.lda + row]; }
-    return a[p.a_off + row * p.lda + kk];
+    if (p.trans_a != 0u) { return f32(a[p.a_off + kk * p.lda + row]); }
+    return f32(a[p.a_off + row * p.lda + kk]);
 }
 
 // op(B)[kk, col], zero outside the matrix.
 fn load_b(kk: u32, col: u32) -> f32 {
     if (kk >= p.k || col >= p.n) { return 0.0; }
-    if (p.trans_b != 0u) { return b[p.b_off + col * p.ldb + kk]; }
-    return b[p.b_off + kk * p.ldb + col];
+    if (p.trans_b != 0u) { return f32(b[p.b_off + col * p.ldb + kk]); }
+    return f32(b[p.b_off + kk * p.ldb + col]);
 }
 
 // One value of C, or added to it when accumulating.

@@ -110,6 +110,42 @@ fn matmul_split_along_m_n_and_k_matches_cpu_for_all_transposes() {
 }
 
 #[test]
+fn f16_matmul_splits_across_the_binding_limit_like_the_f32_one() {
+    let Some(ctx) = small_binding_context() else {
+        return;
+    };
+    // Sizes whose f16 rows (192, 256 bytes) are near multiples of the 256-byte offset alignment, in
+    // the forward and in the gradients' products: chunks start at aligned rows, and rows of other
+    // sizes can space aligned starts too far apart to fit the limit (BindingTooLarge then, as for
+    // the f32 kernel).
+    let (m, k, n) = (96, 128, 128);
+    // C's 512-byte rows split M; op(B) stored [K, N] in f16 (256-byte rows) splits K.
+    assert_eq!(chunks(&ctx, m, &[512, 256]).len(), 3);
+    assert_eq!(chunks(&ctx, k, &[256]).len(), 2);
+    let gpu = Device::Wgpu(ctx);
+    for (s, (ta, tb)) in [(false, false), (false, true), (true, false), (true, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let a_shape = if ta { [k, m] } else { [m, k] };
+        let b_shape = if tb { [n, k] } else { [k, n] };
+        let a = rand_tensor(30 + s as u64, &a_shape, -1.0, 1.0, &Device::Cpu);
+        let b = rand_tensor(40 + s as u64, &b_shape, -1.0, 1.0, &Device::Cpu);
+        check_parity_on(
+            &gpu,
+            &format!("f16 matmul {a_shape:?} x {b_shape:?} (transposes {ta}, {tb}) in blocks"),
+            &[a, b],
+            |x| {
+                let _f16 = ops::f16_matmuls();
+                ops::matmul(&x[0], &x[1], ta, tb).unwrap()
+            },
+            1e-4,
+            1e-5 * (128f32).sqrt(),
+        );
+    }
+}
+
+#[test]
 fn log_softmax_and_cross_entropy_split_by_rows_match_cpu() {
     let Some(ctx) = small_binding_context() else {
         return;

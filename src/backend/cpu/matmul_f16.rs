@@ -1,5 +1,6 @@
-//! The cpu twin of `shaders/matmul_f16.wgsl`: both operands rounded to f16 (round to nearest
-//! even, overflow to infinity, as `half` converts), then the f32 matrix product. The reference the
+//! The cpu twin of the mixed-precision matmul (`src/backend/wgpu/matmul_f16.rs`): both operands
+//! rounded to f16 (round to nearest even, overflow to infinity, as `half` converts), then the f32
+//! matrix product. The reference the
 //! wgpu kernel is tested against; training in f16 itself needs a device with shader-f16.
 
 use half::f16;

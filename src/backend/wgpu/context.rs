@@ -22,19 +22,24 @@ pub struct Kernel {
     pub source: &'static str,
 }
 
-/// `kernel!("scan")` is the file `shaders/scan.wgsl`, embedded at build time.
+/// `kernel!("scan")` is the file `shaders/scan.wgsl`, embedded at build time;
+/// `kernel!("matmul_f16" = "matmul_f16_operands", "matmul")` is those files one after the other
+/// (a header that declares types, then a body that uses them: one kernel body, two element types).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! kernel {
     ($name:literal) => {
+        $crate::kernel!($name = $name)
+    };
+    ($name:literal = $($file:literal),+) => {
         $crate::backend::wgpu::Kernel {
             name: $name,
-            source: include_str!(concat!(
+            source: concat!($(include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/shaders/",
-                $name,
+                $file,
                 ".wgsl"
-            )),
+            ))),+),
         }
     };
 }

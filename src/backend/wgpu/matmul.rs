@@ -12,7 +12,8 @@ use std::sync::Arc;
 use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::{Error, Result};
 
-const KERNEL: Kernel = crate::kernel!("matmul");
+/// matmul.wgsl with f32 operands.
+const KERNEL: Kernel = crate::kernel!("matmul" = "matmul_f32_operands", "matmul");
 
 /// Rows and columns of C one workgroup computes (TILE in the shader).
 const TILE: u64 = 64;
@@ -32,15 +33,52 @@ pub fn matmul(
     trans_a: bool,
     trans_b: bool,
 ) -> Result<GpuBuffer> {
-    let op = "matmul";
+    let shape = Product {
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+    };
+    product(ctx, &KERNEL, "matmul", F32, a, b, shape)
+}
+
+/// The sizes and transpose flags of one product.
+#[derive(Clone, Copy)]
+pub(super) struct Product {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+/// C [M, N] (f32) = op(A) op(B) with `kernel`, a build of matmul.wgsl whose operands have
+/// `operand_bytes` bytes per element, split into launches that fit the binding limit.
+pub(super) fn product(
+    ctx: &Arc<WgpuContext>,
+    kernel: &Kernel,
+    op: &'static str,
+    operand_bytes: u64,
+    a: &GpuBuffer,
+    b: &GpuBuffer,
+    shape: Product,
+) -> Result<GpuBuffer> {
+    let Product {
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+    } = shape;
     let out = ctx.alloc((m * n) as u64 * F32)?;
     if m == 0 || n == 0 {
         return Ok(out);
     }
     // Bytes per stored row of each operand sliced along each axis.
     let (a_row, b_row, c_row) = (
-        if trans_a { m } else { k } as u64 * F32,
-        if trans_b { k } else { n } as u64 * F32,
+        if trans_a { m } else { k } as u64 * operand_bytes,
+        if trans_b { k } else { n } as u64 * operand_bytes,
         n as u64 * F32,
     );
     let along_m: Vec<u64> = [Some(c_row), (!trans_a).then_some(a_row)]
@@ -75,8 +113,8 @@ pub fn matmul(
                     ns.len(),
                     trans_a as usize,
                     trans_b as usize,
-                    (a_row / F32) as usize,
-                    (b_row / F32) as usize,
+                    (a_row / operand_bytes) as usize,
+                    (b_row / operand_bytes) as usize,
                     n,
                     a_off,
                     b_off,
@@ -85,11 +123,11 @@ pub fn matmul(
                 ]
                 .map(|x| x as u32);
                 ctx.launch_bindings(
-                    &KERNEL,
-                    op,
+                    kernel,
+                    "matmul",
                     &params,
                     &[a_bind, b_bind, c_bind],
-                    groups(ctx, ms, ns, k)?,
+                    groups(ctx, op, ms, ns, k)?,
                 )?;
             }
         }
@@ -98,14 +136,20 @@ pub fn matmul(
 }
 
 /// Column tiles on x, row tiles folded over y and z past the per-dimension limit.
-fn groups(ctx: &WgpuContext, ms: &Range<usize>, ns: &Range<usize>, k: usize) -> Result<[u32; 3]> {
+fn groups(
+    ctx: &WgpuContext,
+    op: &'static str,
+    ms: &Range<usize>,
+    ns: &Range<usize>,
+    k: usize,
+) -> Result<[u32; 3]> {
     let (m, n) = (ms.len(), ns.len());
     let max = ctx.limits().max_compute_workgroups_per_dimension.min(65535) as u64;
     let (tiles_m, tiles_n) = ((m as u64).div_ceil(TILE), (n as u64).div_ceil(TILE));
     let (y, z) = (tiles_m.min(max), tiles_m.div_ceil(max));
     if tiles_n > max || z > max {
         return Err(Error::InvalidArgument {
-            op: "matmul",
+            op,
             detail: format!(
                 "[{m}, {k}] x [{k}, {n}] needs more than {max} x {max} x {max} workgroups of 64x64"
             ),

@@ -1,16 +1,18 @@
-//! Launcher for `shaders/matmul_f16.wgsl`: C [M, N] = op(A) op(B) with both operands rounded to
-//! f16 first (`to_f16`, one pass each) and the product accumulated in f32 (mixed precision).
-//! Only on a context opened with `SHADER_F16` (`WgpuContext::supports_f16`).
+//! Mixed-precision products: C [M, N] = op(A) op(B) with both operands rounded to f16 first
+//! (`to_f16` in `shaders/matmul_f16_operands.wgsl`, one pass each) and the product accumulated in
+//! f32 by matmul.wgsl's kernel built with f16 operands (launched, split across the binding limit,
+//! by `matmul.rs`). Only on a context opened with `SHADER_F16` (`WgpuContext::supports_f16`).
 
 use std::sync::Arc;
 
-use super::{GpuBuffer, Kernel, WgpuContext};
+use super::matmul::{Product, product};
+use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::{Error, Result};
 
-const KERNEL: Kernel = crate::kernel!("matmul_f16");
+/// matmul.wgsl with f16 operands, and the `to_f16` pass.
+const KERNEL: Kernel = crate::kernel!("matmul_f16" = "matmul_f16_operands", "matmul");
 
-/// Rows and columns of C one workgroup computes (TILE in the shader, as in matmul.wgsl).
-const TILE: u64 = 64;
+const F16: u64 = 2;
 
 fn require_f16(ctx: &WgpuContext, op: &'static str) -> Result<()> {
     if ctx.supports_f16() {
@@ -23,16 +25,22 @@ fn require_f16(ctx: &WgpuContext, op: &'static str) -> Result<()> {
 }
 
 /// `n` f32 values -> `n` f16 values (2 bytes each), rounded to nearest; overflow gives infinity.
+/// Elementwise, so buffers over the per-binding limit run as chunks of elements.
 pub fn to_f16(ctx: &Arc<WgpuContext>, x: &GpuBuffer, n: usize) -> Result<GpuBuffer> {
     require_f16(ctx, "to_f16")?;
-    let out = ctx.alloc(n as u64 * 2)?;
-    ctx.launch(
-        &KERNEL,
-        "to_f16",
-        &[n as u32],
-        &[x, &out],
-        ctx.grid(n as u64, 256),
-    )?;
+    let out = ctx.alloc(n as u64 * F16)?;
+    for part in ctx.row_chunks("to_f16", n, &[4, F16])? {
+        ctx.launch_bindings(
+            &KERNEL,
+            "to_f16",
+            &[part.len() as u32],
+            &[
+                Binding::rows(x, part.clone(), n, 4),
+                Binding::rows(&out, part.clone(), n, F16),
+            ],
+            ctx.grid(part.len() as u64, 256),
+        )?;
+    }
     Ok(out)
 }
 
@@ -49,30 +57,13 @@ pub fn matmul_f16(
     trans_b: bool,
 ) -> Result<GpuBuffer> {
     require_f16(ctx, "matmul_f16")?;
-    let out = ctx.alloc((m * n) as u64 * 4)?;
-    if m == 0 || n == 0 {
-        return Ok(out);
-    }
     let (a16, b16) = (to_f16(ctx, a, m * k)?, to_f16(ctx, b, k * n)?);
-    // The grid of matmul.rs: column tiles on x, row tiles folded over y and z.
-    let max = ctx.limits().max_compute_workgroups_per_dimension.min(65535) as u64;
-    let (tiles_m, tiles_n) = ((m as u64).div_ceil(TILE), (n as u64).div_ceil(TILE));
-    let (y, z) = (tiles_m.min(max), tiles_m.div_ceil(max));
-    if tiles_n > max || z > max {
-        return Err(Error::InvalidArgument {
-            op: "matmul_f16",
-            detail: format!(
-                "[{m}, {k}] x [{k}, {n}] needs more than {max} x {max} x {max} workgroups of 64x64"
-            ),
-        });
-    }
-    let params = [m as u32, k as u32, n as u32, trans_a as u32, trans_b as u32];
-    ctx.launch(
-        &KERNEL,
-        "matmul_f16",
-        &params,
-        &[&a16, &b16, &out],
-        [tiles_n as u32, y as u32, z as u32],
-    )?;
-    Ok(out)
+    let shape = Product {
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+    };
+    product(ctx, &KERNEL, "matmul_f16", F16, &a16, &b16, shape)
 }

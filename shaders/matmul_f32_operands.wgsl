@@ -1,0 +1,2 @@
+// Header of matmul.wgsl for the plain product: f32 operands.
+alias Operand = f32;
