@@ -176,20 +176,31 @@ pub fn selective_scan(
         })
         .collect();
 
+    // The outputs row by row from the tasks' blocks (tasks are ordered by batch, then channel
+    // block), each element written once.
+    let blocks = ne_all.div_ceil(BLOCK);
+    let of_batch = |bi: usize| &results[bi * blocks..][..blocks];
     let mut out = ScanForward {
-        y: vec![0f32; batch * len * ne_all],
-        last: vec![0f32; batch * ne_all * ns],
-        saved: save.then(|| vec![0f32; batch * nc * ne_all * ns]),
+        y: Vec::with_capacity(batch * len * ne_all),
+        last: Vec::with_capacity(batch * ne_all * ns),
+        saved: save.then(|| Vec::with_capacity(batch * nc * ne_all * ns)),
     };
-    for (&(bi, e0, ne), r) in tasks.iter().zip(&results) {
+    for bi in 0..batch {
         for t in 0..len {
-            out.y[(bi * len + t) * ne_all + e0..][..ne].copy_from_slice(&r.y[t * ne..][..ne]);
+            for (blk, r) in of_batch(bi).iter().enumerate() {
+                let ne = BLOCK.min(ne_all - blk * BLOCK);
+                out.y.extend_from_slice(&r.y[t * ne..][..ne]);
+            }
         }
-        out.last[(bi * ne_all + e0) * ns..][..ne * ns].copy_from_slice(&r.last);
+        for r in of_batch(bi) {
+            out.last.extend_from_slice(&r.last);
+        }
         if let Some(saved) = &mut out.saved {
             for k in 0..nc {
-                saved[((bi * nc + k) * ne_all + e0) * ns..][..ne * ns]
-                    .copy_from_slice(&r.saved[k * ne * ns..][..ne * ns]);
+                for r in of_batch(bi) {
+                    let size = r.last.len();
+                    saved.extend_from_slice(&r.saved[k * size..][..size]);
+                }
             }
         }
     }
@@ -353,31 +364,41 @@ pub fn selective_scan_backward(
         })
         .collect();
 
+    // Per-channel outputs row by row from the tasks' blocks (ordered by batch, then channel
+    // block), each element written once; the sums over tasks in task order.
+    let blocks = ne_all.div_ceil(BLOCK);
     let (ble, bln) = (batch * len * ne_all, batch * len * ns);
     let mut out = ScanGrads {
-        du: vec![0f32; ble],
-        ddelta: vec![0f32; ble],
+        du: Vec::with_capacity(ble),
+        ddelta: Vec::with_capacity(ble),
         da: vec![0f32; ne_all * ns],
         db: vec![0f32; bln],
         dc: vec![0f32; bln],
         dd: vec![0f32; ne_all],
-        dz: z.map(|_| vec![0f32; ble]),
-        dh0: vec![0f32; batch * ne_all * ns],
+        dz: z.map(|_| Vec::with_capacity(ble)),
+        dh0: Vec::with_capacity(batch * ne_all * ns),
     };
-    for (&(bi, e0, ne), r) in tasks.iter().zip(&results) {
+    for bi in 0..batch {
+        let of_batch = &results[bi * blocks..][..blocks];
         for t in 0..len {
-            let at = (bi * len + t) * ne_all + e0;
-            out.du[at..][..ne].copy_from_slice(&r.du[t * ne..][..ne]);
-            out.ddelta[at..][..ne].copy_from_slice(&r.ddelta[t * ne..][..ne]);
-            if let Some(dz) = &mut out.dz {
-                dz[at..][..ne].copy_from_slice(&r.dz[t * ne..][..ne]);
+            for r in of_batch {
+                let ne = r.dd.len();
+                out.du.extend_from_slice(&r.du[t * ne..][..ne]);
+                out.ddelta.extend_from_slice(&r.ddelta[t * ne..][..ne]);
+                if let Some(dz) = &mut out.dz {
+                    dz.extend_from_slice(&r.dz[t * ne..][..ne]);
+                }
             }
         }
+        for r in of_batch {
+            out.dh0.extend_from_slice(&r.dh0);
+        }
+    }
+    for (&(bi, e0, ne), r) in tasks.iter().zip(&results) {
         add_into(&mut out.db[bi * len * ns..][..len * ns], &r.db);
         add_into(&mut out.dc[bi * len * ns..][..len * ns], &r.dc);
         add_into(&mut out.da[e0 * ns..][..ne * ns], &r.da);
         add_into(&mut out.dd[e0..][..ne], &r.dd);
-        out.dh0[(bi * ne_all + e0) * ns..][..ne * ns].copy_from_slice(&r.dh0);
     }
     out
 }
