@@ -87,24 +87,34 @@ fn matmul_split_along_m_n_and_k_matches_cpu_for_all_transposes() {
     assert_eq!(chunks(&ctx, m, &[440, 360]), [(0, 32), (32, 64), (64, 70)]);
     assert_eq!(chunks(&ctx, k, &[280, 440]), [(0, 32), (32, 64), (64, 90)]);
     assert_eq!(chunks(&ctx, n, &[360]).len(), 4);
-    let gpu = Device::Wgpu(ctx);
+    // The backward's products sum over M or N (70 or 110 terms) and K splits accumulate in a
+    // different order: the kernel tests' fp32 tolerance for sums of 110 products.
+    check_split_products(Device::Wgpu(ctx), (m, k, n), 10, false);
+}
+
+/// Forward and gradients of op(A) op(B) for all four transposes on `gpu` against the cpu, with
+/// f16 operands when `f16`; seeds from `seed`.
+fn check_split_products(gpu: Device, (m, k, n): (usize, usize, usize), seed: u64, f16: bool) {
     for (s, (ta, tb)) in [(false, false), (false, true), (true, false), (true, true)]
         .into_iter()
         .enumerate()
     {
         let a_shape = if ta { [k, m] } else { [m, k] };
         let b_shape = if tb { [n, k] } else { [k, n] };
-        let a = rand_tensor(10 + s as u64, &a_shape, -1.0, 1.0, &Device::Cpu);
-        let b = rand_tensor(20 + s as u64, &b_shape, -1.0, 1.0, &Device::Cpu);
-        // The backward's products sum over M or N (70 or 110 terms) and K splits accumulate in
-        // a different order: the kernel tests' fp32 tolerance for sums of 110 products.
+        let a = rand_tensor(seed + s as u64, &a_shape, -1.0, 1.0, &Device::Cpu);
+        let b = rand_tensor(seed + 10 + s as u64, &b_shape, -1.0, 1.0, &Device::Cpu);
         check_parity_on(
             &gpu,
-            &format!("matmul {a_shape:?} x {b_shape:?} (transposes {ta}, {tb}) in blocks"),
+            &format!(
+                "matmul {a_shape:?} x {b_shape:?} (transposes {ta}, {tb}, f16 {f16}) in blocks"
+            ),
             &[a, b],
-            |x| ops::matmul(&x[0], &x[1], ta, tb).unwrap(),
+            |x| {
+                let _precision = ops::set_f16_matmuls(f16);
+                ops::matmul(&x[0], &x[1], ta, tb).unwrap()
+            },
             1e-4,
-            1e-5 * (110f32).sqrt(),
+            1e-5 * (m.max(n).max(k) as f32).sqrt(),
         );
     }
 }
@@ -122,27 +132,7 @@ fn f16_matmul_splits_across_the_binding_limit_like_the_f32_one() {
     // C's 512-byte rows split M; op(B) stored [K, N] in f16 (256-byte rows) splits K.
     assert_eq!(chunks(&ctx, m, &[512, 256]).len(), 3);
     assert_eq!(chunks(&ctx, k, &[256]).len(), 2);
-    let gpu = Device::Wgpu(ctx);
-    for (s, (ta, tb)) in [(false, false), (false, true), (true, false), (true, true)]
-        .into_iter()
-        .enumerate()
-    {
-        let a_shape = if ta { [k, m] } else { [m, k] };
-        let b_shape = if tb { [n, k] } else { [k, n] };
-        let a = rand_tensor(30 + s as u64, &a_shape, -1.0, 1.0, &Device::Cpu);
-        let b = rand_tensor(40 + s as u64, &b_shape, -1.0, 1.0, &Device::Cpu);
-        check_parity_on(
-            &gpu,
-            &format!("f16 matmul {a_shape:?} x {b_shape:?} (transposes {ta}, {tb}) in blocks"),
-            &[a, b],
-            |x| {
-                let _f16 = ops::f16_matmuls();
-                ops::matmul(&x[0], &x[1], ta, tb).unwrap()
-            },
-            1e-4,
-            1e-5 * (128f32).sqrt(),
-        );
-    }
+    check_split_products(Device::Wgpu(ctx), (m, k, n), 30, true);
 }
 
 #[test]

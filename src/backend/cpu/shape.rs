@@ -5,13 +5,7 @@
 //! `extend_from_slice`, so each element is written once (no zeroing pass before the copies).
 
 /// x: [outer, cols] -> [outer, width], columns start..start + width.
-pub fn narrow<T: Copy>(
-    x: &[T],
-    outer: usize,
-    cols: usize,
-    start: usize,
-    width: usize,
-) -> Vec<T> {
+pub fn narrow<T: Copy>(x: &[T], outer: usize, cols: usize, start: usize, width: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(outer * width);
     if width > 0 {
         for row in x.chunks_exact(cols).take(outer) {
