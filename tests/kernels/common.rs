@@ -47,7 +47,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32)
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let d = (g - w).abs();
         max_diff = max_diff.max(d);
-        if !(d <= atol + rtol * w.abs()) {
+        // NaN differences fail too.
+        if d.is_nan() || d > atol + rtol * w.abs() {
             bad.push((i, g, w));
         }
     }

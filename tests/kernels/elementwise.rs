@@ -3,6 +3,9 @@
 use crate::common::*;
 use crsm::{Device, Tensor, ops};
 
+/// A named unary op under test.
+type UnaryCase = fn(&Tensor) -> Tensor;
+
 const SHAPES: &[&[usize]] = &[&[1], &[7], &[3, 5], &[2, 3, 33], &[1025]];
 
 #[test]
@@ -10,7 +13,7 @@ fn unary_ops_match_cpu_and_finite_differences() {
     for (s, shape) in SHAPES.iter().enumerate() {
         // softplus past its threshold of 20 and exp of large arguments are exercised too.
         let x = rand_tensor(s as u64, shape, -4.0, 4.0, &Device::Cpu);
-        let cases: [(&str, fn(&Tensor) -> Tensor); 4] = [
+        let cases: [(&str, UnaryCase); 4] = [
             ("silu", |x| ops::silu(x).unwrap()),
             ("softplus", |x| ops::softplus(x).unwrap()),
             ("exp", |x| ops::exp(x).unwrap()),
@@ -19,13 +22,17 @@ fn unary_ops_match_cpu_and_finite_differences() {
         for (name, f) in cases {
             check_parity(
                 &format!("{name} {shape:?}"),
-                &[x.clone()],
+                std::slice::from_ref(&x),
                 |xs| f(&xs[0]),
                 1e-5,
                 1e-6,
             );
             if x.elem_count() < 100 {
-                check_gradients(&format!("{name} {shape:?}"), &[x.clone()], |xs| f(&xs[0]));
+                check_gradients(
+                    &format!("{name} {shape:?}"),
+                    std::slice::from_ref(&x),
+                    |xs| f(&xs[0]),
+                );
             }
         }
     }
@@ -90,7 +97,9 @@ fn binary_rejects_shapes_that_do_not_broadcast() {
 fn a_tensor_used_twice_gets_both_gradients() {
     // d/dx sum(x * x) = 2x; also binds one buffer twice in one dispatch on wgpu.
     let x = rand_tensor(5, &[9], -1.0, 1.0, &Device::Cpu);
-    check_gradients("x*x", &[x.clone()], |v| ops::mul(&v[0], &v[0]).unwrap());
+    check_gradients("x*x", std::slice::from_ref(&x), |v| {
+        ops::mul(&v[0], &v[0]).unwrap()
+    });
     check_parity("x*x", &[x], |v| ops::mul(&v[0], &v[0]).unwrap(), 1e-5, 1e-6);
 }
 
@@ -105,14 +114,14 @@ fn reductions_match() {
         let atol = 1e-5 * (n as f32).sqrt();
         check_parity(
             &format!("sum {n}"),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             |v| ops::sum(&v[0]).unwrap(),
             1e-5,
             atol,
         );
         check_parity(
             &format!("mean {n}"),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             |v| ops::mean(&v[0]).unwrap(),
             1e-5,
             atol,
@@ -121,18 +130,18 @@ fn reductions_match() {
     let x = rand_tensor(40, &[37, 19], -1.0, 1.0, &Device::Cpu);
     check_parity(
         "sum_to_shape",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |v| ops::sum_to_shape(&v[0], &[19]).unwrap(),
         1e-5,
         1e-5,
     );
-    check_gradients("sum_to_shape", &[x.clone()], |v| {
+    check_gradients("sum_to_shape", std::slice::from_ref(&x), |v| {
         ops::sum_to_shape(&v[0], &[19]).unwrap()
     });
     let y = rand_tensor(41, &[19], -1.0, 1.0, &Device::Cpu);
     check_parity(
         "expand",
-        &[y.clone()],
+        std::slice::from_ref(&y),
         |v| ops::expand(&v[0], &[4, 19]).unwrap(),
         1e-6,
         1e-6,

@@ -19,6 +19,9 @@ fn gates(gi: &[f32], gh: &[f32], hidden: usize, j: usize) -> (f32, f32, f32) {
 }
 
 /// gi, gh [B, 3H], h [B, H] -> h' [B, H].
+/// One batch row's gradient slices (dgi, dgh, dh) with its index, as the parallel loop hands them out.
+type BatchRowGrads<'a> = (usize, ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]));
+
 pub fn gru_gates(gi: &[f32], gh: &[f32], h: &[f32], hidden: usize) -> Vec<f32> {
     let mut out = vec![0f32; h.len()];
     if hidden == 0 {
@@ -62,7 +65,7 @@ pub fn gru_gates_backward(
     if hidden == 0 {
         return (dgi, dgh, dh);
     }
-    let row = |(b, ((dgi, dgh), dh)): (usize, ((&mut [f32], &mut [f32]), &mut [f32]))| {
+    let row = |(b, ((dgi, dgh), dh)): BatchRowGrads| {
         let (gi, gh) = (
             &gi[b * 3 * hidden..(b + 1) * 3 * hidden],
             &gh[b * 3 * hidden..(b + 1) * 3 * hidden],
