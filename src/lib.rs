@@ -12,6 +12,7 @@ pub mod io;
 pub mod model;
 pub mod nn;
 pub mod ops;
+pub mod scoped_flag;
 pub mod state;
 pub mod tensor;
 pub mod train;

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::ops;
+use crate::scoped_flag::{self, FlagGuard};
 use crate::tensor::{Tensor, TensorId};
 
 pub(crate) type BackwardFn = Box<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
@@ -31,32 +32,20 @@ thread_local! {
 }
 
 pub fn is_grad_enabled() -> bool {
-    RECORDING.with(|r| r.get())
+    scoped_flag::get(&RECORDING)
 }
 
 /// Restores the previous recording mode when dropped.
-pub struct NoGradGuard {
-    previous: bool,
-}
+pub type NoGradGuard = FlagGuard;
 
 /// Turns recording off until the guard drops (inference, optimizer updates, backward itself).
 pub fn no_grad() -> NoGradGuard {
-    NoGradGuard {
-        previous: RECORDING.with(|r| r.replace(false)),
-    }
+    scoped_flag::set(&RECORDING, false)
 }
 
 /// Turns recording on until the guard drops (a checkpointed segment's recompute inside backward).
 pub(crate) fn enable_grad() -> NoGradGuard {
-    NoGradGuard {
-        previous: RECORDING.with(|r| r.replace(true)),
-    }
-}
-
-impl Drop for NoGradGuard {
-    fn drop(&mut self) {
-        RECORDING.with(|r| r.set(self.previous));
-    }
+    scoped_flag::set(&RECORDING, true)
 }
 
 // ---- gradients -----------------------------------------------------------------------------------

@@ -35,6 +35,25 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Resu
         detail: e.to_string(),
     })
 }
+
+/// The top-level JSON object of a config text, or an error naming `file`: not JSON at all, or a
+/// JSON value that is not an object (`expected` says what the object should hold).
+pub fn json_object(
+    text: &str,
+    file: &str,
+    expected: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let err = |detail: String| Error::Config {
+        file: file.to_string(),
+        field: String::new(),
+        detail,
+    };
+    match serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))? {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => Err(err(format!("must be a JSON object{expected}"))),
+    }
+}
+
 pub use self::safetensors::{load_safetensors_file, save_safetensors};
 pub use self::shards::load_safetensors_dir;
 

@@ -231,11 +231,7 @@ impl CrsmConfig {
             field: field.to_string(),
             detail,
         };
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| err("", format!("not valid JSON: {e}")))?;
-        let Value::Object(map) = value else {
-            return Err(err("", "must be a JSON object".into()));
-        };
+        let map = crate::io::json_object(text, file, "")?;
         check_keys(&map, file)?;
         for required in ["vocab_size", "hidden_size", "num_hidden_layers"] {
             if !map.contains_key(required) {

@@ -5,33 +5,24 @@
 
 use std::cell::Cell;
 
+use crate::scoped_flag::{self, FlagGuard};
+
 thread_local! {
     static F16_OPERANDS: Cell<bool> = const { Cell::new(false) };
 }
 
 /// True while a `f16_matmuls` guard is alive on this thread.
 pub fn f16_matmuls_enabled() -> bool {
-    F16_OPERANDS.with(|f| f.get())
+    scoped_flag::get(&F16_OPERANDS)
 }
 
 /// Restores the previous mode when dropped.
-pub struct MatmulPrecisionGuard {
-    previous: bool,
-}
-
-impl Drop for MatmulPrecisionGuard {
-    fn drop(&mut self) {
-        F16_OPERANDS.with(|f| f.set(self.previous));
-    }
-}
+pub type MatmulPrecisionGuard = FlagGuard;
 
 /// Sets the mode (`true`: f16 operands) until the guard drops.
 pub fn set_f16_matmuls(on: bool) -> MatmulPrecisionGuard {
-    MatmulPrecisionGuard {
-        previous: F16_OPERANDS.with(|f| f.replace(on)),
-    }
+    scoped_flag::set(&F16_OPERANDS, on)
 }
-
 /// f16 operands until the guard drops. On a wgpu device without shader-f16 matmul then returns an
 /// error rather than quietly computing in f32; on the cpu it runs the reference twin (operands
 /// rounded to f16, then the f32 product), which is exact in numerics but no faster.

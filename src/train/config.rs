@@ -171,14 +171,7 @@ impl RunConfig {
             field: field.to_string(),
             detail,
         };
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| err("", format!("not valid JSON: {e}")))?;
-        let Value::Object(mut map) = value else {
-            return Err(err(
-                "",
-                "must be a JSON object with `model` and `training` sections".into(),
-            ));
-        };
+        let mut map = crate::io::json_object(text, file, " with `model` and `training` sections")?;
         let model = map
             .remove("model")
             .ok_or_else(|| err("model", "missing section".into()))?;
