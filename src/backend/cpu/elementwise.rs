@@ -17,7 +17,7 @@ use super::simd::{self, Kernel};
 pub(crate) const PAR_MIN: usize = 1 << 15;
 
 /// Elements per parallel chunk: large enough to amortise a task, small enough to balance cores.
-const CHUNK: usize = 1 << 14;
+pub(crate) const CHUNK: usize = 1 << 14;
 
 /// A function of one value. Implement `apply` as `#[inline(always)]`.
 pub trait Unary: Sync {
@@ -43,14 +43,15 @@ pub fn map(x: &[f32], f: impl Unary) -> Vec<f32> {
     })
 }
 
-/// A vector of `n` values that `fill` writes, every one of them (the maps below write each output
-/// element exactly once). Not zeroing it first saves a pass over memory: with freed memory kept
-/// in the heap, a zeroed allocation is a `memset`.
-fn filled(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+/// A vector of `n` values that `fill` writes, every one of them (the maps here and the row
+/// builders in `shape` write each output element exactly once). Not zeroing it first saves a pass
+/// over memory: with freed memory kept in the heap, a zeroed allocation is a `memset`.
+pub(crate) fn filled<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
     let mut out = Vec::with_capacity(n);
     fill(&mut out.spare_capacity_mut()[..n]);
     // SAFETY: the first n elements were all written by `fill` (each map's chunks of the output
-    // and of its inputs have the same lengths, and every chunk's loop writes its whole output).
+    // and of its inputs have the same lengths, and every chunk's loop writes its whole output;
+    // `shape::rows` writes every row in full).
     unsafe { out.set_len(n) };
     out
 }

@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::elementwise::PAR_MIN;
+use super::reduce::column_sums;
 
 /// 1 / sqrt(mean(row^2) + eps).
 fn inv_rms(row: &[f32], eps: f32) -> f32 {
@@ -43,7 +44,7 @@ pub fn rms_norm_backward(
 ) -> (Vec<f32>, Vec<f32>) {
     let rows = x.len() / d;
     let mut dx = vec![0.0; x.len()];
-    // Per-row inverse norms first (parallel), then dweight as an ordered column sum (deterministic).
+    // Per-row inverse norms first, then dweight as column sums in row order (deterministic).
     let rs: Vec<f32> = if x.len() >= PAR_MIN {
         x.par_chunks(d).map(|xr| inv_rms(xr, eps)).collect()
     } else {
@@ -64,11 +65,6 @@ pub fn rms_norm_backward(
     } else {
         dx.chunks_mut(d).enumerate().for_each(row);
     }
-    let mut dw = vec![0f64; d];
-    for r in 0..rows {
-        for j in 0..d {
-            dw[j] += (g[r * d + j] * x[r * d + j] * rs[r]) as f64;
-        }
-    }
-    (dx, dw.into_iter().map(|v| v as f32).collect())
+    let dw = column_sums(rows, d, |r, j| (g[r * d + j] * x[r * d + j] * rs[r]) as f64);
+    (dx, dw)
 }

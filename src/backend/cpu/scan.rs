@@ -17,6 +17,7 @@
 
 use rayon::prelude::*;
 
+use super::shape;
 use super::simd::{self, Kernel};
 use super::unary::sigmoid;
 use crate::ops::{SCAN_CHUNK, ScanDims, ScanGrads};
@@ -100,6 +101,14 @@ fn store_rows(v: &[Lanes], w: usize, ns: usize, x: &mut [f32]) {
     }
 }
 
+/// Multiplies every lane by `k` (A by log2 e, for [`simd::pow2`]).
+#[inline(always)]
+fn scale_lanes(v: &mut [Lanes], k: f32) {
+    for x in v.as_flattened_mut() {
+        *x *= k;
+    }
+}
+
 /// The inputs of one scan as the kernels read them.
 #[derive(Clone, Copy)]
 struct Inputs<'a> {
@@ -177,34 +186,25 @@ pub fn selective_scan(
         .collect();
 
     // The outputs row by row from the tasks' blocks (tasks are ordered by batch, then channel
-    // block), each element written once.
+    // block), each element written once, rows in parallel.
     let blocks = ne_all.div_ceil(BLOCK);
     let of_batch = |bi: usize| &results[bi * blocks..][..blocks];
-    let mut out = ScanForward {
-        y: Vec::with_capacity(batch * len * ne_all),
-        last: Vec::with_capacity(batch * ne_all * ns),
-        saved: save.then(|| Vec::with_capacity(batch * nc * ne_all * ns)),
+    // Row `row` of a [B * n, .] output whose rows are made of each block's slice `part(r, k)`, k =
+    // row % n, side by side (a block's slice is `size` values per channel).
+    let gather = |n: usize, size: usize, part: &(dyn Fn(&BlockForward, usize) -> &[f32] + Sync)| {
+        shape::rows(batch * n, ne_all * size, |row, o| {
+            for (blk, r) in of_batch(row / n).iter().enumerate() {
+                let src = part(r, row % n);
+                o[blk * BLOCK * size..][..src.len()].write_copy_of_slice(src);
+            }
+        })
     };
-    for bi in 0..batch {
-        for t in 0..len {
-            for (blk, r) in of_batch(bi).iter().enumerate() {
-                let ne = BLOCK.min(ne_all - blk * BLOCK);
-                out.y.extend_from_slice(&r.y[t * ne..][..ne]);
-            }
-        }
-        for r in of_batch(bi) {
-            out.last.extend_from_slice(&r.last);
-        }
-        if let Some(saved) = &mut out.saved {
-            for k in 0..nc {
-                for r in of_batch(bi) {
-                    let size = r.last.len();
-                    saved.extend_from_slice(&r.saved[k * size..][..size]);
-                }
-            }
-        }
+    let width = |r: &BlockForward| r.last.len() / ns;
+    ScanForward {
+        y: gather(len, 1, &|r, t| step(&r.y, t, width(r))),
+        last: gather(1, ns, &|r, _| &r.last),
+        saved: save.then(|| gather(nc, ns, &|r, k| &r.saved[k * r.last.len()..][..r.last.len()])),
     }
-    out
 }
 
 /// The forward of one (batch, channel block).
@@ -254,6 +254,7 @@ impl Kernel for ForwardTask<'_> {
             let w = LANES.min(ne - g0);
             let e = e0 + g0;
             load_rows(&x.a[e * ns..], w, ns, &mut a);
+            scale_lanes(&mut a, std::f32::consts::LOG2_E);
             match h0 {
                 Some(h0) => load_rows(&h0[g0 * ns..], w, ns, &mut h),
                 None => h.fill(ZERO),
@@ -272,7 +273,7 @@ impl Kernel for ForwardTask<'_> {
                 let mut acc = lanes(|l| dg[l] * ut[l]);
                 for (((hn, an), &bn), &cn) in h.iter_mut().zip(&a).zip(bt).zip(ct) {
                     let hv = *hn;
-                    *hn = lanes(|l| simd::exp(dt[l] * an[l]).mul_add(hv[l], du[l] * bn));
+                    *hn = lanes(|l| simd::pow2(dt[l] * an[l]).mul_add(hv[l], du[l] * bn));
                     let (hv, av) = (*hn, acc);
                     acc = lanes(|l| cn.mul_add(hv[l], av[l]));
                 }
@@ -365,35 +366,27 @@ pub fn selective_scan_backward(
         .collect();
 
     // Per-channel outputs row by row from the tasks' blocks (ordered by batch, then channel
-    // block), each element written once; the sums over tasks in task order.
+    // block), each element written once, rows in parallel; the sums over tasks in task order.
     let blocks = ne_all.div_ceil(BLOCK);
-    let (ble, bln) = (batch * len * ne_all, batch * len * ns);
+    let bln = batch * len * ns;
+    let gather = |n: usize, size: usize, part: &(dyn Fn(&BlockGrads, usize) -> &[f32] + Sync)| {
+        shape::rows(batch * n, ne_all * size, |row, o| {
+            for (blk, r) in results[row / n * blocks..][..blocks].iter().enumerate() {
+                let src = part(r, row % n);
+                o[blk * BLOCK * size..][..src.len()].write_copy_of_slice(src);
+            }
+        })
+    };
     let mut out = ScanGrads {
-        du: Vec::with_capacity(ble),
-        ddelta: Vec::with_capacity(ble),
+        du: gather(len, 1, &|r, t| step(&r.du, t, r.dd.len())),
+        ddelta: gather(len, 1, &|r, t| step(&r.ddelta, t, r.dd.len())),
+        dz: z.map(|_| gather(len, 1, &|r, t| step(&r.dz, t, r.dd.len()))),
+        dh0: gather(1, ns, &|r, _| &r.dh0),
         da: vec![0f32; ne_all * ns],
         db: vec![0f32; bln],
         dc: vec![0f32; bln],
         dd: vec![0f32; ne_all],
-        dz: z.map(|_| Vec::with_capacity(ble)),
-        dh0: Vec::with_capacity(batch * ne_all * ns),
     };
-    for bi in 0..batch {
-        let of_batch = &results[bi * blocks..][..blocks];
-        for t in 0..len {
-            for r in of_batch {
-                let ne = r.dd.len();
-                out.du.extend_from_slice(&r.du[t * ne..][..ne]);
-                out.ddelta.extend_from_slice(&r.ddelta[t * ne..][..ne]);
-                if let Some(dz) = &mut out.dz {
-                    dz.extend_from_slice(&r.dz[t * ne..][..ne]);
-                }
-            }
-        }
-        for r in of_batch {
-            out.dh0.extend_from_slice(&r.dh0);
-        }
-    }
     for (&(bi, e0, ne), r) in tasks.iter().zip(&results) {
         add_into(&mut out.db[bi * len * ns..][..len * ns], &r.db);
         add_into(&mut out.dc[bi * len * ns..][..len * ns], &r.dc);
@@ -401,6 +394,11 @@ pub fn selective_scan_backward(
         add_into(&mut out.dd[e0..][..ne], &r.dd);
     }
     out
+}
+
+/// Step t of a block's [L, ne] array.
+fn step(x: &[f32], t: usize, ne: usize) -> &[f32] {
+    &x[t * ne..][..ne]
 }
 
 fn add_into(acc: &mut [f32], x: &[f32]) {
@@ -468,6 +466,7 @@ impl Kernel for BackwardTask<'_> {
             let w = LANES.min(ne - g0);
             let e = e0 + g0;
             load_rows(&x.a[e * ns..], w, ns, &mut a);
+            scale_lanes(&mut a, std::f32::consts::LOG2_E);
             dh.fill(ZERO);
             da.fill(ZERO);
             let dg = load(&x.d[e..], w);
@@ -487,7 +486,7 @@ impl Kernel for BackwardTask<'_> {
                     for ((((dan, pn), nn), an), &bn) in
                         da_s.iter_mut().zip(&*prev).zip(next).zip(&a).zip(bt)
                     {
-                        *dan = lanes(|l| simd::exp(dt[l] * an[l]));
+                        *dan = lanes(|l| simd::pow2(dt[l] * an[l]));
                         let e = *dan;
                         *nn = lanes(|l| e[l].mul_add(pn[l], dt[l] * ut[l] * bn));
                     }
@@ -515,6 +514,7 @@ impl Kernel for BackwardTask<'_> {
                     let h_t = &hs[(s + 1) * ns..][..ns];
                     let da_s = &das[s * ns..][..ns];
                     let (db_t, dc_t) = (&mut db[t * ns..][..ns], &mut dc[t * ns..][..ns]);
+                    let dtu = lanes(|l| dt[l] * ut[l]);
                     for n in 0..ns {
                         let (bn, cn, an) = (bt[n], ct[n], &a[n]);
                         let (hp, ht, dan) = (&h_prev[n], &h_t[n], &da_s[n]);
@@ -523,15 +523,17 @@ impl Kernel for BackwardTask<'_> {
                         let dhv = lanes(|l| gs[l].mul_add(cn, dhn[l]));
                         *dcn = lanes(|l| gs[l].mul_add(ht[l], dcn[l]));
                         sum_y = lanes(|l| cn.mul_add(ht[l], sum_y[l]));
-                        sum_delta = lanes(|l| {
-                            dhv[l]
-                                .mul_add((an[l] * dan[l]).mul_add(hp[l], bn * ut[l]), sum_delta[l])
-                        });
-                        *dan_acc = lanes(|l| (dhv[l] * dt[l] * dan[l]).mul_add(hp[l], dan_acc[l]));
-                        *dbn = lanes(|l| (dhv[l] * dt[l]).mul_add(ut[l], dbn[l]));
-                        sum_u = lanes(|l| dhv[l].mul_add(bn, sum_u[l]));
+                        // The gradient of h_{t-1}, and x = dh_t exp(delta A) h_{t-1}, shared by
+                        // dA (x delta) and ddelta (A x, plus B u dh_t summed in `sum_u` below).
                         *dhn = lanes(|l| dhv[l] * dan[l]);
+                        let x = lanes(|l| dhn[l] * hp[l]);
+                        sum_delta = lanes(|l| an[l].mul_add(x[l], sum_delta[l]));
+                        *dan_acc = lanes(|l| x[l].mul_add(dt[l], dan_acc[l]));
+                        *dbn = lanes(|l| dhv[l].mul_add(dtu[l], dbn[l]));
+                        sum_u = lanes(|l| dhv[l].mul_add(bn, sum_u[l]));
                     }
+                    let sum_delta =
+                        lanes(|l| ut[l].mul_add(sum_u[l], std::f32::consts::LN_2 * sum_delta[l]));
                     let du = lanes(|l| gs[l] * dg[l] + dt[l] * sum_u[l]);
                     dd = lanes(|l| dd[l] + gs[l] * ut[l]);
                     let dz = lanes(|l| gyt[l] * (sum_y[l] + dg[l] * ut[l]) * dsilu[l]);

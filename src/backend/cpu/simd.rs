@@ -68,6 +68,36 @@ pub fn exp(x: f32) -> f32 {
     if x.is_nan() { x } else { y }
 }
 
+/// 2^t in f32, the scan's decays exp(delta A) = 2^(delta A log2 e) with log2 e folded into A once.
+/// Cheaper than [`exp`] (about 13 vector instructions against 21, which is most of the scan's
+/// forward): t = n + f with n the nearest integer, so f in [-1/2, 1/2] is exact and needs no
+/// Cody-Waite split; 2^f by a degree-5 polynomial (fitted for relative error with the constant term
+/// held at 1; 1.7e-7 in f32 arithmetic, checked against f64 below). The argument's own rounding adds |t| 6e-8 relative, so
+/// it suits arguments of moderate size. t is clamped to [-126, 127], so below 2^-126 (1.2e-38) it
+/// returns 2^-126 rather than a subnormal or zero. NaN stays NaN (the clamp keeps it).
+#[inline(always)]
+pub fn pow2(t: f32) -> f32 {
+    // Adding 1.5 * 2^23 rounds to the nearest integer, which then sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let tc = t.clamp(-126.0, 127.0);
+    let k = tc + ROUND;
+    let n = k - ROUND;
+    let f = tc - n;
+    // The constant term is exactly 1, so that a zero step (delta = 0) decays by exactly 1.
+    let mut p = 1.326_472_7e-3_f32;
+    p = p.mul_add(f, 9.671_513e-3);
+    p = p.mul_add(f, 5.550_733_6e-2);
+    p = p.mul_add(f, 2.402_224_2e-1);
+    // A fitted coefficient near ln 2, not ln 2 itself.
+    #[allow(clippy::approx_constant)]
+    const C1: f32 = 6.931_47e-1;
+    p = p.mul_add(f, C1);
+    p = p.mul_add(f, 1.0);
+    // 2^n in the exponent bits: n's integer sits in k's low mantissa bits.
+    let bias = 127 - ROUND.to_bits() as i32;
+    p * f32::from_bits(((k.to_bits() as i32 + bias) as u32) << 23)
+}
+
 /// ln(1 + y) for y >= 0 (what softplus needs), branch-free: ln(u) for u = 1 + y by Cephes' logf
 /// (u = m 2^e with m in [sqrt(1/2), sqrt(2)), a degree-9 polynomial in m - 1; about 1e-7
 /// relative), times y / (u - 1), which corrects for the rounding of 1 + y (Goldberg's log1p), so
@@ -127,6 +157,23 @@ mod tests {
         assert_eq!(exp(100.0), f32::INFINITY);
         assert!(exp(f32::NAN).is_nan());
         assert!((exp(88.3) as f64 / (88.3f32 as f64).exp() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn pow2_matches_f64_where_the_scan_uses_it() {
+        let mut worst = 0f64;
+        let mut t = -126.0f32;
+        while t < 127.0 {
+            let want = (t as f64).exp2();
+            let rel = ((pow2(t) as f64 - want) / want).abs();
+            worst = worst.max(rel);
+            t += 0.000_517;
+        }
+        assert!(worst < 2.5e-7, "worst relative error {worst}");
+        assert_eq!(pow2(0.0), 1.0);
+        assert_eq!(pow2(-3.0), 0.125);
+        assert_eq!(pow2(-1000.0), f32::MIN_POSITIVE);
+        assert!(pow2(f32::NAN).is_nan());
     }
 
     #[test]
