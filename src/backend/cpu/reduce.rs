@@ -69,7 +69,9 @@ mod tests {
     #[test]
     fn column_sums_in_parallel_blocks_equal_the_sums_in_row_order() {
         let (rows, cols) = (700, 131);
-        let x: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3)
+            .collect();
         let got = sum_columns(&x, rows, cols);
         for j in [0, 63, 64, 130] {
             let want: f64 = (0..rows).map(|r| x[r * cols + j] as f64).sum();

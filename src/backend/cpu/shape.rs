@@ -111,7 +111,12 @@ mod tests {
         let out = narrow_backward(&g, OUTER, COLS, start, width);
         for r in [0, 1, OUTER / 2, OUTER - 1] {
             let row = &out[r * COLS..][..COLS];
-            assert!(row[..start].iter().chain(&row[start + width..]).all(|v| *v == 0.0));
+            assert!(
+                row[..start]
+                    .iter()
+                    .chain(&row[start + width..])
+                    .all(|v| *v == 0.0)
+            );
             assert_eq!(&row[start..start + width], &g[r * width..][..width]);
         }
     }
