@@ -320,3 +320,36 @@ fn a_misaligned_or_overrunning_slice_is_refused_naming_the_entry() {
         );
     }
 }
+
+#[test]
+fn slices_along_the_first_dimension_are_copies_that_fit_any_binding_limit() {
+    let Some(ctx) = small_binding_context() else {
+        return;
+    };
+    // A [1024, 24] weight is 96 KiB, six times the limit: narrow along dim 0 (what a block does to
+    // in_proj's halves), its backward and concat along dim 0 are single buffer copies (no binding).
+    let gpu = Device::Wgpu(ctx);
+    let w = rand_tensor(21, &[1024, 24], -1.0, 1.0, &Device::Cpu);
+    for (start, len) in [(0, 512), (512, 512), (100, 37)] {
+        check_parity_on(
+            &gpu,
+            &format!("narrow [1024, 24] dim 0 {start}..+{len} under a 16 KiB limit"),
+            std::slice::from_ref(&w),
+            |v| ops::narrow(&v[0], 0, start, len).unwrap(),
+            0.0,
+            0.0,
+        );
+    }
+    let halves = [
+        rand_tensor(22, &[512, 24], -1.0, 1.0, &Device::Cpu),
+        rand_tensor(23, &[300, 24], -1.0, 1.0, &Device::Cpu),
+    ];
+    check_parity_on(
+        &gpu,
+        "concat [512, 24] and [300, 24] along dim 0 under a 16 KiB limit",
+        &halves,
+        |v| ops::concat(&[&v[0], &v[1]], 0).unwrap(),
+        0.0,
+        0.0,
+    );
+}

@@ -288,6 +288,20 @@ impl WgpuContext {
         Ok(GpuBuffer::new(raw, bytes, self.clone()))
     }
 
+    /// Copies `bytes` bytes from `src` at byte `src_at` to `dst` at byte `dst_at`, recorded in the
+    /// pending encoder: no binding, so no per-binding size limit. Offsets and size are multiples
+    /// of 4 (whole f32 or u32 elements).
+    pub(crate) fn copy_range(
+        &self,
+        (src, src_at): (&GpuBuffer, u64),
+        (dst, dst_at): (&GpuBuffer, u64),
+        bytes: u64,
+    ) -> Result<()> {
+        self.with_encoder(|enc| {
+            enc.copy_buffer_to_buffer(src.raw(), src_at, dst.raw(), dst_at, Some(bytes))
+        })
+    }
+
     pub fn zeros(self: &Arc<Self>, bytes: usize) -> Result<GpuBuffer> {
         let out = self.alloc(bytes as u64)?;
         self.with_encoder(|enc| enc.clear_buffer(out.raw(), 0, None))?;

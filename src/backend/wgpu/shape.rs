@@ -25,6 +25,13 @@ fn copy_block(ctx: &WgpuContext, src: &GpuBuffer, dst: &GpuBuffer, b: Block) -> 
     if b.rows * b.width == 0 {
         return Ok(());
     }
+    // One contiguous range (a slice along the first dimension, such as a weight's rows): a buffer
+    // copy, which binds nothing and so fits any binding limit.
+    if b.rows == 1 || (b.width == b.src_cols && b.width == b.dst_cols) {
+        let bytes = (b.rows * b.width * 4) as u64;
+        let (src_at, dst_at) = ((b.src_col * 4) as u64, (b.dst_col * 4) as u64);
+        return ctx.copy_range((src, src_at), (dst, dst_at), bytes);
+    }
     let params = [
         b.rows, b.width, b.src_cols, b.src_col, b.dst_cols, b.dst_col,
     ]
