@@ -8,8 +8,8 @@
 //! channels go in groups of `LANES` (one AVX2 vector): a group's N states are `[f32; LANES]` values
 //! that stay in registers and L1 while the group walks all of time, so the innermost loops are
 //! fixed-width lane loops LLVM turns into straight vector code (with the polynomial
-//! [`simd::exp`], AVX2 + FMA where the cpu has it), with no loop overhead or bounds checks per
-//! state. A ragged last group is padded with zero lanes (delta = u = 0 keeps their states at zero)
+//! [`simd::pow2`] for the decays, AVX2 + FMA where the cpu has it), with no loop overhead or
+//! bounds checks per state. A ragged last group is padded with zero lanes (delta = u = 0 keeps their states at zero)
 //! that are never stored. dB and dC, sums over channels, are accumulated per lane over the task's
 //! groups and reduced once at the end. Each task writes its own slices, which are then scattered
 //! into the outputs; sums across tasks (dB, dC over channels; dA, dD over the batch) add the
@@ -185,25 +185,14 @@ pub fn selective_scan(
         })
         .collect();
 
-    // The outputs row by row from the tasks' blocks (tasks are ordered by batch, then channel
-    // block), each element written once, rows in parallel.
-    let blocks = ne_all.div_ceil(BLOCK);
-    let of_batch = |bi: usize| &results[bi * blocks..][..blocks];
-    // Row `row` of a [B * n, .] output whose rows are made of each block's slice `part(r, k)`, k =
-    // row % n, side by side (a block's slice is `size` values per channel).
-    let gather = |n: usize, size: usize, part: &(dyn Fn(&BlockForward, usize) -> &[f32] + Sync)| {
-        shape::rows(batch * n, ne_all * size, |row, o| {
-            for (blk, r) in of_batch(row / n).iter().enumerate() {
-                let src = part(r, row % n);
-                o[blk * BLOCK * size..][..src.len()].write_copy_of_slice(src);
-            }
-        })
+    let output = |n, size, part: &(dyn Fn(&BlockForward, usize) -> &[f32] + Sync)| {
+        gather(&results, batch, n, ne_all * size, BLOCK * size, part)
     };
     let width = |r: &BlockForward| r.last.len() / ns;
     ScanForward {
-        y: gather(len, 1, &|r, t| step(&r.y, t, width(r))),
-        last: gather(1, ns, &|r, _| &r.last),
-        saved: save.then(|| gather(nc, ns, &|r, k| &r.saved[k * r.last.len()..][..r.last.len()])),
+        y: output(len, 1, &|r, t| step(&r.y, t, width(r))),
+        last: output(1, ns, &|r, _| &r.last),
+        saved: save.then(|| output(nc, ns, &|r, k| &r.saved[k * r.last.len()..][..r.last.len()])),
     }
 }
 
@@ -365,23 +354,16 @@ pub fn selective_scan_backward(
         })
         .collect();
 
-    // Per-channel outputs row by row from the tasks' blocks (ordered by batch, then channel
-    // block), each element written once, rows in parallel; the sums over tasks in task order.
-    let blocks = ne_all.div_ceil(BLOCK);
+    // Per-channel outputs from the tasks' blocks; the sums over tasks in task order.
     let bln = batch * len * ns;
-    let gather = |n: usize, size: usize, part: &(dyn Fn(&BlockGrads, usize) -> &[f32] + Sync)| {
-        shape::rows(batch * n, ne_all * size, |row, o| {
-            for (blk, r) in results[row / n * blocks..][..blocks].iter().enumerate() {
-                let src = part(r, row % n);
-                o[blk * BLOCK * size..][..src.len()].write_copy_of_slice(src);
-            }
-        })
+    let output = |n, size, part: &(dyn Fn(&BlockGrads, usize) -> &[f32] + Sync)| {
+        gather(&results, batch, n, ne_all * size, BLOCK * size, part)
     };
     let mut out = ScanGrads {
-        du: gather(len, 1, &|r, t| step(&r.du, t, r.dd.len())),
-        ddelta: gather(len, 1, &|r, t| step(&r.ddelta, t, r.dd.len())),
-        dz: z.map(|_| gather(len, 1, &|r, t| step(&r.dz, t, r.dd.len()))),
-        dh0: gather(1, ns, &|r, _| &r.dh0),
+        du: output(len, 1, &|r, t| step(&r.du, t, r.dd.len())),
+        ddelta: output(len, 1, &|r, t| step(&r.ddelta, t, r.dd.len())),
+        dz: z.map(|_| output(len, 1, &|r, t| step(&r.dz, t, r.dd.len()))),
+        dh0: output(1, ns, &|r, _| &r.dh0),
         da: vec![0f32; ne_all * ns],
         db: vec![0f32; bln],
         dc: vec![0f32; bln],
@@ -394,6 +376,26 @@ pub fn selective_scan_backward(
         add_into(&mut out.dd[e0..][..ne], &r.dd);
     }
     out
+}
+
+/// An output of `batch * n` rows of `width` values from the tasks' results (ordered by batch, then
+/// channel block): row r holds `part(block, r % n)` of each block of its batch side by side, the
+/// block at `blk` starting at `blk * stride`. Rows are written once each, in parallel.
+fn gather<R: Sync>(
+    results: &[R],
+    batch: usize,
+    n: usize,
+    width: usize,
+    stride: usize,
+    part: &(dyn Fn(&R, usize) -> &[f32] + Sync),
+) -> Vec<f32> {
+    let blocks = results.len() / batch;
+    shape::rows(batch * n, width, |row, o| {
+        for (blk, r) in results[row / n * blocks..][..blocks].iter().enumerate() {
+            let src = part(r, row % n);
+            o[blk * stride..][..src.len()].write_copy_of_slice(src);
+        }
+    })
 }
 
 /// Step t of a block's [L, ne] array.
