@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::elementwise::PAR_MIN;
+use super::elementwise::{PAR_MIN, for_each_piece};
 use super::simd::{self, Kernel};
 
 /// Sizes of one call: batch, length, channels, kernel width.
@@ -42,18 +42,13 @@ trait Rows: Sync {
 /// Runs `rows.fill` over `out` in blocks of `ROWS` rows of `c` values, in parallel when the work is
 /// large; each block is compiled for AVX2 + FMA where the cpu has it.
 fn rows_of(out: &mut [f32], c: usize, rows: impl Rows) {
-    let run = |(blk, o): (usize, &mut [f32])| {
+    for_each_piece(out, ROWS * c, |blk, o| {
         simd::dispatch(RowBlock {
             first: blk * ROWS,
             out: o,
             rows: &rows,
         })
-    };
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(ROWS * c).enumerate().for_each(run);
-    } else {
-        out.chunks_mut(ROWS * c).enumerate().for_each(run);
-    }
+    });
 }
 
 struct RowBlock<'a, R> {

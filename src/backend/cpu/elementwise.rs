@@ -29,20 +29,6 @@ pub trait Binary: Sync {
     fn apply(&self, x: f32, y: f32) -> f32;
 }
 
-/// `f(x[i])` for every i.
-pub fn map(x: &[f32], f: impl Unary) -> Vec<f32> {
-    filled(x.len(), |out| {
-        let run = |o: &mut [MaybeUninit<f32>], x: &[f32]| simd::dispatch(Map { out: o, x, f: &f });
-        if x.len() >= PAR_MIN {
-            out.par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK))
-                .for_each(|(o, x)| run(o, x));
-        } else {
-            run(out, x);
-        }
-    })
-}
-
 /// A vector of `n` values that `fill` writes, every one of them (the maps here and the row
 /// builders in `shape` write each output element exactly once). Not zeroing it first saves a pass
 /// over memory: with freed memory kept in the heap, a zeroed allocation is a `memset`.
@@ -56,26 +42,48 @@ pub(crate) fn filled<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> V
     out
 }
 
+/// Calls `fill(i, piece)` for the i-th consecutive piece of `size` elements of `out` (the last may
+/// be shorter), spread over the cores when `out` has `PAR_MIN` elements or more: the one split
+/// every parallel cpu loop of outputs goes through.
+pub(crate) fn for_each_piece<T: Send>(
+    out: &mut [T],
+    size: usize,
+    fill: impl Fn(usize, &mut [T]) + Sync,
+) {
+    if out.len() >= PAR_MIN {
+        out.par_chunks_mut(size)
+            .enumerate()
+            .for_each(|(i, piece)| fill(i, piece));
+    } else {
+        for (i, piece) in out.chunks_mut(size).enumerate() {
+            fill(i, piece);
+        }
+    }
+}
+
+/// `f(x[i])` for every i.
+pub fn map(x: &[f32], f: impl Unary) -> Vec<f32> {
+    filled(x.len(), |out| {
+        for_each_piece(out, CHUNK, |i, o| {
+            let x = &x[i * CHUNK..][..o.len()];
+            simd::dispatch(Map { out: o, x, f: &f })
+        })
+    })
+}
+
 /// `f(x[i], y[i])` for every i; `x` and `y` have the same length.
 pub fn map2(x: &[f32], y: &[f32], f: impl Binary) -> Vec<f32> {
     assert_eq!(x.len(), y.len(), "map2 takes inputs of one length");
     filled(x.len(), |out| {
-        let run = |o: &mut [MaybeUninit<f32>], x: &[f32], y: &[f32]| {
+        for_each_piece(out, CHUNK, |i, o| {
+            let (x, y) = (&x[i * CHUNK..][..o.len()], &y[i * CHUNK..][..o.len()]);
             simd::dispatch(Map2 {
                 out: o,
                 x,
                 y,
                 f: &f,
             })
-        };
-        if x.len() >= PAR_MIN {
-            out.par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK))
-                .zip(y.par_chunks(CHUNK))
-                .for_each(|((o, x), y)| run(o, x, y));
-        } else {
-            run(out, x, y);
-        }
+        })
     })
 }
 
@@ -90,24 +98,18 @@ pub fn map_broadcast(a: &[f32], b: &[f32], f: impl Binary) -> Vec<f32> {
         return map(a, WithScalar(f, b[0]));
     }
     assert!(a.len().is_multiple_of(nb), "map_broadcast takes whole rows");
-    // Whole rows per chunk, so each row meets b from its start.
+    // Whole rows per piece, so each row meets b from its start.
     let rows = (CHUNK / nb).max(1) * nb;
     filled(a.len(), |out| {
-        let run = |o: &mut [MaybeUninit<f32>], x: &[f32]| {
+        for_each_piece(out, rows, |i, o| {
+            let x = &a[i * rows..][..o.len()];
             simd::dispatch(MapRows {
                 out: o,
                 x,
                 b,
                 f: &f,
             })
-        };
-        if a.len() >= PAR_MIN {
-            out.par_chunks_mut(rows)
-                .zip(a.par_chunks(rows))
-                .for_each(|(o, x)| run(o, x));
-        } else {
-            run(out, a);
-        }
+        })
     })
 }
 

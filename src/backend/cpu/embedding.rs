@@ -1,8 +1,6 @@
 //! Embedding lookup and its backward. ids: [n] (validated: all < v), table: [v, d].
 
-use rayon::prelude::*;
-
-use super::elementwise::PAR_MIN;
+use super::elementwise::for_each_piece;
 
 /// out[t, :] = table[ids[t], :]. ids [n], table [v, d] -> [n, d].
 pub fn embedding(ids: &[u32], table: &[f32], d: usize) -> Vec<f32> {
@@ -10,14 +8,10 @@ pub fn embedding(ids: &[u32], table: &[f32], d: usize) -> Vec<f32> {
     if d == 0 {
         return out;
     }
-    let row = |(o, &id): (&mut [f32], &u32)| {
-        o.copy_from_slice(&table[id as usize * d..(id as usize + 1) * d])
-    };
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(d).zip(ids.par_iter()).for_each(row);
-    } else {
-        out.chunks_mut(d).zip(ids.iter()).for_each(row);
-    }
+    for_each_piece(&mut out, d, |t, o| {
+        let id = ids[t] as usize;
+        o.copy_from_slice(&table[id * d..(id + 1) * d])
+    });
     out
 }
 

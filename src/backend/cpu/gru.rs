@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::elementwise::PAR_MIN;
+use super::elementwise::{PAR_MIN, for_each_piece};
 use super::unary::sigmoid;
 
 /// The gates of one (row, unit) pair: (r, z, n).
@@ -27,7 +27,7 @@ pub fn gru_gates(gi: &[f32], gh: &[f32], h: &[f32], hidden: usize) -> Vec<f32> {
     if hidden == 0 {
         return out;
     }
-    let row = |(b, out_row): (usize, &mut [f32])| {
+    for_each_piece(&mut out, hidden, |b, out_row| {
         let (gi, gh) = (
             &gi[b * 3 * hidden..(b + 1) * 3 * hidden],
             &gh[b * 3 * hidden..(b + 1) * 3 * hidden],
@@ -36,12 +36,7 @@ pub fn gru_gates(gi: &[f32], gh: &[f32], h: &[f32], hidden: usize) -> Vec<f32> {
             let (_, z, n) = gates(gi, gh, hidden, j);
             *o = (1.0 - z) * n + z * h[b * hidden + j];
         }
-    };
-    if h.len() >= PAR_MIN {
-        out.par_chunks_mut(hidden).enumerate().for_each(row);
-    } else {
-        out.chunks_mut(hidden).enumerate().for_each(row);
-    }
+    });
     out
 }
 

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::elementwise::PAR_MIN;
+use super::elementwise::{PAR_MIN, for_each_piece};
 use super::reduce::column_sums;
 
 /// 1 / sqrt(mean(row^2) + eps).
@@ -33,17 +33,13 @@ fn sum_f64(n: usize, term: impl Fn(usize) -> f64) -> f64 {
 /// y[r, j] = x[r, j] * inv_rms(x[r]) * weight[j].
 pub fn rms_norm(x: &[f32], weight: &[f32], d: usize, eps: f32) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
-    let row = |(o, xr): (&mut [f32], &[f32])| {
+    for_each_piece(&mut out, d, |i, o| {
+        let xr = &x[i * d..][..d];
         let r = inv_rms(xr, eps);
         for j in 0..d {
             o[j] = xr[j] * r * weight[j];
         }
-    };
-    if x.len() >= PAR_MIN {
-        out.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(row);
-    } else {
-        out.chunks_mut(d).zip(x.chunks(d)).for_each(row);
-    }
+    });
     out
 }
 
@@ -67,19 +63,14 @@ pub fn rms_norm_backward(
     } else {
         x.chunks(d).map(|xr| inv_rms(xr, eps)).collect()
     };
-    let row = |(i, o): (usize, &mut [f32])| {
+    for_each_piece(&mut dx, d, |i, o| {
         let (xr, gr, r) = (&x[i * d..(i + 1) * d], &g[i * d..(i + 1) * d], rs[i]);
         let dot = sum_f64(d, |j| gr[j] as f64 * weight[j] as f64 * xr[j] as f64);
         let c = r * r * r * (dot / d as f64) as f32;
         for k in 0..d {
             o[k] = r * weight[k] * gr[k] - c * xr[k];
         }
-    };
-    if x.len() >= PAR_MIN {
-        dx.par_chunks_mut(d).enumerate().for_each(row);
-    } else {
-        dx.chunks_mut(d).enumerate().for_each(row);
-    }
+    });
     let dw = column_sums(rows, d, |r, j| (g[r * d + j] * x[r * d + j] * rs[r]) as f64);
     (dx, dw)
 }

@@ -7,9 +7,7 @@
 
 use std::mem::MaybeUninit;
 
-use rayon::prelude::*;
-
-use super::elementwise::{CHUNK, PAR_MIN, filled};
+use super::elementwise::{CHUNK, filled, for_each_piece};
 
 /// An [outer, width] array whose row r is written by `row(r, out_row)`; `row` must write all of
 /// `out_row`. Blocks of rows run in parallel when the array is large.
@@ -21,18 +19,13 @@ pub(crate) fn rows<T: Send>(
     if width == 0 {
         return Vec::new();
     }
+    let block = (CHUNK / width).max(1);
     filled(outer * width, |out| {
-        let block = (CHUNK / width).max(1);
-        let run = |(b, o): (usize, &mut [MaybeUninit<T>])| {
+        for_each_piece(out, block * width, |b, o| {
             for (i, r) in o.chunks_exact_mut(width).enumerate() {
                 row(b * block + i, r);
             }
-        };
-        if outer * width >= PAR_MIN {
-            out.par_chunks_mut(block * width).enumerate().for_each(run);
-        } else {
-            out.chunks_mut(block * width).enumerate().for_each(run);
-        }
+        })
     })
 }
 
