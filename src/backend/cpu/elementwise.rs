@@ -50,13 +50,27 @@ pub(crate) fn for_each_piece<T: Send>(
     size: usize,
     fill: impl Fn(usize, &mut [T]) + Sync,
 ) {
+    let mut none = vec![(); out.len().div_ceil(size)];
+    for_each_piece_with(out, size, &mut none, |i, piece, _| fill(i, piece));
+}
+
+/// [`for_each_piece`] with a second output per piece, `side[i]` (one per piece: partial sums that
+/// the caller then adds in piece order, which does not depend on the thread timing).
+pub(crate) fn for_each_piece_with<T: Send, S: Send>(
+    out: &mut [T],
+    size: usize,
+    side: &mut [S],
+    fill: impl Fn(usize, &mut [T], &mut S) + Sync,
+) {
+    assert_eq!(side.len(), out.len().div_ceil(size), "one side output per piece");
     if out.len() >= PAR_MIN {
         out.par_chunks_mut(size)
+            .zip(side.par_iter_mut())
             .enumerate()
-            .for_each(|(i, piece)| fill(i, piece));
+            .for_each(|(i, (piece, s))| fill(i, piece, s));
     } else {
-        for (i, piece) in out.chunks_mut(size).enumerate() {
-            fill(i, piece);
+        for (i, (piece, s)) in out.chunks_mut(size).zip(side.iter_mut()).enumerate() {
+            fill(i, piece, s);
         }
     }
 }

@@ -98,38 +98,28 @@ pub fn pow2(t: f32) -> f32 {
     p * f32::from_bits(((k.to_bits() as i32 + bias) as u32) << 23)
 }
 
-/// ln(1 + y) for y >= 0 (what softplus needs), branch-free: ln(u) for u = 1 + y by Cephes' logf
-/// (u = m 2^e with m in [sqrt(1/2), sqrt(2)), a degree-9 polynomial in m - 1; about 1e-7
-/// relative), times y / (u - 1), which corrects for the rounding of 1 + y (Goldberg's log1p), so
-/// small y keep their relative accuracy. Returns y where 1 + y rounds to 1. Infinity and NaN pass
-/// through as infinity and NaN.
+/// ln(1 + t) for t in [0, 1] (softplus's ln(1 + e^-|x|)), branch-free and without a division:
+/// Cephes' logf polynomial (degree 9 in x, about 1e-7 relative) on x = t when 1 + t < sqrt(2),
+/// else on x = (1 + t) / 2 - 1 = (t - 1) / 2 plus ln 2. Both forms of x are computed from t itself,
+/// never from the rounded 1 + t, so tiny t keep their relative accuracy (ln(1 + t) = t - t^2/2 ...)
+/// with no correction. NaN stays NaN.
 #[inline(always)]
-pub fn ln_1p(y: f32) -> f32 {
-    const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
-    let u = 1.0 + y;
-    let bits = u.to_bits();
-    // u = m 2^e with m in [0.5, 1): the exponent field minus 126, the mantissa with exponent -1.
-    let e = ((bits >> 23) & 0xff) as i32 - 126;
-    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
-    // Move m into [sqrt(1/2), sqrt(2)) so that x = m - 1 is small.
-    let low = m < SQRT_HALF;
-    let e = (if low { e - 1 } else { e }) as f32;
-    let x = if low { m + m - 1.0 } else { m - 1.0 };
+pub fn ln_1p_unit(t: f32) -> f32 {
+    const SQRT2_M1: f32 = std::f32::consts::SQRT_2 - 1.0;
+    let high = t > SQRT2_M1;
+    let x = if high { (t - 1.0) * 0.5 } else { t };
     let z = x * x;
     let mut p = 7.037_683_6e-2_f32;
-    p = p * x - 1.151_461e-1;
-    p = p * x + 1.167_699_9e-1;
-    p = p * x - 1.242_014_1e-1;
-    p = p * x + 1.424_932_3e-1;
-    p = p * x - 1.666_805_8e-1;
-    p = p * x + 2.000_071_4e-1;
-    p = p * x - 2.499_999_4e-1;
-    p = p * x + 3.333_333e-1;
-    let r = p * x * z + e * -2.121_944_4e-4 - 0.5 * z + x + e * 0.693_359_4;
-    let d = u - 1.0;
-    let out = if d == 0.0 { y } else { r * (y / d) };
-    let out = if u == f32::INFINITY { u } else { out };
-    if y.is_nan() { y } else { out }
+    p = p.mul_add(x, -1.151_461e-1);
+    p = p.mul_add(x, 1.167_699_9e-1);
+    p = p.mul_add(x, -1.242_014_1e-1);
+    p = p.mul_add(x, 1.424_932_3e-1);
+    p = p.mul_add(x, -1.666_805_8e-1);
+    p = p.mul_add(x, 2.000_071_4e-1);
+    p = p.mul_add(x, -2.499_999_4e-1);
+    p = p.mul_add(x, 3.333_333e-1);
+    let r = (p * x).mul_add(z, (-0.5f32).mul_add(z, x));
+    if high { r + std::f32::consts::LN_2 } else { r }
 }
 
 #[cfg(test)]
@@ -177,20 +167,20 @@ mod tests {
     }
 
     #[test]
-    fn ln_1p_matches_f64_from_tiny_to_huge_arguments() {
+    fn ln_1p_unit_matches_f64_from_tiny_arguments_to_one() {
         let mut worst = 0f64;
-        let mut y = 1e-30f32;
-        while y < 1e30 {
-            let want = (y as f64).ln_1p();
-            let rel = ((ln_1p(y) as f64 - want) / want).abs();
-            assert!(rel < 4e-7, "ln_1p({y}) = {} vs {want}", ln_1p(y));
+        let mut t = 1e-30f32;
+        while t <= 1.0 {
+            let want = (t as f64).ln_1p();
+            let rel = ((ln_1p_unit(t) as f64 - want) / want).abs();
+            assert!(rel < 4e-7, "ln_1p_unit({t}) = {} vs {want}", ln_1p_unit(t));
             worst = worst.max(rel);
-            y *= 1.000_37;
+            t *= 1.000_03;
         }
         assert!(worst > 0.0);
-        assert_eq!(ln_1p(0.0), 0.0);
-        assert_eq!(ln_1p(f32::INFINITY), f32::INFINITY);
-        assert!(ln_1p(f32::NAN).is_nan());
+        assert_eq!(ln_1p_unit(0.0), 0.0);
+        assert!((ln_1p_unit(1.0) as f64 - 2f64.ln()).abs() < 1e-7);
+        assert!(ln_1p_unit(f32::NAN).is_nan());
     }
 
     struct Twice<'a>(&'a [f32]);

@@ -9,11 +9,12 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + simd::exp(-x))
 }
 
-/// softplus(x) = log(1 + e^x), linear past 20 as in PyTorch (threshold 20), so it never overflows.
-/// Branch-free ([`simd::exp`], [`simd::ln_1p`]) so loops over it vectorise.
+/// softplus(x) = log(1 + e^x) = max(x, 0) + ln(1 + e^-|x|), so the log's argument stays in [0, 1]
+/// (see [`simd::ln_1p_unit`]); x itself past 20, as PyTorch does (threshold 20). Branch-free
+/// ([`simd::exp`]) so loops over it vectorise.
 #[inline(always)]
 pub fn softplus_scalar(x: f32) -> f32 {
-    let soft = simd::ln_1p(simd::exp(x.min(20.0)));
+    let soft = x.max(0.0) + simd::ln_1p_unit(simd::exp(-x.abs()));
     if x > 20.0 { x } else { soft }
 }
 
