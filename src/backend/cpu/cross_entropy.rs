@@ -3,54 +3,113 @@
 
 use rayon::prelude::*;
 
-use super::elementwise::PAR_MIN;
+use super::elementwise::{PAR_MIN, for_each_piece};
+use super::simd::{self, Kernel};
 
-/// (max, log sum_j exp(x_j - max)) of one row: log-sum-exp(row) = max + the second value.
+/// (max, log sum_j exp(x_j - max)) of one row: log-sum-exp(row) = max + the second value. The
+/// exponentials are [`simd::exp`]'s (vectorised; libm's made these ops mostly libm calls), summed
+/// in f64. Call it inside [`simd::dispatch`] (its `mul_add`s are libm calls at the baseline).
+#[inline(always)]
 fn max_and_log_sum(row: &[f32]) -> (f32, f32) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let total: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
+    let mut acc = [0f64; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += simd::exp(v - max) as f64;
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += simd::exp(v - max) as f64;
+    }
+    let total = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
     (max, total.ln() as f32)
 }
 
-/// Applies `f(row index, input row, output row)` to every row, in parallel when the data is large.
-fn per_row(x: &[f32], v: usize, f: impl Fn(usize, &[f32], &mut [f32]) + Sync + Send) -> Vec<f32> {
+/// One row's output from its index and input row. Implement `row` as `#[inline(always)]`: it is
+/// inlined into [`simd::dispatch`]'s AVX2 + FMA compilation.
+trait Row: Sync {
+    fn row(&self, r: usize, x: &[f32], out: &mut [f32]);
+}
+
+/// Rows per parallel piece.
+const ROWS: usize = 16;
+
+/// Applies `f` to every row of `v` values (blocks of `ROWS` rows, in parallel when the data is
+/// large).
+fn per_row(x: &[f32], v: usize, f: impl Row) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
-    if x.len() >= PAR_MIN {
-        out.par_chunks_mut(v)
-            .zip(x.par_chunks(v))
-            .enumerate()
-            .for_each(|(r, (o, xr))| f(r, xr, o));
-    } else {
-        out.chunks_mut(v)
-            .zip(x.chunks(v))
-            .enumerate()
-            .for_each(|(r, (o, xr))| f(r, xr, o));
-    }
+    for_each_piece(&mut out, ROWS * v, |i, o| {
+        let x = &x[i * ROWS * v..][..o.len()];
+        simd::dispatch(RowBlock {
+            first: i * ROWS,
+            v,
+            x,
+            out: o,
+            f: &f,
+        })
+    });
     out
+}
+
+struct RowBlock<'a, F> {
+    first: usize,
+    v: usize,
+    x: &'a [f32],
+    out: &'a mut [f32],
+    f: &'a F,
+}
+
+impl<F: Row> Kernel for RowBlock<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let rows = self.x.chunks_exact(self.v).zip(self.out.chunks_exact_mut(self.v));
+        for (r, (xr, o)) in rows.enumerate() {
+            self.f.row(self.first + r, xr, o);
+        }
+    }
 }
 
 // ---- log_softmax ---------------------------------------------------------------------------------
 
 /// y_j = x_j - max - log sum_k exp(x_k - max).
 pub fn log_softmax(x: &[f32], v: usize) -> Vec<f32> {
-    per_row(x, v, |_, xr, o| {
+    per_row(x, v, LogSoftmax)
+}
+
+struct LogSoftmax;
+
+impl Row for LogSoftmax {
+    #[inline(always)]
+    fn row(&self, _: usize, xr: &[f32], o: &mut [f32]) {
         let (max, lse) = max_and_log_sum(xr);
-        for j in 0..v {
-            o[j] = xr[j] - max - lse;
+        for (o, &x) in o.iter_mut().zip(xr) {
+            *o = x - max - lse;
         }
-    })
+    }
 }
 
 /// dy_j/dx_k = delta_jk - softmax_k, so dx_k = g_k - softmax_k * sum_j g_j.
 pub fn log_softmax_backward(x: &[f32], g: &[f32], v: usize) -> Vec<f32> {
-    per_row(x, v, |r, xr, o| {
+    per_row(x, v, LogSoftmaxBackward { g, v })
+}
+
+struct LogSoftmaxBackward<'a> {
+    g: &'a [f32],
+    v: usize,
+}
+
+impl Row for LogSoftmaxBackward<'_> {
+    #[inline(always)]
+    fn row(&self, r: usize, xr: &[f32], o: &mut [f32]) {
         let (max, lse) = max_and_log_sum(xr);
-        let gr = &g[r * v..(r + 1) * v];
+        let gr = &self.g[r * self.v..][..self.v];
         let gsum = gr.iter().map(|&a| a as f64).sum::<f64>() as f32;
-        for k in 0..v {
-            o[k] = gr[k] - (xr[k] - max - lse).exp() * gsum;
+        for ((o, &x), &g) in o.iter_mut().zip(xr).zip(gr) {
+            *o = g - simd::exp(x - max - lse) * gsum;
         }
-    })
+    }
 }
 
 // ---- cross_entropy -------------------------------------------------------------------------------
@@ -68,7 +127,7 @@ pub fn cross_entropy(logits: &[f32], targets: &[u32], ignore_index: Option<u32>,
             return 0.0;
         }
         let xr = &logits[r * v..(r + 1) * v];
-        let (max, lse) = max_and_log_sum(xr);
+        let (max, lse) = simd::dispatch(LogSumExp(xr));
         (max as f64 + lse as f64) - xr[targets[r] as usize] as f64
     };
     let rows = targets.len();
@@ -90,6 +149,17 @@ pub fn cross_entropy(logits: &[f32], targets: &[u32], ignore_index: Option<u32>,
     }
 }
 
+/// [`max_and_log_sum`] of one row as a kernel of its own.
+struct LogSumExp<'a>(&'a [f32]);
+
+impl Kernel for LogSumExp<'_> {
+    type Output = (f32, f32);
+    #[inline(always)]
+    fn run(self) -> (f32, f32) {
+        max_and_log_sum(self.0)
+    }
+}
+
 /// dlogits [rows, v] = (softmax(row) - onehot(target)) * g / count for counted rows, 0 for the
 /// ignored ones (and everywhere when no row counts). `g` is the loss's gradient (a scalar).
 pub fn cross_entropy_backward(
@@ -104,14 +174,34 @@ pub fn cross_entropy_backward(
         .filter(|&&t| counted(t, ignore_index))
         .count();
     let scale = if count == 0 { 0.0 } else { g / count as f32 };
-    per_row(logits, v, |r, xr, o| {
-        if !counted(targets[r], ignore_index) {
+    per_row(
+        logits,
+        v,
+        CrossEntropyBackward {
+            targets,
+            ignore_index,
+            scale,
+        },
+    )
+}
+
+struct CrossEntropyBackward<'a> {
+    targets: &'a [u32],
+    ignore_index: Option<u32>,
+    scale: f32,
+}
+
+impl Row for CrossEntropyBackward<'_> {
+    #[inline(always)]
+    fn row(&self, r: usize, xr: &[f32], o: &mut [f32]) {
+        let target = self.targets[r];
+        if !counted(target, self.ignore_index) {
             return; // already zero
         }
         let (max, lse) = max_and_log_sum(xr);
-        for j in 0..v {
-            let onehot = if j == targets[r] as usize { 1.0 } else { 0.0 };
-            o[j] = ((xr[j] - max - lse).exp() - onehot) * scale;
+        for (o, &x) in o.iter_mut().zip(xr) {
+            *o = simd::exp(x - max - lse) * self.scale;
         }
-    })
+        o[target as usize] -= self.scale;
+    }
 }
