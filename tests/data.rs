@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use crsm::data::{
     BadLinePolicy, BatchStream, Document, Segment, ShardHeader, TokenDType, TokenShard, Tokenized,
-    Tokenizer, ValSource, alpaca_prompt, bits_per_byte, eval_batches, prepare, read_corpus,
-    sha256_file, tokenize_documents, train_bpe, write_split,
+    Tokenizer, ValSource, alpaca_prompt, bits_per_byte, eval_batches, for_each_batch, prepare,
+    prepare_in_batches, read_corpus, sha256_file, tokenize_documents, train_bpe, write_split,
 };
 use crsm::train::IGNORE;
 
@@ -486,6 +486,103 @@ fn prepare_with_a_fraction_cuts_the_last_tokens_off_as_val() {
         BadLinePolicy::Fail,
     ));
     assert!(msg.contains("between 0 and 1"), "{msg}");
+}
+
+/// A directory corpus of several files: plain text and JSONL with prompts.
+fn multi_file_corpus(dir: &TempDir) -> PathBuf {
+    dir.write("corpus/a.txt", STORY);
+    dir.write(
+        "corpus/b.jsonl",
+        concat!(
+            r#"{"context": ["Where is the dog?"], "response": "The dog sleeps."}"#,
+            "\n",
+            r#"{"instruction": "Name an animal.", "input": "", "output": "fox"}"#,
+            "\n",
+        ),
+    );
+    dir.write("corpus/c.txt", STORY.repeat(2));
+    dir.write("corpus/d.txt", "The end.");
+    dir.0.join("corpus")
+}
+
+#[test]
+fn corpus_batches_are_whole_files_in_order() {
+    let dir = TempDir::new("batches-of-files");
+    let corpus = multi_file_corpus(&dir);
+    let all = read_corpus(std::slice::from_ref(&corpus), BadLinePolicy::Fail).unwrap();
+    // A limit of one byte flushes after every file; no limit keeps one batch.
+    for (limit, want) in [(1, vec![1, 2, 1, 1]), (usize::MAX, vec![5])] {
+        let mut batches: Vec<Vec<Document>> = Vec::new();
+        let report = for_each_batch(
+            std::slice::from_ref(&corpus),
+            BadLinePolicy::Fail,
+            limit,
+            |b| {
+                batches.push(b);
+                Ok(())
+            },
+        )
+        .unwrap();
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, want, "limit {limit}");
+        assert_eq!(batches.concat(), all.documents);
+        assert_eq!(report, all.report);
+    }
+}
+
+#[test]
+fn prepare_streamed_in_small_batches_writes_the_same_shards() {
+    let dir = TempDir::new("prepare-batches");
+    let (tok_path, _) = trained_tokenizer(&dir);
+    let corpus = multi_file_corpus(&dir);
+    let val_file = dir.write("val.txt", "The lazy dog.");
+    for val in [ValSource::Fraction(0.3), ValSource::File(val_file)] {
+        let shards = |batch_bytes: usize, name: &str| {
+            let out = dir.0.join(name);
+            let s = prepare_in_batches(
+                &corpus,
+                &tok_path,
+                &out,
+                &val,
+                BadLinePolicy::Fail,
+                batch_bytes,
+            )
+            .unwrap();
+            let bins: Vec<Vec<u8>> = ["train.bin", "val.bin"]
+                .iter()
+                .map(|f| std::fs::read(out.join(f)).unwrap())
+                .collect();
+            (s.train, s.val, bins)
+        };
+        let (train, val_header, bins) = shards(usize::MAX, "one-batch");
+        assert_eq!(shards(1, "file-by-file"), (train.clone(), val_header, bins));
+        assert!(train.loss_spans.is_some(), "the prompts carry no loss");
+    }
+}
+
+#[test]
+fn a_failed_prepare_leaves_no_shards_or_temporary_files() {
+    let dir = TempDir::new("prepare-fails");
+    let (tok_path, _) = trained_tokenizer(&dir);
+    let input = dir.write("story.txt", STORY);
+    let empty_val = dir.write("empty.txt", "");
+    let out = dir.0.join("prepared");
+    let msg = err_text(prepare(
+        &input,
+        &tok_path,
+        &out,
+        &ValSource::File(empty_val),
+        BadLinePolicy::Fail,
+    ));
+    assert!(
+        msg.contains("empty corpus") && msg.contains("empty.txt"),
+        "{msg}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 // ---- batches --------------------------------------------------------------------------------

@@ -109,28 +109,58 @@ pub struct Corpus {
 /// cannot be read, text that is not UTF-8 (naming the byte offset), a bad line under
 /// `BadLinePolicy::Fail`, and a corpus with no text at all.
 pub fn read_corpus(paths: &[PathBuf], policy: BadLinePolicy) -> Result<Corpus> {
-    let mut corpus = Corpus::default();
+    let mut documents = Vec::new();
+    let report = for_each_batch(paths, policy, usize::MAX, |batch| {
+        documents.extend(batch);
+        Ok(())
+    })?;
+    Ok(Corpus { documents, report })
+}
+
+/// Reads the files under `paths` as `read_corpus` does, but hands their documents to `sink` in
+/// batches of whole files, in order, each batch as soon as its files hold `batch_bytes` or more
+/// (and the rest at the end), so a caller that consumes batches holds one batch of text rather
+/// than the corpus. Same errors as `read_corpus`; the empty-corpus error comes after the sink saw
+/// every (empty) batch.
+pub fn for_each_batch(
+    paths: &[PathBuf],
+    policy: BadLinePolicy,
+    batch_bytes: usize,
+    mut sink: impl FnMut(Vec<Document>) -> Result<()>,
+) -> Result<CorpusReport> {
+    let mut report = CorpusReport::default();
+    let (mut batch, mut held, mut any_text) = (Vec::new(), 0usize, false);
     for path in paths {
         let mut files = Vec::new();
         collect_files(path, true, &mut files)?;
         for file in files {
-            read_file(&file, policy, &mut corpus)?;
-            corpus.report.files += 1;
+            let docs = read_file(&file, policy, &mut report)?;
+            report.files += 1;
+            report.documents += docs.len();
+            held += docs.iter().map(Document::bytes).sum::<usize>();
+            any_text |= docs.iter().any(|d| d.bytes() > 0);
+            batch.extend(docs);
+            if held >= batch_bytes {
+                sink(std::mem::take(&mut batch))?;
+                held = 0;
+            }
         }
     }
-    corpus.report.documents = corpus.documents.len();
-    if corpus.documents.iter().all(|d| d.bytes() == 0) {
+    if !batch.is_empty() {
+        sink(batch)?;
+    }
+    if !any_text {
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(Error::Data {
             file: names.join(", "),
             line: None,
             detail: format!(
                 "empty corpus: {} file(s) read, no text found (directories are searched for *.txt and *.jsonl)",
-                corpus.report.files
+                report.files
             ),
         });
     }
-    Ok(corpus)
+    Ok(report)
 }
 
 /// The files a path names: itself, or (for a directory) its `*.txt` / `*.jsonl` files, sorted.
@@ -168,27 +198,33 @@ fn extension(path: &Path) -> Option<&str> {
     path.extension().and_then(|e| e.to_str())
 }
 
-fn read_file(path: &Path, policy: BadLinePolicy, corpus: &mut Corpus) -> Result<()> {
+/// The documents of one file; bad lines skipped under `BadLinePolicy::Skip` go into `report`.
+fn read_file(
+    path: &Path,
+    policy: BadLinePolicy,
+    report: &mut CorpusReport,
+) -> Result<Vec<Document>> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: file.clone(),
         source,
     })?;
     let text = utf8(&bytes, &file)?;
+    let mut documents = Vec::new();
     if extension(path) != Some("jsonl") {
         if !text.is_empty() {
-            corpus.documents.push(Document {
+            documents.push(Document {
                 segments: vec![Document::segment(text, true)],
             });
         }
-        return Ok(());
+        return Ok(documents);
     }
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         match parse_line(line) {
-            Ok(doc) => corpus.documents.push(doc),
+            Ok(doc) => documents.push(doc),
             Err(reason) => {
                 let bad = BadLine {
                     file: file.clone(),
@@ -202,7 +238,6 @@ fn read_file(path: &Path, policy: BadLinePolicy, corpus: &mut Corpus) -> Result<
                         detail: format!("{} (--bad-lines skip leaves such lines out)", bad.reason),
                     });
                 }
-                let report = &mut corpus.report;
                 report.skipped_lines += 1;
                 if report.first_bad_lines.len() < BAD_LINES_KEPT {
                     report.first_bad_lines.push(bad);
@@ -210,7 +245,7 @@ fn read_file(path: &Path, policy: BadLinePolicy, corpus: &mut Corpus) -> Result<
             }
         }
     }
-    Ok(())
+    Ok(documents)
 }
 
 /// The text of a file, or an error naming the byte offset (and line) where UTF-8 breaks.

@@ -14,9 +14,13 @@ pub use batches::{Batch, BatchStream, DataPosition, bits_per_byte, eval_batches}
 pub use bpe::{END_OF_TEXT, MIN_VOCAB, train_bpe, train_bpe_on_texts};
 pub use corpus::{
     BAD_LINES_KEPT, BadLine, BadLinePolicy, Corpus, CorpusReport, Document, Segment, alpaca,
-    alpaca_prompt, read_corpus,
+    alpaca_prompt, for_each_batch, read_corpus,
 };
-pub use prepare::{PrepareSummary, ValSource, prepare, tokenize_documents};
-pub use shards::{ShardHeader, TokenDType, TokenShard, Tokenized, sha256_file, write_split};
+pub use prepare::{
+    BATCH_BYTES, PrepareSummary, ValSource, prepare, prepare_in_batches, tokenize_documents,
+};
+pub use shards::{
+    ShardHeader, SplitWriter, TokenDType, TokenShard, Tokenized, sha256_file, write_split,
+};
 pub use stream::StreamDecoder;
 pub use tokenizer::Tokenizer;

@@ -7,16 +7,24 @@
 //! The validation split is either another corpus (`ValSource::File`) or the last fraction of the
 //! tokens of the whole corpus (`ValSource::Fraction`): a plain cut in the token stream, which
 //! may fall inside a document. Not here: the file format (`shards.rs`).
+//!
+//! The corpus is streamed: files are read in batches of about `BATCH_BYTES` of text, each batch
+//! tokenized (documents in parallel) and appended to the shards before the next is read, so
+//! memory holds one batch (and the largest single file), never the corpus. A fraction split needs
+//! the total token count before it can route tokens, so a corpus larger than one batch is
+//! tokenized twice (once to count, once to write); one batch is tokenized once and kept.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use super::Tokenizer;
-use super::corpus::{BadLinePolicy, CorpusReport, Document, read_corpus};
-use super::shards::{ShardHeader, Tokenized, sha256_file, write_split};
+use super::corpus::{BadLinePolicy, CorpusReport, Document, for_each_batch};
+use super::shards::{ShardHeader, SplitWriter, Tokenized, sha256_file};
 use crate::error::{Error, Result};
+
+/// Text read and tokenized at a time (whole files; a larger file is one batch of its own).
+pub const BATCH_BYTES: usize = 64 << 20;
 
 /// Where the validation split comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,7 +47,7 @@ pub struct PrepareSummary {
 }
 
 /// Reads `input`, tokenizes it with `tokenizer_file` and writes `out/train.{bin,json}` and
-/// `out/val.{bin,json}` (creating `out`).
+/// `out/val.{bin,json}` (creating `out`), streaming the corpus in batches of `BATCH_BYTES`.
 pub fn prepare(
     input: &Path,
     tokenizer_file: &Path,
@@ -47,129 +55,174 @@ pub fn prepare(
     val: &ValSource,
     policy: BadLinePolicy,
 ) -> Result<PrepareSummary> {
+    prepare_in_batches(input, tokenizer_file, out, val, policy, BATCH_BYTES)
+}
+
+/// `prepare` reading `batch_bytes` of text at a time (the shards do not depend on it).
+pub fn prepare_in_batches(
+    input: &Path,
+    tokenizer_file: &Path,
+    out: &Path,
+    val: &ValSource,
+    policy: BadLinePolicy,
+    batch_bytes: usize,
+) -> Result<PrepareSummary> {
     let tok = Tokenizer::from_file(tokenizer_file)?;
     let hash = sha256_file(tokenizer_file)?;
-    let corpus = read_corpus(&[input.to_path_buf()], policy)?;
-    let (all, marks) = tokenize_with_marks(&tok, &corpus.documents)?;
-    let (train, val_tokens, val_report) = match val {
-        ValSource::Fraction(f) => {
-            let (train, val) = split_tail(&tok, all, &marks, *f, input)?;
-            (train, val, None)
-        }
-        ValSource::File(path) => {
-            let val_corpus = read_corpus(std::slice::from_ref(path), policy)?;
-            let (val, _) = tokenize_with_marks(&tok, &val_corpus.documents)?;
-            (all, val, Some(val_corpus.report))
-        }
-    };
     std::fs::create_dir_all(out).map_err(|source| Error::Io {
         path: out.display().to_string(),
         source,
     })?;
-    let vocab = tok.vocab_size();
-    let eos = tok.eos_id();
-    Ok(PrepareSummary {
-        train: write_split(out, "train", &train, vocab, &hash, eos)?,
-        val: write_split(out, "val", &val_tokens, vocab, &hash, eos)?,
-        report: corpus.report,
-        val_report,
-    })
+    let writer =
+        |split: &str| SplitWriter::create(out, split, tok.vocab_size(), &hash, tok.eos_id());
+    let input_files = [input.to_path_buf()];
+    match val {
+        ValSource::Fraction(f) => {
+            let err = |detail: String| Error::Data {
+                file: input.display().to_string(),
+                line: None,
+                detail,
+            };
+            if !(*f > 0.0 && *f < 1.0) {
+                return Err(err(format!(
+                    "validation fraction {f} must be between 0 and 1 (exclusive)"
+                )));
+            }
+            // Pass 1 counts the tokens; a corpus of one batch keeps its pieces for pass 2.
+            let (mut n, mut batches) = (0, 0);
+            let mut kept = Vec::new();
+            let first_report = for_each_batch(&input_files, policy, batch_bytes, |documents| {
+                let pieces = document_pieces(&tok, &documents)?;
+                n += pieces.iter().map(|p| p.ids.len()).sum::<usize>();
+                batches += 1;
+                kept = if batches == 1 { pieces } else { Vec::new() };
+                Ok(())
+            })?;
+            let val_len = ((n as f64 * f).round() as usize).max(1);
+            if val_len >= n {
+                return Err(err(format!(
+                    "{n} tokens are too few to keep a fraction {f} for validation and train on the rest"
+                )));
+            }
+            let cut = n - val_len;
+            let (mut train, mut val_w) = (writer("train")?, writer("val")?);
+            let mut route = |piece: Piece| -> Result<()> {
+                let start = train.count() + val_w.count();
+                let head = cut.saturating_sub(start).min(piece.ids.len());
+                // The bytes of a segment the cut falls in are shared out by decoding its
+                // train-side tokens (exact unless the cut splits a character, then off by at
+                // most 3 bytes).
+                let head_bytes = if head == piece.ids.len() {
+                    piece.bytes
+                } else if head == 0 {
+                    0
+                } else {
+                    tok.decode(&piece.ids[..head])?.len().min(piece.bytes)
+                };
+                train.push(&piece.ids[..head], piece.carries_loss)?;
+                train.add_bytes(head_bytes);
+                val_w.push(&piece.ids[head..], piece.carries_loss)?;
+                val_w.add_bytes(piece.bytes - head_bytes);
+                Ok(())
+            };
+            let report = if batches == 1 {
+                kept.into_iter().try_for_each(&mut route)?;
+                first_report
+            } else {
+                stream_pieces(&tok, &input_files, policy, batch_bytes, route)?
+            };
+            Ok(PrepareSummary {
+                train: train.finish()?,
+                val: val_w.finish()?,
+                report,
+                val_report: None,
+            })
+        }
+        ValSource::File(path) => {
+            let mut train = writer("train")?;
+            let report = stream_pieces(&tok, &input_files, policy, batch_bytes, |p| {
+                append(&mut train, &p)
+            })?;
+            let mut val_w = writer("val")?;
+            let val_report =
+                stream_pieces(&tok, std::slice::from_ref(path), policy, batch_bytes, |p| {
+                    append(&mut val_w, &p)
+                })?;
+            Ok(PrepareSummary {
+                train: train.finish()?,
+                val: val_w.finish()?,
+                report,
+                val_report: Some(val_report),
+            })
+        }
+    }
 }
 
-/// Documents to one token stream with loss flags (see the module doc for the EOS rule).
-pub fn tokenize_documents(tok: &Tokenizer, documents: &[Document]) -> Result<Tokenized> {
-    Ok(tokenize_with_marks(tok, documents)?.0)
-}
-
-/// Where one segment's tokens are in the stream, and how many bytes of text they encode.
-struct SegmentMark {
-    tokens: Range<usize>,
+/// One segment's tokens (or a document's EOS, with no bytes), in stream order.
+struct Piece {
+    ids: Vec<u32>,
+    carries_loss: bool,
     bytes: usize,
 }
 
-fn tokenize_with_marks(
+fn append(writer: &mut SplitWriter, piece: &Piece) -> Result<()> {
+    writer.push(&piece.ids, piece.carries_loss)?;
+    writer.add_bytes(piece.bytes);
+    Ok(())
+}
+
+/// Reads the corpus under `paths` batch by batch and hands every piece of its token stream to
+/// `sink`, in order (see the module doc for the EOS rule).
+fn stream_pieces(
     tok: &Tokenizer,
-    documents: &[Document],
-) -> Result<(Tokenized, Vec<SegmentMark>)> {
-    // Each document's segments encoded on its own thread; concatenated in order below.
+    paths: &[PathBuf],
+    policy: BadLinePolicy,
+    batch_bytes: usize,
+    mut sink: impl FnMut(Piece) -> Result<()>,
+) -> Result<CorpusReport> {
+    for_each_batch(paths, policy, batch_bytes, |documents| {
+        for piece in document_pieces(tok, &documents)? {
+            sink(piece)?;
+        }
+        Ok(())
+    })
+}
+
+/// The pieces of `documents`' token stream: each document's segments encoded on its own thread,
+/// in order.
+fn document_pieces(tok: &Tokenizer, documents: &[Document]) -> Result<Vec<Piece>> {
     let encoded: Vec<Vec<Vec<u32>>> = documents
         .par_iter()
         .map(|doc| doc.segments.iter().map(|s| tok.encode(&s.text)).collect())
         .collect::<Result<_>>()?;
-    let mut out = Tokenized::default();
-    let mut marks = Vec::new();
+    let mut pieces = Vec::new();
     for (doc, segments) in documents.iter().zip(encoded) {
         for (seg, ids) in doc.segments.iter().zip(segments) {
-            let start = out.ids.len();
-            out.loss
-                .extend(std::iter::repeat_n(seg.carries_loss, ids.len()));
-            out.ids.extend(ids);
-            out.bytes += seg.text.len();
-            marks.push(SegmentMark {
-                tokens: start..out.ids.len(),
+            pieces.push(Piece {
+                ids,
+                carries_loss: seg.carries_loss,
                 bytes: seg.text.len(),
             });
         }
         if let Some(eos) = tok.eos_id() {
-            out.ids.push(eos);
-            out.loss
-                .push(doc.segments.last().is_some_and(|s| s.carries_loss));
+            pieces.push(Piece {
+                ids: vec![eos],
+                carries_loss: doc.segments.last().is_some_and(|s| s.carries_loss),
+                bytes: 0,
+            });
         }
     }
-    Ok((out, marks))
+    Ok(pieces)
 }
 
-/// Cuts the last `fraction` of the tokens off as validation. The bytes of the segment the cut
-/// falls in are shared out by decoding its train-side tokens (exact unless the cut splits a
-/// character, then off by at most 3 bytes).
-fn split_tail(
-    tok: &Tokenizer,
-    all: Tokenized,
-    marks: &[SegmentMark],
-    fraction: f64,
-    input: &Path,
-) -> Result<(Tokenized, Tokenized)> {
-    let n = all.ids.len();
-    let err = |detail: String| Error::Data {
-        file: input.display().to_string(),
-        line: None,
-        detail,
-    };
-    if !(fraction > 0.0 && fraction < 1.0) {
-        return Err(err(format!(
-            "validation fraction {fraction} must be between 0 and 1 (exclusive)"
-        )));
+/// Documents to one token stream with loss flags (see the module doc for the EOS rule).
+pub fn tokenize_documents(tok: &Tokenizer, documents: &[Document]) -> Result<Tokenized> {
+    let mut out = Tokenized::default();
+    for piece in document_pieces(tok, documents)? {
+        out.loss
+            .extend(std::iter::repeat_n(piece.carries_loss, piece.ids.len()));
+        out.ids.extend(piece.ids);
+        out.bytes += piece.bytes;
     }
-    let val_len = ((n as f64 * fraction).round() as usize).max(1);
-    if val_len >= n {
-        return Err(err(format!(
-            "{n} tokens are too few to keep a fraction {fraction} for validation and train on the rest"
-        )));
-    }
-    let cut = n - val_len;
-    let mut train_bytes = 0;
-    for mark in marks {
-        if mark.tokens.end <= cut {
-            train_bytes += mark.bytes;
-        } else if mark.tokens.start < cut {
-            let head = tok.decode(&all.ids[mark.tokens.start..cut])?;
-            train_bytes += head.len().min(mark.bytes);
-        }
-    }
-    let Tokenized {
-        mut ids,
-        mut loss,
-        bytes,
-    } = all;
-    let val = Tokenized {
-        ids: ids.split_off(cut),
-        loss: loss.split_off(cut),
-        bytes: bytes - train_bytes,
-    };
-    let train = Tokenized {
-        ids,
-        loss,
-        bytes: train_bytes,
-    };
-    Ok((train, val))
+    Ok(out)
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::io::write_atomic;
+use crate::io::{AtomicFile, write_atomic};
 
 pub const FORMAT: &str = "crsm-tokens";
 pub const VERSION: u32 = 1;
@@ -116,75 +116,156 @@ pub fn write_split(
     tokenizer_hash: &str,
     eos_id: Option<u32>,
 ) -> Result<ShardHeader> {
-    let (bin, json) = paths(dir, split);
-    let file = bin.display().to_string();
-    let bad = |detail: String| Error::Data {
-        file: file.clone(),
-        line: None,
-        detail,
-    };
+    let mut writer = SplitWriter::create(dir, split, vocab_size, tokenizer_hash, eos_id)?;
     if tokens.loss.len() != tokens.ids.len() {
-        return Err(bad(format!(
+        return Err(writer.bad(format!(
             "{} loss flags for {} tokens",
             tokens.loss.len(),
             tokens.ids.len()
         )));
     }
-    if let Some((i, &id)) = tokens
-        .ids
-        .iter()
-        .enumerate()
-        .find(|&(_, &id)| id as usize >= vocab_size)
-    {
-        return Err(bad(format!(
-            "token {i} is id {id}, not below vocab size {vocab_size}"
-        )));
+    // Runs of equal loss flags, each pushed at once.
+    let mut start = 0;
+    while start < tokens.ids.len() {
+        let flag = tokens.loss[start];
+        let len = tokens.loss[start..]
+            .iter()
+            .take_while(|&&l| l == flag)
+            .count();
+        writer.push(&tokens.ids[start..start + len], flag)?;
+        start += len;
     }
-    let dtype = TokenDType::for_vocab(vocab_size);
-    let mut data = Vec::with_capacity(tokens.ids.len() * dtype.width());
-    for &id in &tokens.ids {
-        match dtype {
-            // id < vocab_size <= 65536 here.
-            TokenDType::U16 => data.extend_from_slice(&(id as u16).to_le_bytes()),
-            TokenDType::U32 => data.extend_from_slice(&id.to_le_bytes()),
-        }
-    }
-    let header = ShardHeader {
-        format: FORMAT.into(),
-        version: VERSION,
-        dtype,
-        count: tokens.ids.len(),
-        vocab_size,
-        tokenizer_hash: tokenizer_hash.into(),
-        bytes: tokens.bytes,
-        eos_id,
-        loss_spans: loss_spans(&tokens.loss),
-    };
-    write_atomic(&bin, &data)?;
-    let text = serde_json::to_string_pretty(&header)
-        .map_err(|e| bad(format!("cannot serialise header: {e}")))?;
-    write_atomic(&json, text.as_bytes())?;
-    Ok(header)
+    writer.add_bytes(tokens.bytes);
+    writer.finish()
 }
 
-/// The runs of `true` as `[start, end)`, or `None` when every token carries loss.
-fn loss_spans(loss: &[bool]) -> Option<Vec<[usize; 2]>> {
-    if loss.iter().all(|&l| l) {
-        return None;
+/// A split written as its tokens arrive (what `prepare` streams into): ids are checked against
+/// the vocabulary and encoded at the split's width into `S.bin`'s temporary file, loss flags
+/// become `loss_spans` run by run, and `finish` puts `S.bin` in place and then writes `S.json`.
+/// Dropped unfinished (an error on the way), it leaves the directory as it was.
+pub struct SplitWriter {
+    bin: AtomicFile,
+    bin_path: PathBuf,
+    json_path: PathBuf,
+    dtype: TokenDType,
+    vocab_size: usize,
+    tokenizer_hash: String,
+    eos_id: Option<u32>,
+    count: usize,
+    bytes: usize,
+    spans: Vec<[usize; 2]>,
+    /// The start of the run of loss-carrying tokens still open.
+    open: Option<usize>,
+    /// Whether every token so far carries loss (the header then says `null`).
+    all_loss: bool,
+}
+
+impl SplitWriter {
+    pub fn create(
+        dir: &Path,
+        split: &str,
+        vocab_size: usize,
+        tokenizer_hash: &str,
+        eos_id: Option<u32>,
+    ) -> Result<Self> {
+        let (bin_path, json_path) = paths(dir, split);
+        Ok(SplitWriter {
+            bin: AtomicFile::create(&bin_path)?,
+            bin_path,
+            json_path,
+            dtype: TokenDType::for_vocab(vocab_size),
+            vocab_size,
+            tokenizer_hash: tokenizer_hash.into(),
+            eos_id,
+            count: 0,
+            bytes: 0,
+            spans: Vec::new(),
+            open: None,
+            all_loss: true,
+        })
     }
-    let mut spans = Vec::new();
-    let mut start = None;
-    for (i, &l) in loss.iter().chain([&false]).enumerate() {
-        match (l, start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                spans.push([s, i]);
-                start = None;
-            }
-            _ => {}
+
+    fn bad(&self, detail: String) -> Error {
+        Error::Data {
+            file: self.bin_path.display().to_string(),
+            line: None,
+            detail,
         }
     }
-    Some(spans)
+
+    /// Appends `ids`, all carrying loss or none.
+    pub fn push(&mut self, ids: &[u32], carries_loss: bool) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if let Some((i, &id)) = ids
+            .iter()
+            .enumerate()
+            .find(|&(_, &id)| id as usize >= self.vocab_size)
+        {
+            return Err(self.bad(format!(
+                "token {} is id {id}, not below vocab size {}",
+                self.count + i,
+                self.vocab_size
+            )));
+        }
+        let mut data = Vec::with_capacity(ids.len() * self.dtype.width());
+        for &id in ids {
+            match self.dtype {
+                // id < vocab_size <= 65536 here.
+                TokenDType::U16 => data.extend_from_slice(&(id as u16).to_le_bytes()),
+                TokenDType::U32 => data.extend_from_slice(&id.to_le_bytes()),
+            }
+        }
+        self.bin.write_all(&data)?;
+        match (carries_loss, self.open) {
+            (true, None) => self.open = Some(self.count),
+            (false, open) => {
+                if let Some(start) = open {
+                    self.spans.push([start, self.count]);
+                    self.open = None;
+                }
+                self.all_loss = false;
+            }
+            (true, Some(_)) => {}
+        }
+        self.count += ids.len();
+        Ok(())
+    }
+
+    /// Counts `n` more bytes of text behind the tokens (for bits per byte).
+    pub fn add_bytes(&mut self, n: usize) {
+        self.bytes += n;
+    }
+
+    /// Tokens written so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Puts `S.bin` in place, then writes `S.json` (atomically, last) and returns the header.
+    pub fn finish(mut self) -> Result<ShardHeader> {
+        if let Some(start) = self.open.take() {
+            self.spans.push([start, self.count]);
+        }
+        let header = ShardHeader {
+            format: FORMAT.into(),
+            version: VERSION,
+            dtype: self.dtype,
+            count: self.count,
+            vocab_size: self.vocab_size,
+            tokenizer_hash: self.tokenizer_hash.clone(),
+            bytes: self.bytes,
+            eos_id: self.eos_id,
+            loss_spans: (!self.all_loss).then(|| std::mem::take(&mut self.spans)),
+        };
+        let text = serde_json::to_string_pretty(&header)
+            .map_err(|e| self.bad(format!("cannot serialise header: {e}")))?;
+        let json_path = self.json_path.clone();
+        self.bin.commit()?;
+        write_atomic(&json_path, text.as_bytes())?;
+        Ok(header)
+    }
 }
 
 /// A split opened for reading: header checked, ids memory-mapped.

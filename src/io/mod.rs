@@ -17,7 +17,7 @@ use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-pub use self::atomic::write_atomic;
+pub use self::atomic::{AtomicFile, write_atomic};
 
 /// A whole text file, or `Error::Io` naming it.
 pub fn read_text(path: &std::path::Path) -> Result<String> {

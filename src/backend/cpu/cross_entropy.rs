@@ -64,7 +64,10 @@ impl<F: Row> Kernel for RowBlock<'_, F> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
-        let rows = self.x.chunks_exact(self.v).zip(self.out.chunks_exact_mut(self.v));
+        let rows = self
+            .x
+            .chunks_exact(self.v)
+            .zip(self.out.chunks_exact_mut(self.v));
         for (r, (xr, o)) in rows.enumerate() {
             self.f.row(self.first + r, xr, o);
         }

@@ -62,7 +62,11 @@ pub(crate) fn for_each_piece_with<T: Send, S: Send>(
     side: &mut [S],
     fill: impl Fn(usize, &mut [T], &mut S) + Sync,
 ) {
-    assert_eq!(side.len(), out.len().div_ceil(size), "one side output per piece");
+    assert_eq!(
+        side.len(),
+        out.len().div_ceil(size),
+        "one side output per piece"
+    );
     if out.len() >= PAR_MIN {
         out.par_chunks_mut(size)
             .zip(side.par_iter_mut())

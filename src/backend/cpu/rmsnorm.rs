@@ -157,7 +157,8 @@ mod tests {
             let inv = 1.0 / (ms + 1e-5).sqrt();
             let dot: f64 = (0..d).map(|j| (gr[j] * w[j] * xr[j]) as f64).sum();
             for k in 0..d {
-                let want = inv * (w[k] * gr[k]) as f64 - inv.powi(3) * dot / d as f64 * xr[k] as f64;
+                let want =
+                    inv * (w[k] * gr[k]) as f64 - inv.powi(3) * dot / d as f64 * xr[k] as f64;
                 assert!((dx[r * d + k] as f64 - want).abs() < 1e-5, "dx[{r}, {k}]");
                 want_dw[k] += (gr[k] * xr[k]) as f64 * inv;
             }
@@ -165,6 +166,10 @@ mod tests {
         for k in 0..d {
             assert!((dw[k] as f64 - want_dw[k]).abs() < 1e-3, "dweight[{k}]");
         }
-        assert_eq!(rms_norm_backward(&x, &w, &g, d, 1e-5).1, dw, "deterministic");
+        assert_eq!(
+            rms_norm_backward(&x, &w, &g, d, 1e-5).1,
+            dw,
+            "deterministic"
+        );
     }
 }
