@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::elementwise::{PAR_MIN, for_each_piece};
+use super::elementwise::{PAR_MIN, Rows, rows_of};
 use super::simd::{self, Kernel};
 
 /// Sizes of one call: batch, length, channels, kernel width.
@@ -17,9 +17,6 @@ pub struct ConvDims {
     pub k: usize,
 }
 
-/// Rows (one (batch, time) position of c channels each) per parallel task.
-const ROWS: usize = 16;
-
 /// weight [c, k] -> [k, c], so one tap's weights are contiguous over the channels.
 fn taps_major(weight: &[f32], c: usize, k: usize) -> Vec<f32> {
     let mut t = vec![0f32; c * k];
@@ -29,40 +26,6 @@ fn taps_major(weight: &[f32], c: usize, k: usize) -> Vec<f32> {
         }
     }
     t
-}
-
-/// A loop over a block of rows: a type with an `#[inline(always)]` method rather than a closure, so
-/// that it is inlined into the AVX2 + FMA compilation (LLVM may keep a closure out of line, and
-/// its `mul_add`s then become libm calls).
-trait Rows: Sync {
-    /// Fills `block` (whole rows of c values), whose first row is the flat row `first` = b * l + t.
-    fn fill(&self, first: usize, block: &mut [f32]);
-}
-
-/// Runs `rows.fill` over `out` in blocks of `ROWS` rows of `c` values, in parallel when the work is
-/// large; each block is compiled for AVX2 + FMA where the cpu has it.
-fn rows_of(out: &mut [f32], c: usize, rows: impl Rows) {
-    for_each_piece(out, ROWS * c, |blk, o| {
-        simd::dispatch(RowBlock {
-            first: blk * ROWS,
-            out: o,
-            rows: &rows,
-        })
-    });
-}
-
-struct RowBlock<'a, R> {
-    first: usize,
-    out: &'a mut [f32],
-    rows: &'a R,
-}
-
-impl<R: Rows> Kernel for RowBlock<'_, R> {
-    type Output = ();
-    #[inline(always)]
-    fn run(self) {
-        self.rows.fill(self.first, self.out)
-    }
 }
 
 /// Forward. `bias` may be absent (HF `use_conv_bias = false`).

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::elementwise::{PAR_MIN, for_each_piece};
+use super::elementwise::{PAR_MIN, Rows, rows_of};
 use super::simd::{self, Kernel};
 
 /// (max, log sum_j exp(x_j - max)) of one row: log-sum-exp(row) = max + the second value. The
@@ -32,44 +32,26 @@ trait Row: Sync {
     fn row(&self, r: usize, x: &[f32], out: &mut [f32]);
 }
 
-/// Rows per parallel piece.
-const ROWS: usize = 16;
-
-/// Applies `f` to every row of `v` values (blocks of `ROWS` rows, in parallel when the data is
-/// large).
+/// Applies `f` to every row of `v` values (blocks of rows, in parallel when the data is large).
 fn per_row(x: &[f32], v: usize, f: impl Row) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
-    for_each_piece(&mut out, ROWS * v, |i, o| {
-        let x = &x[i * ROWS * v..][..o.len()];
-        simd::dispatch(RowBlock {
-            first: i * ROWS,
-            v,
-            x,
-            out: o,
-            f: &f,
-        })
-    });
+    rows_of(&mut out, v, EachRow { x, v, f });
     out
 }
 
-struct RowBlock<'a, F> {
-    first: usize,
-    v: usize,
+/// A [`Row`] as the block loop `rows_of` runs.
+struct EachRow<'a, F> {
     x: &'a [f32],
-    out: &'a mut [f32],
-    f: &'a F,
+    v: usize,
+    f: F,
 }
 
-impl<F: Row> Kernel for RowBlock<'_, F> {
-    type Output = ();
+impl<F: Row> Rows for EachRow<'_, F> {
     #[inline(always)]
-    fn run(self) {
-        let rows = self
-            .x
-            .chunks_exact(self.v)
-            .zip(self.out.chunks_exact_mut(self.v));
-        for (r, (xr, o)) in rows.enumerate() {
-            self.f.row(self.first + r, xr, o);
+    fn fill(&self, first: usize, block: &mut [f32]) {
+        for (r, o) in block.chunks_exact_mut(self.v).enumerate() {
+            let row = first + r;
+            self.f.row(row, &self.x[row * self.v..][..self.v], o);
         }
     }
 }

@@ -79,6 +79,44 @@ pub(crate) fn for_each_piece_with<T: Send, S: Send>(
     }
 }
 
+/// Rows per parallel piece of a row op (conv1d's positions, a softmax's rows): one row is too
+/// little work for a task.
+pub(crate) const ROWS: usize = 16;
+
+/// A loop over a block of whole rows: a type with an `#[inline(always)]` method rather than a
+/// closure, so that it is inlined into the AVX2 + FMA compilation (LLVM may keep a closure out of
+/// line, and its `mul_add`s then become libm calls).
+pub(crate) trait Rows: Sync {
+    /// Fills `block` (whole rows), whose first row is row `first` of the output.
+    fn fill(&self, first: usize, block: &mut [f32]);
+}
+
+/// Runs `rows.fill` over `out` in blocks of `ROWS` rows of `width` values, in parallel when the
+/// work is large; each block is compiled for AVX2 + FMA where the cpu has it.
+pub(crate) fn rows_of(out: &mut [f32], width: usize, rows: impl Rows) {
+    for_each_piece(out, ROWS * width, |blk, o| {
+        simd::dispatch(RowBlock {
+            first: blk * ROWS,
+            out: o,
+            rows: &rows,
+        })
+    });
+}
+
+struct RowBlock<'a, R> {
+    first: usize,
+    out: &'a mut [f32],
+    rows: &'a R,
+}
+
+impl<R: Rows> Kernel for RowBlock<'_, R> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        self.rows.fill(self.first, self.out)
+    }
+}
+
 /// `f(x[i])` for every i.
 pub fn map(x: &[f32], f: impl Unary) -> Vec<f32> {
     filled(x.len(), |out| {

@@ -4,11 +4,8 @@
 
 use std::mem::MaybeUninit;
 
-use super::elementwise::{filled, for_each_piece, for_each_piece_with};
+use super::elementwise::{ROWS, filled, for_each_piece, for_each_piece_with};
 use super::simd::{self, Kernel};
-
-/// Rows per parallel piece: one row (d values) is too little work for a task.
-const ROWS: usize = 16;
 
 /// 1 / sqrt(mean(row^2) + eps).
 #[inline(always)]
