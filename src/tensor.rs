@@ -357,6 +357,20 @@ impl Tensor {
         }
     }
 
+    /// The f32 values of a cpu tensor, mutably, when this handle is the only one to them (no
+    /// clone, view or recorded op holds them), so an in-place update is seen by nobody: what
+    /// lets the backward pass add a gradient into a sum it alone owns.
+    pub(crate) fn cpu_f32_unique(&mut self) -> Option<&mut [f32]> {
+        let inner = Arc::get_mut(&mut self.0)?;
+        if inner.node.is_some() {
+            return None;
+        }
+        match Arc::get_mut(&mut inner.storage)? {
+            Storage::Cpu(CpuStorage::F32(v)) => Some(v),
+            _ => None,
+        }
+    }
+
     pub(crate) fn cpu_u32(&self, op: &'static str, arg: &'static str) -> Result<&[u32]> {
         self.expect_dtype(op, arg, DType::U32)?;
         match &*self.0.storage {

@@ -149,13 +149,25 @@ pub(crate) fn backward_many(seeds: &[(&Tensor, &Tensor)]) -> Result<Gradients> {
                 )));
             }
             let total = match grads.remove(&input.id()) {
-                Some(previous) => ops::add(&previous, &g)?,
+                Some(previous) => accumulate(previous, &g)?,
                 None => g,
             };
             grads.insert(input.id(), total);
         }
     }
     Ok(leaves)
+}
+
+/// previous + g (one shape): added in place when `previous` is a cpu tensor this sum alone holds
+/// (no allocation, one pass fewer), else by `ops::add`.
+fn accumulate(mut previous: Tensor, g: &Tensor) -> Result<Tensor> {
+    if let Ok(x) = g.cpu_f32("accumulate", "g")
+        && let Some(acc) = previous.cpu_f32_unique()
+    {
+        crate::backend::cpu::binary::add_assign(acc, x);
+        return Ok(previous);
+    }
+    ops::add(&previous, g)
 }
 
 /// Depth-first post-order over nodes that need a gradient; iterative, so deep recurrent graphs do
@@ -183,4 +195,28 @@ fn topological_order(roots: &[&Tensor]) -> Vec<Tensor> {
         }
     }
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::Device;
+    use crate::ops;
+    use crate::tensor::Tensor;
+
+    /// Gradient sums are added in place only into tensors nobody else holds: a gradient shared
+    /// between two inputs (add's backward hands the same tensor to both) and the caller's seed
+    /// keep their values.
+    #[test]
+    fn gradient_sums_never_change_a_tensor_someone_else_holds() {
+        let dev = Device::Cpu;
+        let x = Tensor::from_f32(vec![1.0, 2.0, 3.0], &[3], &dev)
+            .unwrap()
+            .as_variable();
+        let seed = Tensor::from_f32(vec![1.0, 10.0, 100.0], &[3], &dev).unwrap();
+        // x reaches y three times: twice through the same add, once through scale.
+        let y = ops::add(&ops::add(&x, &x).unwrap(), &ops::scale(&x, 3.0).unwrap()).unwrap();
+        let g = y.backward_with(&seed).unwrap();
+        assert_eq!(g.get(&x).unwrap().to_vec_f32().unwrap(), [5.0, 50.0, 500.0]);
+        assert_eq!(seed.to_vec_f32().unwrap(), [1.0, 10.0, 100.0]);
+    }
 }

@@ -17,6 +17,7 @@
 
 use rayon::prelude::*;
 
+use super::binary::add_assign;
 use super::shape;
 use super::simd::{self, Kernel};
 use super::unary::sigmoid;
@@ -370,10 +371,10 @@ pub fn selective_scan_backward(
         dd: vec![0f32; ne_all],
     };
     for (&(bi, e0, ne), r) in tasks.iter().zip(&results) {
-        add_into(&mut out.db[bi * len * ns..][..len * ns], &r.db);
-        add_into(&mut out.dc[bi * len * ns..][..len * ns], &r.dc);
-        add_into(&mut out.da[e0 * ns..][..ne * ns], &r.da);
-        add_into(&mut out.dd[e0..][..ne], &r.dd);
+        add_assign(&mut out.db[bi * len * ns..][..len * ns], &r.db);
+        add_assign(&mut out.dc[bi * len * ns..][..len * ns], &r.dc);
+        add_assign(&mut out.da[e0 * ns..][..ne * ns], &r.da);
+        add_assign(&mut out.dd[e0..][..ne], &r.dd);
     }
     out
 }
@@ -401,12 +402,6 @@ fn gather<R: Sync>(
 /// Step t of a block's [L, ne] array.
 fn step(x: &[f32], t: usize, ne: usize) -> &[f32] {
     &x[t * ne..][..ne]
-}
-
-fn add_into(acc: &mut [f32], x: &[f32]) {
-    for (a, v) in acc.iter_mut().zip(x) {
-        *a += v;
-    }
 }
 
 /// The backward of one (batch, channel block).
