@@ -21,27 +21,19 @@ pub fn sum(x: &[f32], square: bool) -> f32 {
     total as f32
 }
 
-/// x: [rows, cols] -> [cols], summing over rows.
+/// x: [rows, cols] -> [cols], summing over rows: accumulated in f64 in row order, so the result
+/// does not depend on how the columns are split; blocks of columns run in parallel when the array
+/// is large (a column sum on one thread left the other core idle).
 pub fn sum_columns(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    column_sums(rows, cols, |r, j| x[r * cols + j] as f64)
-}
-
-/// out[j] = the sum over r < rows of term(r, j), for j < cols: accumulated in f64 in row order,
-/// so the result does not depend on how the columns are split; blocks of columns run in parallel
-/// when the array is large (a column sum on one thread left the other core idle).
-pub(crate) fn column_sums(
-    rows: usize,
-    cols: usize,
-    term: impl Fn(usize, usize) -> f64 + Sync,
-) -> Vec<f32> {
     const BLOCK: usize = 64;
     let block_sums = |(b, out): (usize, &mut [f32])| {
         let j0 = b * BLOCK;
         let mut acc = [0f64; BLOCK];
         let acc = &mut acc[..out.len()];
         for r in 0..rows {
-            for (j, a) in acc.iter_mut().enumerate() {
-                *a += term(r, j0 + j);
+            let row = &x[r * cols + j0..][..acc.len()];
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v as f64;
             }
         }
         for (o, a) in out.iter_mut().zip(acc) {
