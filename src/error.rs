@@ -36,11 +36,9 @@ pub enum Error {
     InvalidArgument { op: &'static str, detail: String },
 
     // ---- backends -----------------------------------------------------------------------------
-    #[error("{op} is not implemented on the {backend} backend")]
-    Unsupported {
-        op: &'static str,
-        backend: &'static str,
-    },
+    /// A kernel the device's backend does not implement (the contract's default).
+    #[error("{op} is not implemented on device {device}")]
+    Unsupported { op: &'static str, device: String },
 
     #[error("no {wanted} adapter found: {hint}")]
     NoAdapter { wanted: &'static str, hint: String },

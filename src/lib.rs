@@ -8,6 +8,7 @@ pub mod data;
 pub mod dtype;
 pub mod error;
 pub mod generate;
+pub mod grad_mode;
 pub mod io;
 pub mod model;
 pub mod nn;

@@ -8,23 +8,20 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::autograd::{self, Node};
-use crate::backend::Device;
-use crate::backend::wgpu::GpuBuffer;
+use crate::backend::{Device, Storage};
 use crate::error::{Error, Result, shape_err};
+use crate::grad_mode;
 
 pub use crate::dtype::DType;
 
-/// Host memory of the cpu backend. Make it with `CpuStorage::f32` / `u32`, which count its bytes
-/// (`backend::cpu::memory`); dropping it uncounts them.
-pub enum CpuStorage {
-    F32(Vec<f32>),
-    U32(Vec<u32>),
-}
+/// The closure of a tape node: the output's gradient to one optional gradient per input.
+pub(crate) type BackwardFn = Box<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
 
-pub enum Storage {
-    Cpu(CpuStorage),
-    Gpu(GpuBuffer),
+/// How a recorded tensor was made: the op, its inputs, and its backward (see `autograd`).
+pub(crate) struct Node {
+    pub op: &'static str,
+    pub inputs: Vec<Tensor>,
+    pub backward: BackwardFn,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,40 +93,20 @@ impl Tensor {
 
     pub fn from_f32(data: Vec<f32>, shape: &[usize], device: &Device) -> Result<Self> {
         Self::check_len("from_f32", data.len(), shape)?;
-        let storage = match device {
-            Device::Cpu => Storage::Cpu(CpuStorage::f32(data)),
-            Device::Wgpu(ctx) => Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data))?),
-        };
-        Ok(Self::new(
-            Arc::new(storage),
-            shape.to_vec(),
-            DType::F32,
-            None,
-            false,
-        ))
+        let storage = device.backend().from_f32(data)?;
+        Ok(Self::from_storage(storage, shape, DType::F32))
     }
 
     pub fn from_u32(data: Vec<u32>, shape: &[usize], device: &Device) -> Result<Self> {
         Self::check_len("from_u32", data.len(), shape)?;
-        let storage = match device {
-            Device::Cpu => Storage::Cpu(CpuStorage::u32(data)),
-            Device::Wgpu(ctx) => Storage::Gpu(ctx.upload(bytemuck::cast_slice(&data))?),
-        };
-        Ok(Self::new(
-            Arc::new(storage),
-            shape.to_vec(),
-            DType::U32,
-            None,
-            false,
-        ))
+        let storage = device.backend().from_u32(data)?;
+        Ok(Self::from_storage(storage, shape, DType::U32))
     }
 
     pub fn zeros(shape: &[usize], device: &Device) -> Result<Self> {
         let n: usize = shape.iter().product();
-        match device {
-            Device::Cpu => Self::from_f32(vec![0.0; n], shape, device),
-            Device::Wgpu(ctx) => Ok(Self::from_gpu(ctx.zeros(n * 4)?, shape, DType::F32)),
-        }
+        let storage = device.backend().zeros(n)?;
+        Ok(Self::from_storage(storage, shape, DType::F32))
     }
 
     pub fn full(value: f32, shape: &[usize], device: &Device) -> Result<Self> {
@@ -137,27 +114,9 @@ impl Tensor {
         Self::from_f32(vec![value; n], shape, device)
     }
 
-    /// A result of a kernel on the cpu backend.
-    pub(crate) fn from_cpu(data: Vec<f32>, shape: &[usize]) -> Self {
-        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
-        Self::new(
-            Arc::new(Storage::Cpu(CpuStorage::f32(data))),
-            shape.to_vec(),
-            DType::F32,
-            None,
-            false,
-        )
-    }
-
-    /// A result of a kernel on the wgpu backend.
-    pub(crate) fn from_gpu(buffer: GpuBuffer, shape: &[usize], dtype: DType) -> Self {
-        Self::new(
-            Arc::new(Storage::Gpu(buffer)),
-            shape.to_vec(),
-            dtype,
-            None,
-            false,
-        )
+    /// A kernel's result (storage of `shape`'s element count).
+    pub(crate) fn from_storage(storage: Storage, shape: &[usize], dtype: DType) -> Self {
+        Self::new(Arc::new(storage), shape.to_vec(), dtype, None, false)
     }
 
     /// Attaches a tape node to a freshly computed tensor when gradients are being recorded and any
@@ -169,7 +128,7 @@ impl Tensor {
         inputs: &[&Tensor],
         backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     ) -> Self {
-        if !autograd::is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
+        if !grad_mode::is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
             return self;
         }
         let node = Node {
@@ -232,11 +191,7 @@ impl Tensor {
 
     /// A copy of the data in new storage on the same device, cut from the tape (state snapshots).
     pub fn deep_clone(&self) -> Result<Self> {
-        let storage = match &*self.0.storage {
-            Storage::Cpu(CpuStorage::F32(v)) => Storage::Cpu(CpuStorage::f32(v.clone())),
-            Storage::Cpu(CpuStorage::U32(v)) => Storage::Cpu(CpuStorage::u32(v.clone())),
-            Storage::Gpu(b) => Storage::Gpu(b.context().duplicate(b)?),
-        };
+        let storage = self.device().backend().duplicate(&self.0.storage)?;
         Ok(Self::new(
             Arc::new(storage),
             self.0.shape.clone(),
@@ -276,10 +231,7 @@ impl Tensor {
         self.0.dtype
     }
     pub fn device(&self) -> Device {
-        match &*self.0.storage {
-            Storage::Cpu(_) => Device::Cpu,
-            Storage::Gpu(b) => Device::Wgpu(b.context().clone()),
-        }
+        Device::of(&self.0.storage)
     }
     pub fn storage(&self) -> &Storage {
         &self.0.storage
@@ -297,20 +249,12 @@ impl Tensor {
 
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         self.expect_dtype("to_vec_f32", "self", DType::F32)?;
-        match &*self.0.storage {
-            Storage::Cpu(CpuStorage::F32(v)) => Ok(v.clone()),
-            Storage::Cpu(CpuStorage::U32(_)) => unreachable!("dtype checked above"),
-            Storage::Gpu(b) => Ok(bytemuck::cast_slice(&b.context().read(b)?).to_vec()),
-        }
+        self.device().backend().to_vec_f32(&self.0.storage)
     }
 
     pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
         self.expect_dtype("to_vec_u32", "self", DType::U32)?;
-        match &*self.0.storage {
-            Storage::Cpu(CpuStorage::U32(v)) => Ok(v.clone()),
-            Storage::Cpu(CpuStorage::F32(_)) => unreachable!("dtype checked above"),
-            Storage::Gpu(b) => Ok(bytemuck::cast_slice(&b.context().read(b)?).to_vec()),
-        }
+        self.device().backend().to_vec_u32(&self.0.storage)
     }
 
     /// The value of a one-element tensor.
@@ -345,52 +289,15 @@ impl Tensor {
         Ok(())
     }
 
-    /// The host data of an f32 tensor on the cpu backend.
-    pub(crate) fn cpu_f32(&self, op: &'static str, arg: &'static str) -> Result<&[f32]> {
-        self.expect_dtype(op, arg, DType::F32)?;
-        match &*self.0.storage {
-            Storage::Cpu(CpuStorage::F32(v)) => Ok(v),
-            _ => Err(Error::InvalidArgument {
-                op,
-                detail: format!("{arg} is not on the cpu"),
-            }),
-        }
-    }
-
-    /// The f32 values of a cpu tensor, mutably, when this handle is the only one to them (no
-    /// clone, view or recorded op holds them), so an in-place update is seen by nobody: what
-    /// lets the backward pass add a gradient into a sum it alone owns.
-    pub(crate) fn cpu_f32_unique(&mut self) -> Option<&mut [f32]> {
+    /// This tensor's storage, mutably, when this handle is the only one to it (no clone, view or
+    /// recorded op holds it), so an in-place update is seen by nobody: what lets the backward pass
+    /// add a gradient into a sum it alone owns.
+    pub(crate) fn unique_storage_mut(&mut self) -> Option<&mut Storage> {
         let inner = Arc::get_mut(&mut self.0)?;
         if inner.node.is_some() {
             return None;
         }
-        match Arc::get_mut(&mut inner.storage)? {
-            Storage::Cpu(CpuStorage::F32(v)) => Some(v),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn cpu_u32(&self, op: &'static str, arg: &'static str) -> Result<&[u32]> {
-        self.expect_dtype(op, arg, DType::U32)?;
-        match &*self.0.storage {
-            Storage::Cpu(CpuStorage::U32(v)) => Ok(v),
-            _ => Err(Error::InvalidArgument {
-                op,
-                detail: format!("{arg} is not on the cpu"),
-            }),
-        }
-    }
-
-    /// The device buffer of a tensor on the wgpu backend.
-    pub(crate) fn gpu(&self, op: &'static str, arg: &'static str) -> Result<&GpuBuffer> {
-        match &*self.0.storage {
-            Storage::Gpu(b) => Ok(b),
-            _ => Err(Error::InvalidArgument {
-                op,
-                detail: format!("{arg} is not on a wgpu device"),
-            }),
-        }
+        Arc::get_mut(&mut inner.storage)
     }
 }
 

@@ -1,7 +1,8 @@
-//! The tape. Every op that runs while recording attaches a `Node` to its output: the inputs and a
-//! closure from the output's gradient to the inputs' gradients (written beside the op's forward, as
-//! in burn and micrograd). `backward` walks the graph in reverse topological order and accumulates
-//! with `+=` (an `add`), so a tensor used twice gets both contributions.
+//! The backward pass. Every op that runs while recording attaches a `Node` (`tensor.rs`) to its
+//! output: the inputs and a closure from the output's gradient to the inputs' gradients (written
+//! beside the op's forward, as in burn and micrograd). `backward` walks the graph in reverse
+//! topological order and accumulates with `+=` (`ops::add_assign`), so a tensor used twice gets
+//! both contributions. The switch that turns recording on and off is `grad_mode`, below `ops`.
 //!
 //! Backward itself runs with recording off: there are no second derivatives.
 
@@ -9,44 +10,14 @@ mod checkpoint;
 
 pub use checkpoint::checkpoint;
 
-use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::ops;
-use crate::scoped_flag::{self, FlagGuard};
 use crate::tensor::{Tensor, TensorId};
 
-pub(crate) type BackwardFn = Box<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
-
-pub(crate) struct Node {
-    pub op: &'static str,
-    pub inputs: Vec<Tensor>,
-    pub backward: BackwardFn,
-}
-
-// ---- recording on and off ------------------------------------------------------------------------
-
-thread_local! {
-    static RECORDING: Cell<bool> = const { Cell::new(true) };
-}
-
-pub fn is_grad_enabled() -> bool {
-    scoped_flag::get(&RECORDING)
-}
-
-/// Restores the previous recording mode when dropped.
-pub type NoGradGuard = FlagGuard;
-
-/// Turns recording off until the guard drops (inference, optimizer updates, backward itself).
-pub fn no_grad() -> NoGradGuard {
-    scoped_flag::set(&RECORDING, false)
-}
-
-/// Turns recording on until the guard drops (a checkpointed segment's recompute inside backward).
-pub(crate) fn enable_grad() -> NoGradGuard {
-    scoped_flag::set(&RECORDING, true)
-}
+pub(crate) use crate::grad_mode::enable_grad;
+pub use crate::grad_mode::{NoGradGuard, is_grad_enabled, no_grad};
 
 // ---- gradients -----------------------------------------------------------------------------------
 
@@ -158,16 +129,10 @@ pub(crate) fn backward_many(seeds: &[(&Tensor, &Tensor)]) -> Result<Gradients> {
     Ok(leaves)
 }
 
-/// previous + g (one shape): added in place when `previous` is a cpu tensor this sum alone holds
-/// (no allocation, one pass fewer), else by `ops::add`.
+/// previous + g (one shape), in place where `previous` is a sum this pass alone holds.
 fn accumulate(mut previous: Tensor, g: &Tensor) -> Result<Tensor> {
-    if let Ok(x) = g.cpu_f32("accumulate", "g")
-        && let Some(acc) = previous.cpu_f32_unique()
-    {
-        crate::backend::cpu::binary::add_assign(acc, x);
-        return Ok(previous);
-    }
-    ops::add(&previous, g)
+    ops::add_assign(&mut previous, g)?;
+    Ok(previous)
 }
 
 /// Depth-first post-order over nodes that need a gradient; iterative, so deep recurrent graphs do

@@ -1,105 +1,24 @@
-//! Device selection. Two backends implement every op: `cpu` (rayon + the `gemm` crate; the oracle
-//! each WGSL kernel is tested against, and the default where no real GPU is present) and `wgpu`
+//! The backends and their one contract. `contract.rs` is the trait every backend implements, with
+//! the typed parameters of `params.rs`; `storage.rs` is what tensors hold; `device.rs` picks a
+//! backend. Two backends implement it: `cpu` (rayon + the `gemm` crate; the oracle each WGSL
+//! kernel is tested against, and the default where no real GPU is present) and `wgpu`
 //! (hand-written WGSL under `shaders/`, for Vulkan, Metal and DX12, and lavapipe in CI).
+//!
+//! Imports run one way: a backend imports the contract files here (and `error`, `dtype`), never
+//! the other backend, and nothing above `backend/`.
+
+pub mod contract;
+pub mod device;
+pub mod memory;
+pub mod params;
+pub mod storage;
 
 pub mod cpu;
 pub mod wgpu;
 
-use std::str::FromStr;
-use std::sync::Arc;
-
-pub use self::wgpu::{AdapterKind, BindingLimits, MemoryStats, WgpuContext};
-use crate::error::{Error, Result};
-
-/// Where tensors live and kernels run.
-#[derive(Clone)]
-pub enum Device {
-    Cpu,
-    Wgpu(Arc<WgpuContext>),
-}
-
-impl Device {
-    /// A short human name, e.g. `cpu` or `wgpu:llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
-    pub fn name(&self) -> String {
-        match self {
-            Device::Cpu => "cpu".to_string(),
-            Device::Wgpu(ctx) => format!("wgpu:{}", ctx.describe()),
-        }
-    }
-
-    pub fn is_cpu(&self) -> bool {
-        matches!(self, Device::Cpu)
-    }
-
-    /// Whether f16 arithmetic runs natively here (a wgpu device opened with shader-f16), as
-    /// mixed-precision training needs. The cpu backend has only the f32 reference.
-    pub fn supports_f16(&self) -> bool {
-        match self {
-            Device::Cpu => false,
-            Device::Wgpu(ctx) => ctx.supports_f16(),
-        }
-    }
-
-    /// The engine's exact byte count of the tensors on this device (live now, and the peak since
-    /// the last `reset_peak`). On the cpu the counters are process-wide.
-    pub fn memory_stats(&self) -> MemoryStats {
-        match self {
-            Device::Cpu => cpu::memory::memory_stats(),
-            Device::Wgpu(ctx) => ctx.memory_stats(),
-        }
-    }
-
-    /// Starts a new peak measurement from what is live now.
-    pub fn reset_peak(&self) {
-        match self {
-            Device::Cpu => cpu::memory::reset_peak(),
-            Device::Wgpu(ctx) => ctx.reset_peak(),
-        }
-    }
-
-    pub fn same_as(&self, other: &Device) -> bool {
-        match (self, other) {
-            (Device::Cpu, Device::Cpu) => true,
-            (Device::Wgpu(a), Device::Wgpu(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-
-    /// Opens the device a user asked for (see `DeviceRequest`).
-    pub fn open(request: DeviceRequest) -> Result<Device> {
-        match request {
-            DeviceRequest::Cpu => Ok(Device::Cpu),
-            DeviceRequest::Gpu => Ok(Device::Wgpu(WgpuContext::open(AdapterKind::Hardware)?)),
-            DeviceRequest::Lavapipe => Ok(Device::Wgpu(WgpuContext::open(AdapterKind::Software)?)),
-            DeviceRequest::Auto => match WgpuContext::open(AdapterKind::Hardware) {
-                Ok(ctx) => Ok(Device::Wgpu(ctx)),
-                Err(Error::NoAdapter { .. }) => Ok(Device::Cpu),
-                Err(e) => Err(e),
-            },
-        }
-    }
-}
-
-/// What `--device` accepts: `auto` (a real GPU adapter if there is one, else cpu), `cpu`, `gpu`
-/// (a real adapter or an error saying which driver to install) and `lavapipe` (Mesa's software
-/// Vulkan device, for correctness runs without a GPU).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceRequest {
-    Auto,
-    Cpu,
-    Gpu,
-    Lavapipe,
-}
-
-impl FromStr for DeviceRequest {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "cpu" => Ok(Self::Cpu),
-            "gpu" => Ok(Self::Gpu),
-            "lavapipe" | "llvmpipe" => Ok(Self::Lavapipe),
-            _ => Err(Error::UnknownDevice(s.to_string())),
-        }
-    }
-}
+pub use self::wgpu::{AdapterKind, BindingLimits, WgpuContext};
+pub use contract::Backend;
+pub use device::{Device, DeviceRequest};
+pub use memory::MemoryStats;
+pub use params::*;
+pub use storage::Storage;

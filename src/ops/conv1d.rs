@@ -3,8 +3,7 @@
 //! here x is [B, L, C] (the layout the rest of the block uses) and the weight is HF's
 //! `conv1d.weight [C, 1, K]` viewed as [C, K].
 
-use crate::backend::cpu::conv1d::ConvDims;
-use crate::backend::{Device, cpu, wgpu};
+use crate::backend::ConvDims;
 use crate::error::{Result, shape_err};
 use crate::tensor::{DType, Tensor, same_device};
 
@@ -56,31 +55,12 @@ pub fn causal_conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Resu
     let dims = check(x, weight, bias)?;
     let mut inputs = vec![x, weight];
     inputs.extend(bias);
-    let out = match same_device(OP, &inputs)? {
-        Device::Cpu => {
-            let bias = bias.map(|b| b.cpu_f32(OP, "bias")).transpose()?;
-            Tensor::from_cpu(
-                cpu::conv1d::causal_conv1d(
-                    x.cpu_f32(OP, "x")?,
-                    weight.cpu_f32(OP, "weight")?,
-                    bias,
-                    dims,
-                ),
-                x.shape(),
-            )
-        }
-        Device::Wgpu(ctx) => {
-            let bias = bias.map(|b| b.gpu(OP, "bias")).transpose()?;
-            let y = wgpu::conv1d::causal_conv1d(
-                &ctx,
-                x.gpu(OP, "x")?,
-                weight.gpu(OP, "weight")?,
-                bias,
-                dims,
-            )?;
-            Tensor::from_gpu(y, x.shape(), DType::F32)
-        }
-    };
+    let device = same_device(OP, &inputs)?;
+    let bias_storage = bias.map(|b| b.storage());
+    let out = device
+        .backend()
+        .causal_conv1d(x.storage(), weight.storage(), bias_storage, dims)?;
+    let out = Tensor::from_storage(out, x.shape(), DType::F32);
     let (x2, w2, b2) = (x.clone(), weight.clone(), bias.cloned());
     Ok(out.with_grad_fn(OP, &inputs, move |g| {
         let dx = if x2.requires_grad() {
@@ -106,52 +86,24 @@ pub fn causal_conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Resu
 fn backward_x(g: &Tensor, weight: &Tensor, dims: ConvDims) -> Result<Tensor> {
     const BW: &str = "causal_conv1d_backward_x";
     let shape = [dims.b, dims.l, dims.c];
-    Ok(match same_device(BW, &[g, weight])? {
-        Device::Cpu => Tensor::from_cpu(
-            cpu::conv1d::causal_conv1d_backward_x(
-                g.cpu_f32(BW, "g")?,
-                weight.cpu_f32(BW, "weight")?,
-                dims,
-            ),
-            &shape,
-        ),
-        Device::Wgpu(ctx) => Tensor::from_gpu(
-            wgpu::conv1d::causal_conv1d_backward_x(
-                &ctx,
-                g.gpu(BW, "g")?,
-                weight.gpu(BW, "weight")?,
-                dims,
-            )?,
-            &shape,
-            DType::F32,
-        ),
-    })
+    let device = same_device(BW, &[g, weight])?;
+    let dx = device
+        .backend()
+        .causal_conv1d_backward_x(g.storage(), weight.storage(), dims)?;
+    Ok(Tensor::from_storage(dx, &shape, DType::F32))
 }
 
 /// (dweight [C, K], dbias [C]), reduced over batch and time.
 fn backward_params(x: &Tensor, g: &Tensor, dims: ConvDims) -> Result<(Tensor, Tensor)> {
     const BW: &str = "causal_conv1d_backward_params";
     let (wshape, bshape) = ([dims.c, dims.k], [dims.c]);
-    Ok(match same_device(BW, &[x, g])? {
-        Device::Cpu => {
-            let (dw, db) = cpu::conv1d::causal_conv1d_backward_params(
-                x.cpu_f32(BW, "x")?,
-                g.cpu_f32(BW, "g")?,
-                dims,
-            );
-            (Tensor::from_cpu(dw, &wshape), Tensor::from_cpu(db, &bshape))
-        }
-        Device::Wgpu(ctx) => {
-            let (dw, db) = wgpu::conv1d::causal_conv1d_backward_params(
-                &ctx,
-                x.gpu(BW, "x")?,
-                g.gpu(BW, "g")?,
-                dims,
-            )?;
-            (
-                Tensor::from_gpu(dw, &wshape, DType::F32),
-                Tensor::from_gpu(db, &bshape, DType::F32),
-            )
-        }
-    })
+    let device = same_device(BW, &[x, g])?;
+    let (dw, db) =
+        device
+            .backend()
+            .causal_conv1d_backward_params(x.storage(), g.storage(), dims)?;
+    Ok((
+        Tensor::from_storage(dw, &wshape, DType::F32),
+        Tensor::from_storage(db, &bshape, DType::F32),
+    ))
 }

@@ -2,7 +2,7 @@
 //! backward is fused ((softmax - onehot) * g / count in one kernel) rather than built from
 //! log_softmax + gather, so a [tokens, vocab] gradient is written once.
 
-use crate::backend::{Device, cpu, wgpu};
+use crate::backend::CrossEntropyDims;
 use crate::error::{Error, Result, shape_err};
 use crate::tensor::{DType, Tensor, same_device};
 
@@ -23,40 +23,17 @@ pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
         }
     };
     let rows = x.elem_count() / v;
-    let out = match x.device() {
-        Device::Cpu => Tensor::from_cpu(
-            cpu::cross_entropy::log_softmax(x.cpu_f32(OP, "x")?, v),
-            x.shape(),
-        ),
-        Device::Wgpu(ctx) => Tensor::from_gpu(
-            wgpu::cross_entropy::log_softmax(&ctx, x.gpu(OP, "x")?, rows, v)?,
-            x.shape(),
-            DType::F32,
-        ),
-    };
+    let out = x.device().backend().log_softmax(x.storage(), rows, v)?;
+    let out = Tensor::from_storage(out, x.shape(), DType::F32);
     let x2 = x.clone();
     Ok(out.with_grad_fn(OP, &[x], move |g| {
         const BW: &str = "log_softmax_backward";
-        let dx = match same_device(BW, &[&x2, g])? {
-            Device::Cpu => Tensor::from_cpu(
-                cpu::cross_entropy::log_softmax_backward(
-                    x2.cpu_f32(BW, "x")?,
-                    g.cpu_f32(BW, "g")?,
-                    v,
-                ),
-                x2.shape(),
-            ),
-            Device::Wgpu(ctx) => {
-                let dx = wgpu::cross_entropy::log_softmax_backward(
-                    &ctx,
-                    x2.gpu(BW, "x")?,
-                    g.gpu(BW, "g")?,
-                    rows,
-                    v,
-                )?;
-                Tensor::from_gpu(dx, x2.shape(), DType::F32)
-            }
-        };
+        let device = same_device(BW, &[&x2, g])?;
+        g.expect_dtype(BW, "g", DType::F32)?;
+        let dx = device
+            .backend()
+            .log_softmax_backward(x2.storage(), g.storage(), rows, v)?;
+        let dx = Tensor::from_storage(dx, x2.shape(), DType::F32);
         Ok(vec![Some(dx)])
     }))
 }
@@ -123,58 +100,28 @@ pub fn cross_entropy(
     }
     let device = same_device(OP, &[logits, targets])?;
     let count = count_targets(targets, ignore_index, v)?;
-    let loss = match device {
-        Device::Cpu => {
-            let l = cpu::cross_entropy::cross_entropy(
-                logits.cpu_f32(OP, "logits")?,
-                targets.cpu_u32(OP, "targets")?,
-                ignore_index,
-                v,
-            );
-            Tensor::from_cpu(vec![l], &[1])
-        }
-        Device::Wgpu(ctx) => {
-            let l = wgpu::cross_entropy::cross_entropy(
-                &ctx,
-                logits.gpu(OP, "logits")?,
-                targets.gpu(OP, "targets")?,
-                ignore_index,
-                rows,
-                v,
-                count,
-            )?;
-            Tensor::from_gpu(l, &[1], DType::F32)
-        }
+    let dims = CrossEntropyDims {
+        rows,
+        v,
+        ignore_index,
+        count,
     };
+    let loss = device
+        .backend()
+        .cross_entropy(logits.storage(), targets.storage(), dims)?;
+    let loss = Tensor::from_storage(loss, &[1], DType::F32);
     let (l2, t2) = (logits.clone(), targets.clone());
     Ok(loss.with_grad_fn(OP, &[logits, targets], move |g| {
         const BW: &str = "cross_entropy_backward";
-        let dlogits = match same_device(BW, &[&l2, &t2, g])? {
-            Device::Cpu => {
-                let gv = g.cpu_f32(BW, "g")?[0];
-                let d = cpu::cross_entropy::cross_entropy_backward(
-                    l2.cpu_f32(BW, "logits")?,
-                    t2.cpu_u32(BW, "targets")?,
-                    ignore_index,
-                    gv,
-                    v,
-                );
-                Tensor::from_cpu(d, l2.shape())
-            }
-            Device::Wgpu(ctx) => {
-                let d = wgpu::cross_entropy::cross_entropy_backward(
-                    &ctx,
-                    l2.gpu(BW, "logits")?,
-                    t2.gpu(BW, "targets")?,
-                    g.gpu(BW, "g")?,
-                    ignore_index,
-                    rows,
-                    v,
-                    count,
-                )?;
-                Tensor::from_gpu(d, l2.shape(), DType::F32)
-            }
-        };
+        let device = same_device(BW, &[&l2, &t2, g])?;
+        g.expect_dtype(BW, "g", DType::F32)?;
+        let d = device.backend().cross_entropy_backward(
+            l2.storage(),
+            t2.storage(),
+            g.storage(),
+            dims,
+        )?;
+        let dlogits = Tensor::from_storage(d, l2.shape(), DType::F32);
         // Targets are integer class ids: no gradient.
         Ok(vec![Some(dlogits), None])
     }))

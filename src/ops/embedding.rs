@@ -1,7 +1,7 @@
 //! `embedding`: rows of a table picked by token ids (PyTorch's `nn.functional.embedding`), with
 //! the gradient for the table only (ids are integers).
 
-use crate::backend::{Device, cpu, wgpu};
+use crate::backend::EmbeddingDims;
 use crate::error::{Error, Result, shape_err};
 use crate::tensor::{DType, Tensor, same_device};
 
@@ -46,36 +46,18 @@ pub fn embedding(ids: &Tensor, table: &Tensor) -> Result<Tensor> {
     let n = host_ids.len();
     let mut out_shape = ids.shape().to_vec();
     out_shape.push(d);
-    let out = match device {
-        Device::Cpu => Tensor::from_cpu(
-            cpu::embedding::embedding(&host_ids, table.cpu_f32(op, "table")?, d),
-            &out_shape,
-        ),
-        Device::Wgpu(ctx) => Tensor::from_gpu(
-            wgpu::embedding::embedding(
-                &ctx,
-                ids.gpu(op, "ids")?,
-                table.gpu(op, "table")?,
-                n,
-                v,
-                d,
-            )?,
-            &out_shape,
-            DType::F32,
-        ),
-    };
+    let dims = EmbeddingDims { n, v, d };
+    let out = device
+        .backend()
+        .embedding(ids.storage(), &host_ids, table.storage(), dims)?;
+    let out = Tensor::from_storage(out, &out_shape, DType::F32);
     Ok(out.with_grad_fn(op, &[ids, table], move |g| {
-        let dtable = match g.device() {
-            Device::Cpu => Tensor::from_cpu(
-                cpu::embedding::embedding_backward(&host_ids, g.cpu_f32(op, "g")?, v, d),
-                &[v, d],
-            ),
-            Device::Wgpu(ctx) => Tensor::from_gpu(
-                wgpu::embedding::embedding_backward(&ctx, &host_ids, g.gpu(op, "g")?, v, d)?,
-                &[v, d],
-                DType::F32,
-            ),
-        };
+        g.expect_dtype("embedding_backward", "g", DType::F32)?;
+        let dtable = g
+            .device()
+            .backend()
+            .embedding_backward(&host_ids, g.storage(), dims)?;
+        let dtable = Tensor::from_storage(dtable, &[v, d], DType::F32);
         Ok(vec![None, Some(dtable)])
     }))
 }

@@ -9,7 +9,6 @@
 //! `gru_cell` is two `linear` projections and one fused `gru_gates` kernel for the rest; only the
 //! gates have a backward of their own.
 
-use crate::backend::{Device, cpu, wgpu};
 use crate::error::{Result, shape_err};
 use crate::ops::linear;
 use crate::tensor::{DType, Tensor, same_device};
@@ -37,28 +36,11 @@ fn gate_dims(op: &'static str, gi: &Tensor, gh: &Tensor, h: &Tensor) -> Result<(
 pub fn gru_gates(gi: &Tensor, gh: &Tensor, h: &Tensor) -> Result<Tensor> {
     let op = "gru_gates";
     let (batch, hidden) = gate_dims(op, gi, gh, h)?;
-    let out = match same_device(op, &[gi, gh, h])? {
-        Device::Cpu => {
-            let v = cpu::gru::gru_gates(
-                gi.cpu_f32(op, "gi")?,
-                gh.cpu_f32(op, "gh")?,
-                h.cpu_f32(op, "h")?,
-                hidden,
-            );
-            Tensor::from_cpu(v, &[batch, hidden])
-        }
-        Device::Wgpu(ctx) => {
-            let b = wgpu::gru::gru_gates(
-                &ctx,
-                gi.gpu(op, "gi")?,
-                gh.gpu(op, "gh")?,
-                h.gpu(op, "h")?,
-                batch,
-                hidden,
-            )?;
-            Tensor::from_gpu(b, &[batch, hidden], DType::F32)
-        }
-    };
+    let device = same_device(op, &[gi, gh, h])?;
+    let out = device
+        .backend()
+        .gru_gates(gi.storage(), gh.storage(), h.storage(), batch, hidden)?;
+    let out = Tensor::from_storage(out, &[batch, hidden], DType::F32);
     let (gi2, gh2, h2) = (gi.clone(), gh.clone(), h.clone());
     Ok(out.with_grad_fn(op, &[gi, gh, h], move |g| {
         let (dgi, dgh, dh) = gru_gates_backward(&gi2, &gh2, &h2, g)?;
@@ -83,36 +65,21 @@ fn gru_gates_backward(
         );
     }
     let (si, sh) = (gi.shape(), h.shape());
-    Ok(match same_device(op, &[gi, gh, h, g])? {
-        Device::Cpu => {
-            let (dgi, dgh, dh) = cpu::gru::gru_gates_backward(
-                gi.cpu_f32(op, "gi")?,
-                gh.cpu_f32(op, "gh")?,
-                h.cpu_f32(op, "h")?,
-                g.cpu_f32(op, "g")?,
-                hidden,
-            );
-            (
-                Tensor::from_cpu(dgi, si),
-                Tensor::from_cpu(dgh, si),
-                Tensor::from_cpu(dh, sh),
-            )
-        }
-        Device::Wgpu(ctx) => {
-            let (gi, gh, h, g) = (
-                gi.gpu(op, "gi")?,
-                gh.gpu(op, "gh")?,
-                h.gpu(op, "h")?,
-                g.gpu(op, "g")?,
-            );
-            let (dgi, dgh, dh) = wgpu::gru::gru_gates_backward(&ctx, gi, gh, h, g, batch, hidden)?;
-            (
-                Tensor::from_gpu(dgi, si, DType::F32),
-                Tensor::from_gpu(dgh, si, DType::F32),
-                Tensor::from_gpu(dh, sh, DType::F32),
-            )
-        }
-    })
+    let device = same_device(op, &[gi, gh, h, g])?;
+    g.expect_dtype(op, "g", DType::F32)?;
+    let (dgi, dgh, dh) = device.backend().gru_gates_backward(
+        gi.storage(),
+        gh.storage(),
+        h.storage(),
+        g.storage(),
+        batch,
+        hidden,
+    )?;
+    Ok((
+        Tensor::from_storage(dgi, si, DType::F32),
+        Tensor::from_storage(dgh, si, DType::F32),
+        Tensor::from_storage(dh, sh, DType::F32),
+    ))
 }
 
 /// x: [B, I], h: [B, H], w_ih: [3H, I], w_hh: [3H, H], b_ih, b_hh: [3H] -> [B, H]

@@ -2,7 +2,6 @@
 //! softmax-weighted sum of the layers' residual outputs, `sum_i softmax(w)_i * x_i`, with the
 //! weights `w` learned; a plain Mamba is the case w = one-hot(last) in the limit.
 
-use crate::backend::{Device, cpu, wgpu};
 use crate::error::{Result, shape_err};
 use crate::tensor::{DType, Tensor, same_device};
 
@@ -34,23 +33,11 @@ pub fn layer_mix(xs: &Tensor, logits: &Tensor) -> Result<Tensor> {
         );
     }
     let m = xs.elem_count() / layers;
-    let out = match same_device(OP, &[xs, logits])? {
-        Device::Cpu => Tensor::from_cpu(
-            cpu::layer_mix::layer_mix(xs.cpu_f32(OP, "xs")?, logits.cpu_f32(OP, "logits")?, m),
-            rest,
-        ),
-        Device::Wgpu(ctx) => Tensor::from_gpu(
-            wgpu::layer_mix::layer_mix(
-                &ctx,
-                xs.gpu(OP, "xs")?,
-                logits.gpu(OP, "logits")?,
-                layers,
-                m,
-            )?,
-            rest,
-            DType::F32,
-        ),
-    };
+    let device = same_device(OP, &[xs, logits])?;
+    let out = device
+        .backend()
+        .layer_mix(xs.storage(), logits.storage(), layers, m)?;
+    let out = Tensor::from_storage(out, rest, DType::F32);
     let (xs2, l2) = (xs.clone(), logits.clone());
     Ok(out.with_grad_fn(OP, &[xs, logits], move |g| {
         let (dxs, dlogits) = layer_mix_backward(&xs2, &l2, g)?;
@@ -65,32 +52,16 @@ fn layer_mix_backward(xs: &Tensor, logits: &Tensor, g: &Tensor) -> Result<(Tenso
     const BW: &str = "layer_mix_backward";
     let layers = logits.elem_count();
     let m = xs.elem_count() / layers;
-    Ok(match same_device(BW, &[xs, logits, g])? {
-        Device::Cpu => {
-            let (dxs, dl) = cpu::layer_mix::layer_mix_backward(
-                xs.cpu_f32(BW, "xs")?,
-                logits.cpu_f32(BW, "logits")?,
-                g.cpu_f32(BW, "g")?,
-                m,
-            );
-            (
-                Tensor::from_cpu(dxs, xs.shape()),
-                Tensor::from_cpu(dl, logits.shape()),
-            )
-        }
-        Device::Wgpu(ctx) => {
-            let (dxs, dl) = wgpu::layer_mix::layer_mix_backward(
-                &ctx,
-                xs.gpu(BW, "xs")?,
-                logits.gpu(BW, "logits")?,
-                g.gpu(BW, "g")?,
-                layers,
-                m,
-            )?;
-            (
-                Tensor::from_gpu(dxs, xs.shape(), DType::F32),
-                Tensor::from_gpu(dl, logits.shape(), DType::F32),
-            )
-        }
-    })
+    let device = same_device(BW, &[xs, logits, g])?;
+    let (dxs, dl) = device.backend().layer_mix_backward(
+        xs.storage(),
+        logits.storage(),
+        g.storage(),
+        layers,
+        m,
+    )?;
+    Ok((
+        Tensor::from_storage(dxs, xs.shape(), DType::F32),
+        Tensor::from_storage(dl, logits.shape(), DType::F32),
+    ))
 }

@@ -2,7 +2,7 @@
 //! nn.Linear: y = x W^T + b over any leading dimensions), built on it. Under `f16_matmuls` the
 //! operands are rounded to f16 and the sums kept in f32 (`matmul_f16` kernels).
 
-use crate::backend::{Device, cpu, wgpu};
+use crate::backend::{MatmulDims, MatmulPrecision};
 use crate::error::{Result, shape_err};
 use crate::ops::{add, f16_matmuls_enabled, set_f16_matmuls};
 use crate::tensor::{DType, Tensor, same_device};
@@ -44,43 +44,23 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> R
         );
     }
     let f16 = f16_matmuls_enabled();
-    let out = match same_device(op, &[a, b])? {
-        Device::Cpu => {
-            let kernel = if f16 {
-                cpu::matmul_f16::matmul_f16
-            } else {
-                cpu::matmul::matmul
-            };
-            let c = kernel(
-                a.cpu_f32(op, "a")?,
-                b.cpu_f32(op, "b")?,
-                m,
-                k,
-                n,
-                transpose_a,
-                transpose_b,
-            )?;
-            Tensor::from_cpu(c, &[m, n])
-        }
-        Device::Wgpu(ctx) => {
-            let kernel = if f16 {
-                wgpu::matmul_f16::matmul_f16
-            } else {
-                wgpu::matmul::matmul
-            };
-            let c = kernel(
-                &ctx,
-                a.gpu(op, "a")?,
-                b.gpu(op, "b")?,
-                m,
-                k,
-                n,
-                transpose_a,
-                transpose_b,
-            )?;
-            Tensor::from_gpu(c, &[m, n], DType::F32)
-        }
+    let device = same_device(op, &[a, b])?;
+    let dims = MatmulDims {
+        m,
+        k,
+        n,
+        transpose_a,
+        transpose_b,
     };
+    let precision = if f16 {
+        MatmulPrecision::F16Operands
+    } else {
+        MatmulPrecision::F32
+    };
+    let out = device
+        .backend()
+        .matmul(a.storage(), b.storage(), dims, precision)?;
+    let out = Tensor::from_storage(out, &[m, n], DType::F32);
     let (a2, b2) = (a.clone(), b.clone());
     Ok(out.with_grad_fn(op, &[a, b], move |g| {
         let _precision = set_f16_matmuls(f16);

@@ -1,5 +1,6 @@
-//! Every op the model is built from. One file per op family: shape checks, dispatch to the cpu or
-//! wgpu kernel, and the backward closure recorded on the tape, written beside the forward.
+//! Every op the model is built from, written once for every device. One file per op family: shape
+//! and dtype checks, one call into the device's kernel through the backend contract
+//! (`backend::Backend`), and the backward closure recorded on the tape, written beside the forward.
 //! The kernels themselves live in `backend::cpu::<family>` and `backend::wgpu::<family>` (+
 //! `shaders/<family>.wgsl`), under the same names.
 

@@ -1,7 +1,6 @@
 //! Reductions and their inverse: `sum`, `mean`, `sum_to_shape` (undoing a broadcast), `expand`
 //! (making one), and `global_norm` for gradient clipping.
 
-use crate::backend::{Device, cpu, wgpu};
 use crate::error::{Result, shape_err};
 use crate::ops::{add, scale};
 use crate::tensor::{DType, Tensor};
@@ -9,14 +8,11 @@ use crate::tensor::{DType, Tensor};
 fn sum_impl(x: &Tensor, square: bool) -> Result<Tensor> {
     let op = if square { "sum_squares" } else { "sum" };
     x.expect_dtype(op, "x", DType::F32)?;
-    Ok(match x.device() {
-        Device::Cpu => Tensor::from_cpu(vec![cpu::reduce::sum(x.cpu_f32(op, "x")?, square)], &[1]),
-        Device::Wgpu(ctx) => Tensor::from_gpu(
-            wgpu::reduce::sum(&ctx, x.gpu(op, "x")?, x.elem_count(), square)?,
-            &[1],
-            DType::F32,
-        ),
-    })
+    let out = x
+        .device()
+        .backend()
+        .sum(x.storage(), x.elem_count(), square)?;
+    Ok(Tensor::from_storage(out, &[1], DType::F32))
 }
 
 /// The sum of all elements, shape [1]. d/dx = g repeated.
@@ -32,7 +28,7 @@ pub fn mean(x: &Tensor) -> Result<Tensor> {
 
 /// sqrt(sum over tensors of sum(t^2)), read back as one number (no gradient): for clipping.
 pub fn global_norm(tensors: &[&Tensor]) -> Result<f32> {
-    let _off = crate::autograd::no_grad();
+    let _off = crate::grad_mode::no_grad();
     let mut total: Option<Tensor> = None;
     for t in tensors {
         let s = sum_impl(t, true)?;
@@ -65,17 +61,9 @@ pub fn sum_to_shape(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
         );
     }
     let rows = x.elem_count() / n;
-    let out = match x.device() {
-        Device::Cpu => Tensor::from_cpu(
-            cpu::reduce::sum_columns(x.cpu_f32("sum_to_shape", "x")?, rows, n),
-            shape,
-        ),
-        Device::Wgpu(ctx) => Tensor::from_gpu(
-            wgpu::reduce::sum_columns(&ctx, x.gpu("sum_to_shape", "x")?, rows, n)?,
-            shape,
-            DType::F32,
-        ),
-    };
+    x.expect_dtype("sum_to_shape", "x", DType::F32)?;
+    let out = x.device().backend().sum_columns(x.storage(), rows, n)?;
+    let out = Tensor::from_storage(out, shape, DType::F32);
     let full = xs.to_vec();
     Ok(out.with_grad_fn("sum_to_shape", &[x], move |g| {
         Ok(vec![Some(expand(g, &full)?)])
@@ -95,14 +83,11 @@ pub fn expand(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
         return shape_err("expand", format!("{xs:?} does not broadcast to {shape:?}"));
     }
     let n: usize = shape.iter().product();
-    let out = match x.device() {
-        Device::Cpu => Tensor::from_cpu(cpu::reduce::expand(x.cpu_f32("expand", "x")?, n), shape),
-        Device::Wgpu(ctx) => Tensor::from_gpu(
-            wgpu::reduce::expand(&ctx, x.gpu("expand", "x")?, x.elem_count(), n)?,
-            shape,
-            DType::F32,
-        ),
-    };
+    let out = x
+        .device()
+        .backend()
+        .expand(x.storage(), x.elem_count(), n)?;
+    let out = Tensor::from_storage(out, shape, DType::F32);
     let small = xs.to_vec();
     Ok(out.with_grad_fn("expand", &[x], move |g| {
         Ok(vec![Some(sum_to_shape(g, &small)?)])

@@ -1,7 +1,6 @@
 //! `rms_norm`: RMSNorm over the last dimension, exactly as HF transformers' `MambaRMSNorm`
 //! (`modeling_mamba.py`): y = x * rsqrt(mean(x^2, -1) + eps) * weight, computed in f32.
 
-use crate::backend::{Device, cpu, wgpu};
 use crate::error::{Error, Result, shape_err};
 use crate::tensor::{DType, Tensor, same_device};
 
@@ -47,23 +46,11 @@ fn check(x: &Tensor, weight: &Tensor, eps: f32) -> Result<usize> {
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
     let d = check(x, weight, eps)?;
     let rows = x.elem_count() / d;
-    let out = match same_device(OP, &[x, weight])? {
-        Device::Cpu => Tensor::from_cpu(
-            cpu::rmsnorm::rms_norm(x.cpu_f32(OP, "x")?, weight.cpu_f32(OP, "weight")?, d, eps),
-            x.shape(),
-        ),
-        Device::Wgpu(ctx) => {
-            let out = wgpu::rmsnorm::rms_norm(
-                &ctx,
-                x.gpu(OP, "x")?,
-                weight.gpu(OP, "weight")?,
-                rows,
-                d,
-                eps,
-            )?;
-            Tensor::from_gpu(out, x.shape(), DType::F32)
-        }
-    };
+    let device = same_device(OP, &[x, weight])?;
+    let out = device
+        .backend()
+        .rms_norm(x.storage(), weight.storage(), rows, d, eps)?;
+    let out = Tensor::from_storage(out, x.shape(), DType::F32);
     let (x2, w2) = (x.clone(), weight.clone());
     Ok(out.with_grad_fn(OP, &[x, weight], move |g| {
         // One pass yields both gradients; the one not needed is dropped.
@@ -85,34 +72,17 @@ fn rms_norm_backward(
     const BW: &str = "rms_norm_backward";
     let d = weight.elem_count();
     let rows = x.elem_count() / d;
-    Ok(match same_device(BW, &[x, weight, g])? {
-        Device::Cpu => {
-            let (dx, dw) = cpu::rmsnorm::rms_norm_backward(
-                x.cpu_f32(BW, "x")?,
-                weight.cpu_f32(BW, "weight")?,
-                g.cpu_f32(BW, "g")?,
-                d,
-                eps,
-            );
-            (
-                Tensor::from_cpu(dx, x.shape()),
-                Tensor::from_cpu(dw, weight.shape()),
-            )
-        }
-        Device::Wgpu(ctx) => {
-            let (dx, dw) = wgpu::rmsnorm::rms_norm_backward(
-                &ctx,
-                x.gpu(BW, "x")?,
-                weight.gpu(BW, "weight")?,
-                g.gpu(BW, "g")?,
-                rows,
-                d,
-                eps,
-            )?;
-            (
-                Tensor::from_gpu(dx, x.shape(), DType::F32),
-                Tensor::from_gpu(dw, weight.shape(), DType::F32),
-            )
-        }
-    })
+    let device = same_device(BW, &[x, weight, g])?;
+    let (dx, dw) = device.backend().rms_norm_backward(
+        x.storage(),
+        weight.storage(),
+        g.storage(),
+        rows,
+        d,
+        eps,
+    )?;
+    Ok((
+        Tensor::from_storage(dx, x.shape(), DType::F32),
+        Tensor::from_storage(dw, weight.shape(), DType::F32),
+    ))
 }

@@ -14,55 +14,14 @@
 //! steps from the state the forward saved at the chunk's start, as mamba-ssm's kernel does.
 //! This op is not for the decode step (one token): that is a plain update of `[E, N]` states.
 
-use crate::autograd;
-use crate::backend::{Device, cpu, wgpu};
+use crate::backend::{ScanForward, ScanInputs};
 use crate::error::{Result, shape_err};
+use crate::grad_mode;
 use crate::tensor::{DType, Tensor, same_device};
 
+pub use crate::backend::{SCAN_CHUNK, SCAN_MAX_STATE, ScanDims, ScanGrads};
+
 const OP: &str = "selective_scan";
-
-/// The forward saves the state every `SCAN_CHUNK` steps (the state before step `k * SCAN_CHUNK`);
-/// the backward recomputes the states inside one chunk from it. Matches `CHUNK` in shaders/scan.wgsl.
-pub const SCAN_CHUNK: usize = 64;
-
-/// The largest state size the kernels take: one workgroup of 256 holds every state of a channel.
-pub const SCAN_MAX_STATE: usize = 256;
-
-/// Sizes of one scan: batch B, length L, channels E (d_inner), states N (d_state).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ScanDims {
-    pub batch: usize,
-    pub len: usize,
-    pub chan: usize,
-    pub state: usize,
-}
-
-impl ScanDims {
-    /// Number of saved chunk-boundary states per (batch, channel): ceil(L / SCAN_CHUNK).
-    pub fn n_chunks(&self) -> usize {
-        self.len.div_ceil(SCAN_CHUNK)
-    }
-}
-
-/// The gradients of one scan, as host vectors or device buffers. `dz` is present when z was given.
-pub struct ScanGrads<T> {
-    /// [B, L, E]
-    pub du: T,
-    /// [B, L, E]
-    pub ddelta: T,
-    /// [E, N], summed over batch and time.
-    pub da: T,
-    /// [B, L, N], summed over channels.
-    pub db: T,
-    /// [B, L, N], summed over channels.
-    pub dc: T,
-    /// [E], summed over batch and time.
-    pub dd: T,
-    /// [B, L, E]
-    pub dz: Option<T>,
-    /// [B, E, N]: dh carried past the first step.
-    pub dh0: T,
-}
 
 pub struct ScanOutput {
     /// [B, L, E], on the tape: gradients flow to every input through y.
@@ -97,56 +56,28 @@ pub fn selective_scan(
     inputs.extend(h0);
     let device = same_device(OP, &inputs)?;
     // Checkpoints are only needed when a backward can follow.
-    let record = autograd::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
+    let record = grad_mode::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
     let ScanDims {
         batch,
         len,
         chan,
         state,
     } = dims;
-    let (y, last_state, saved) = match &device {
-        Device::Cpu => {
-            let z_ = z.map(|t| t.cpu_f32(OP, "z")).transpose()?;
-            let h0_ = h0.map(|t| t.cpu_f32(OP, "h0")).transpose()?;
-            let (u_, delta_, a_, b_) = (
-                u.cpu_f32(OP, "u")?,
-                delta.cpu_f32(OP, "delta")?,
-                a.cpu_f32(OP, "a")?,
-                b.cpu_f32(OP, "b")?,
-            );
-            let (c_, d_) = (c.cpu_f32(OP, "c")?, d.cpu_f32(OP, "d")?);
-            let out = cpu::scan::selective_scan(dims, u_, delta_, a_, b_, c_, d_, z_, h0_, record);
-            let saved = out
-                .saved
-                .map(|s| Tensor::from_cpu(s, &[batch, dims.n_chunks(), chan, state]));
-            (
-                Tensor::from_cpu(out.y, &[batch, len, chan]),
-                Tensor::from_cpu(out.last, &[batch, chan, state]),
-                saved,
-            )
-        }
-        Device::Wgpu(ctx) => {
-            let z_ = z.map(|t| t.gpu(OP, "z")).transpose()?;
-            let h0_ = h0.map(|t| t.gpu(OP, "h0")).transpose()?;
-            let (u_, delta_, a_, b_) = (
-                u.gpu(OP, "u")?,
-                delta.gpu(OP, "delta")?,
-                a.gpu(OP, "a")?,
-                b.gpu(OP, "b")?,
-            );
-            let (c_, d_) = (c.gpu(OP, "c")?, d.gpu(OP, "d")?);
-            let out =
-                wgpu::scan::selective_scan(ctx, dims, u_, delta_, a_, b_, c_, d_, z_, h0_, record)?;
-            let saved = out
-                .saved
-                .map(|s| Tensor::from_gpu(s, &[batch, dims.n_chunks(), chan, state], DType::F32));
-            (
-                Tensor::from_gpu(out.y, &[batch, len, chan], DType::F32),
-                Tensor::from_gpu(out.last, &[batch, chan, state], DType::F32),
-                saved,
-            )
-        }
+    let args = ScanInputs {
+        u: u.storage(),
+        delta: delta.storage(),
+        a: a.storage(),
+        b: b.storage(),
+        c: c.storage(),
+        d: d.storage(),
+        z: z.map(Tensor::storage),
+        h0: h0.map(Tensor::storage),
     };
+    let ScanForward { y, last, saved } = device.backend().selective_scan(dims, args, record)?;
+    let f32 = |s, shape: &[usize]| Tensor::from_storage(s, shape, DType::F32);
+    let y = f32(y, &[batch, len, chan]);
+    let last_state = f32(last, &[batch, chan, state]);
+    let saved = saved.map(|s| f32(s, &[batch, dims.n_chunks(), chan, state]));
     let Some(saved) = saved else {
         return Ok(ScanOutput { y, last_state });
     };
@@ -222,64 +153,31 @@ fn backward(
         [chan, state],
         [batch, chan, state],
     );
-    Ok(match same_device(OPB, &[u, gy])? {
-        Device::Cpu => {
-            let z_ = z.map(|t| t.cpu_f32(OPB, "z")).transpose()?;
-            let (u_, delta_, a_, b_) = (
-                u.cpu_f32(OPB, "u")?,
-                delta.cpu_f32(OPB, "delta")?,
-                a.cpu_f32(OPB, "a")?,
-                b.cpu_f32(OPB, "b")?,
-            );
-            let (c_, d_, saved_, gy_) = (
-                c.cpu_f32(OPB, "c")?,
-                d.cpu_f32(OPB, "d")?,
-                saved.cpu_f32(OPB, "saved")?,
-                gy.cpu_f32(OPB, "gy")?,
-            );
-            let g = cpu::scan::selective_scan_backward(
-                dims, u_, delta_, a_, b_, c_, d_, z_, saved_, gy_,
-            );
-            ScanGrads {
-                du: Tensor::from_cpu(g.du, &ble),
-                ddelta: Tensor::from_cpu(g.ddelta, &ble),
-                da: Tensor::from_cpu(g.da, &en),
-                db: Tensor::from_cpu(g.db, &bln),
-                dc: Tensor::from_cpu(g.dc, &bln),
-                dd: Tensor::from_cpu(g.dd, &[chan]),
-                dz: g.dz.map(|v| Tensor::from_cpu(v, &ble)),
-                dh0: Tensor::from_cpu(g.dh0, &ben),
-            }
-        }
-        Device::Wgpu(ctx) => {
-            let z_ = z.map(|t| t.gpu(OPB, "z")).transpose()?;
-            let (u_, delta_, a_, b_) = (
-                u.gpu(OPB, "u")?,
-                delta.gpu(OPB, "delta")?,
-                a.gpu(OPB, "a")?,
-                b.gpu(OPB, "b")?,
-            );
-            let (c_, d_, saved_, gy_) = (
-                c.gpu(OPB, "c")?,
-                d.gpu(OPB, "d")?,
-                saved.gpu(OPB, "saved")?,
-                gy.gpu(OPB, "gy")?,
-            );
-            let g = wgpu::scan::selective_scan_backward(
-                &ctx, dims, u_, delta_, a_, b_, c_, d_, z_, saved_, gy_,
-            )?;
-            let t = |buf, shape: &[usize]| Tensor::from_gpu(buf, shape, DType::F32);
-            ScanGrads {
-                du: t(g.du, &ble),
-                ddelta: t(g.ddelta, &ble),
-                da: t(g.da, &en),
-                db: t(g.db, &bln),
-                dc: t(g.dc, &bln),
-                dd: t(g.dd, &[chan]),
-                dz: g.dz.map(|v| t(v, &ble)),
-                dh0: t(g.dh0, &ben),
-            }
-        }
+    let device = same_device(OPB, &[u, gy])?;
+    gy.expect_dtype(OPB, "gy", DType::F32)?;
+    let args = ScanInputs {
+        u: u.storage(),
+        delta: delta.storage(),
+        a: a.storage(),
+        b: b.storage(),
+        c: c.storage(),
+        d: d.storage(),
+        z: z.map(Tensor::storage),
+        h0: None,
+    };
+    let g = device
+        .backend()
+        .selective_scan_backward(dims, args, saved.storage(), gy.storage())?;
+    let f32 = |s, shape: &[usize]| Tensor::from_storage(s, shape, DType::F32);
+    Ok(ScanGrads {
+        du: f32(g.du, &ble),
+        ddelta: f32(g.ddelta, &ble),
+        da: f32(g.da, &en),
+        db: f32(g.db, &bln),
+        dc: f32(g.dc, &bln),
+        dd: f32(g.dd, &[chan]),
+        dz: g.dz.map(|v| f32(v, &ble)),
+        dh0: f32(g.dh0, &ben),
     })
 }
 

@@ -5,7 +5,7 @@
 //! kernel serves both, and each is the other's backward. f32 and u32 (ids) tensors are both
 //! accepted; only f32 carries gradients.
 
-use crate::backend::{Device, cpu, wgpu};
+use crate::backend::{ColumnBlock, Storage};
 use crate::error::{Error, Result, shape_err};
 use crate::tensor::{DType, Tensor, same_device};
 
@@ -44,39 +44,20 @@ pub fn narrow(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor
         );
     }
     let (outer, inner) = outer_inner(&shape, dim);
-    let (cols, col, width) = (size * inner, start * inner, len * inner);
+    let block = ColumnBlock {
+        outer,
+        cols: size * inner,
+        col: start * inner,
+        width: len * inner,
+    };
     let mut out_shape = shape.clone();
     out_shape[dim] = len;
-    let out = match x.device() {
-        Device::Cpu => match x.dtype() {
-            DType::F32 => Tensor::from_cpu(
-                cpu::shape::narrow(x.cpu_f32(op, "x")?, outer, cols, col, width),
-                &out_shape,
-            ),
-            DType::U32 => Tensor::from_u32(
-                cpu::shape::narrow(x.cpu_u32(op, "x")?, outer, cols, col, width),
-                &out_shape,
-                &Device::Cpu,
-            )?,
-        },
-        Device::Wgpu(ctx) => Tensor::from_gpu(
-            wgpu::shape::narrow(&ctx, x.gpu(op, "x")?, outer, cols, col, width)?,
-            &out_shape,
-            x.dtype(),
-        ),
-    };
+    let out = x.device().backend().narrow(x.storage(), x.dtype(), block)?;
+    let out = Tensor::from_storage(out, &out_shape, x.dtype());
     Ok(out.with_grad_fn(op, &[x], move |g| {
-        let dx = match g.device() {
-            Device::Cpu => Tensor::from_cpu(
-                cpu::shape::narrow_backward(g.cpu_f32(op, "g")?, outer, cols, col, width),
-                &shape,
-            ),
-            Device::Wgpu(ctx) => Tensor::from_gpu(
-                wgpu::shape::narrow_backward(&ctx, g.gpu(op, "g")?, outer, cols, col, width)?,
-                &shape,
-                DType::F32,
-            ),
-        };
+        g.expect_dtype("narrow_backward", "g", DType::F32)?;
+        let dx = g.device().backend().narrow_backward(g.storage(), block)?;
+        let dx = Tensor::from_storage(dx, &shape, DType::F32);
         Ok(vec![Some(dx)])
     }))
 }
@@ -116,38 +97,13 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     let sizes: Vec<usize> = shapes.iter().map(|s| s[dim]).collect();
     let mut out_shape = shapes[0].clone();
     out_shape[dim] = sizes.iter().sum();
-    let out = match device {
-        Device::Cpu => match first.dtype() {
-            DType::F32 => {
-                let parts = xs
-                    .iter()
-                    .zip(&sizes)
-                    .map(|(t, &n)| Ok((t.cpu_f32(op, "xs")?, n * inner)))
-                    .collect::<Result<Vec<_>>>()?;
-                Tensor::from_cpu(cpu::shape::concat(&parts, outer), &out_shape)
-            }
-            DType::U32 => {
-                let parts = xs
-                    .iter()
-                    .zip(&sizes)
-                    .map(|(t, &n)| Ok((t.cpu_u32(op, "xs")?, n * inner)))
-                    .collect::<Result<Vec<_>>>()?;
-                Tensor::from_u32(cpu::shape::concat(&parts, outer), &out_shape, &Device::Cpu)?
-            }
-        },
-        Device::Wgpu(ctx) => {
-            let parts = xs
-                .iter()
-                .zip(&sizes)
-                .map(|(t, &n)| Ok((t.gpu(op, "xs")?, n * inner)))
-                .collect::<Result<Vec<_>>>()?;
-            Tensor::from_gpu(
-                wgpu::shape::concat(&ctx, &parts, outer)?,
-                &out_shape,
-                first.dtype(),
-            )
-        }
-    };
+    let parts: Vec<(&Storage, usize)> = xs
+        .iter()
+        .zip(&sizes)
+        .map(|(t, &n)| (t.storage(), n * inner))
+        .collect();
+    let out = device.backend().concat(&parts, outer, first.dtype())?;
+    let out = Tensor::from_storage(out, &out_shape, first.dtype());
     // Only whether each input needs a gradient is kept, not the inputs themselves.
     let wanted: Vec<bool> = xs.iter().map(|t| t.requires_grad()).collect();
     Ok(out.with_grad_fn(op, xs, move |g| {

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::elementwise::PAR_MIN;
-use crate::ops::{AdamWFactors, AdamWStep};
+use crate::backend::params::{AdamWFactors, AdamWStep};
 
 /// One element: (p, g, m, v) -> (p', m', v'), in the order the WGSL twin computes it.
 fn update(p: f32, g: f32, m: f32, v: f32, s: &AdamWStep, f: &AdamWFactors) -> (f32, f32, f32) {

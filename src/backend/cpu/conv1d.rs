@@ -7,15 +7,7 @@ use rayon::prelude::*;
 
 use super::elementwise::{PAR_MIN, Rows, rows_of};
 use super::simd::{self, Kernel};
-
-/// Sizes of one call: batch, length, channels, kernel width.
-#[derive(Clone, Copy, Debug)]
-pub struct ConvDims {
-    pub b: usize,
-    pub l: usize,
-    pub c: usize,
-    pub k: usize,
-}
+use crate::backend::params::ConvDims;
 
 /// weight [c, k] -> [k, c], so one tap's weights are contiguous over the channels.
 fn taps_major(weight: &[f32], c: usize, k: usize) -> Vec<f32> {

@@ -9,13 +9,17 @@ pub mod cross_entropy;
 pub mod elementwise;
 pub mod embedding;
 pub mod gru;
+pub mod kernels;
 pub mod layer_mix;
 pub mod matmul;
 pub mod matmul_f16;
-pub mod memory;
 pub mod reduce;
 pub mod rmsnorm;
 pub mod scan;
 pub mod shape;
 pub mod simd;
+pub mod storage;
 pub mod unary;
+
+pub use kernels::Cpu;
+pub use storage::CpuStorage;

@@ -21,7 +21,7 @@ use super::binary::add_assign;
 use super::shape;
 use super::simd::{self, Kernel};
 use super::unary::sigmoid;
-use crate::ops::{SCAN_CHUNK, ScanDims, ScanGrads};
+use crate::backend::params::{SCAN_CHUNK, ScanDims, ScanForward, ScanGrads};
 
 /// Channels per task: enough work per task to amortise rayon, enough tasks to fill the cores.
 const BLOCK: usize = 64;
@@ -125,15 +125,6 @@ struct Inputs<'a> {
 
 // ---- forward -------------------------------------------------------------------------------------
 
-pub struct ScanForward {
-    /// [B, L, E]
-    pub y: Vec<f32>,
-    /// [B, E, N]
-    pub last: Vec<f32>,
-    /// [B, nc, E, N] when `save` was asked for.
-    pub saved: Option<Vec<f32>>,
-}
-
 /// One task's results: y [L, ne], last [ne, N], saved [nc, ne, N].
 struct BlockForward {
     y: Vec<f32>,
@@ -153,7 +144,7 @@ pub fn selective_scan(
     z: Option<&[f32]>,
     h0: Option<&[f32]>,
     save: bool,
-) -> ScanForward {
+) -> ScanForward<Vec<f32>> {
     let ScanDims {
         batch,
         len,

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::{Binding, GpuBuffer, Kernel, WgpuContext};
+use crate::backend::params::{AdamWFactors, AdamWStep};
 use crate::error::Result;
-use crate::ops::{AdamWFactors, AdamWStep};
 
 const KERNEL: Kernel = crate::kernel!("adamw");
 

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use super::binding::Binding;
-use super::pool::{GpuBuffer, MemoryStats, Pool, PoolLock, SharedPool, padded};
+use super::pool::{GpuBuffer, Pool, PoolLock, SharedPool, padded};
+use crate::backend::memory::MemoryStats;
 use crate::error::{Error, Result};
 
 /// A WGSL source compiled into pipelines on first use.

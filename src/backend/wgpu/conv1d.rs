@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{GpuBuffer, Kernel, WgpuContext};
-use crate::backend::cpu::conv1d::ConvDims;
+use crate::backend::params::ConvDims;
 use crate::error::Result;
 
 const KERNEL: Kernel = crate::kernel!("conv1d");

@@ -7,7 +7,7 @@ mod pool;
 
 pub use binding::Binding;
 pub use context::{AdapterKind, BindingLimits, Kernel, WgpuContext};
-pub use pool::{GpuBuffer, MemoryStats};
+pub use pool::GpuBuffer;
 
 pub mod adamw;
 pub mod binary;
@@ -15,6 +15,7 @@ pub mod conv1d;
 pub mod cross_entropy;
 pub mod embedding;
 pub mod gru;
+pub mod kernels;
 pub mod layer_mix;
 pub mod matmul;
 pub mod matmul_f16;

@@ -6,24 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::WgpuContext;
+use crate::backend::memory::MemoryStats;
 
 /// Every buffer can be a storage binding and both ends of a copy.
 pub(crate) const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
-
-/// Exact byte accounting of the engine's device memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemoryStats {
-    /// Bytes in buffers that tensors hold now.
-    pub live_bytes: u64,
-    /// The most `live_bytes` has been since the last `reset_peak`.
-    pub peak_live_bytes: u64,
-    /// Bytes in freed buffers kept for reuse.
-    pub pooled_bytes: u64,
-    /// Buffers created through the driver over the context's life.
-    pub driver_allocations: u64,
-}
 
 #[derive(Default)]
 pub(crate) struct Pool {

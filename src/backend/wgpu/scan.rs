@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use super::{GpuBuffer, Kernel, WgpuContext, reduce};
+use crate::backend::params::{ScanDims, ScanForward, ScanGrads};
 use crate::error::{Error, Result};
-use crate::ops::{ScanDims, ScanGrads};
 
 const KERNEL: Kernel = crate::kernel!("scan");
 const WG: usize = 256;
@@ -19,12 +19,6 @@ const OP: &str = "selective_scan";
 
 /// Storage bindings of the largest entry point (scan_backward).
 const BINDINGS: u32 = 17;
-
-pub struct ScanForward {
-    pub y: GpuBuffer,
-    pub last: GpuBuffer,
-    pub saved: Option<GpuBuffer>,
-}
 
 /// scan_backward's layout: channels per workgroup (each with all N of its states) and workgroups
 /// per batch element.
@@ -83,7 +77,7 @@ pub fn selective_scan(
     z: Option<&GpuBuffer>,
     h0: Option<&GpuBuffer>,
     save: bool,
-) -> Result<ScanForward> {
+) -> Result<ScanForward<GpuBuffer>> {
     let ScanDims {
         batch,
         len,

@@ -1,12 +1,19 @@
-//! Byte accounting of the cpu backend's tensor storage, the twin of the wgpu pool's `MemoryStats`,
-//! so `memtest` can report a training step's peak on any device. Process-wide counters: every
-//! `CpuStorage` adds its bytes when made and takes them back when dropped. Kernels' scratch
-//! vectors that never become a tensor are not counted (they live only inside one kernel call).
+//! Host memory of the cpu backend, and its byte accounting (the twin of the wgpu pool's
+//! `MemoryStats`, so `memtest` can report a training step's peak on any device). Process-wide
+//! counters: every `CpuStorage` adds its bytes when made and takes them back when dropped.
+//! Kernels' scratch vectors that never become a tensor are not counted (they live only inside one
+//! kernel call).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::backend::wgpu::MemoryStats;
-use crate::tensor::CpuStorage;
+use crate::backend::memory::MemoryStats;
+
+/// The values of one cpu tensor. Make it with `CpuStorage::f32` / `u32`, which count its bytes;
+/// dropping it uncounts them.
+pub enum CpuStorage {
+    F32(Vec<f32>),
+    U32(Vec<u32>),
+}
 
 static LIVE: AtomicU64 = AtomicU64::new(0);
 static PEAK: AtomicU64 = AtomicU64::new(0);
@@ -28,13 +35,13 @@ pub fn reset_peak() {
 
 impl CpuStorage {
     /// f32 host storage, counted.
-    pub(crate) fn f32(data: Vec<f32>) -> Self {
+    pub fn f32(data: Vec<f32>) -> Self {
         allocated(data.len() as u64 * 4);
         CpuStorage::F32(data)
     }
 
     /// u32 host storage, counted.
-    pub(crate) fn u32(data: Vec<u32>) -> Self {
+    pub fn u32(data: Vec<u32>) -> Self {
         allocated(data.len() as u64 * 4);
         CpuStorage::U32(data)
     }

@@ -1,0 +1,11 @@
+//! What a tensor's values live in: one variant per backend. Only the backend a variant belongs to
+//! looks inside it (each unwraps its own in its `Backend` implementation); everything above
+//! `backend/` holds a `Storage` and hands it back to the device's kernels.
+
+use super::cpu::CpuStorage;
+use super::wgpu::GpuBuffer;
+
+pub enum Storage {
+    Cpu(CpuStorage),
+    Wgpu(GpuBuffer),
+}
