@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use crsm::backend::{AdapterKind, WgpuContext};
-use crsm::nn::Rng;
+use crsm::rng::Rng;
 use crsm::{Device, Tensor, ops};
 use rayon::prelude::*;
 
@@ -176,7 +176,7 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<R
         let _off = crsm::no_grad();
         let s = time_of(
             c,
-            &format!("{name}/scan_forward"),
+            &format!("{name}/selective_scan"),
             &id,
             Throughput::Bytes(fwd_bytes as u64),
             || {
@@ -206,7 +206,7 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<R
         let bwd_bytes = 2.0 * fwd_bytes;
         let s = time_of(
             c,
-            &format!("{name}/scan_backward"),
+            &format!("{name}/selective_scan_backward"),
             &id,
             Throughput::Bytes(bwd_bytes as u64),
             || {

@@ -2,6 +2,7 @@
 // src/backend/cpu/cross_entropy.rs). x, logits: [rows, v]. One workgroup of 256 per row, looping
 // over the row, so any v works (v = 50280 for a GPT-NeoX vocabulary). Each invocation keeps an
 // online (max, sum of exp(x - max)) pair over its columns; a tree in workgroup memory merges them.
+// cross_entropy_rows is the per-row half of the op `cross_entropy` (reduce.wgsl sums the rows).
 // Params {rows, v, ignore_index, has_ignore, inv_count (f32)} for every entry.
 // Bindings:
 //   log_softmax              1 x; 2 y [rows, v].

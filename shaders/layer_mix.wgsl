@@ -3,7 +3,7 @@
 // Params {layers, m, chunks} for every entry.
 // Bindings and dispatch:
 //   layer_mix_softmax          1 logits; 2 s_out [layers]. One workgroup.
-//   layer_mix_forward          1 xs; 2 s; 3 out [m]. ctx.grid(m, 256).
+//   layer_mix          1 xs; 2 s; 3 out [m]. ctx.grid(m, 256).
 //   layer_mix_backward         1 xs; 2 s; 3 g [m]; 4 dxs [layers, m] = s_i * g;
 //                              5 dot_parts [layers, chunks]: <g, xs_i> over one chunk of CHUNK values.
 //                              One workgroup per (layer, chunk): ctx.grid(layers * chunks, 1).
@@ -17,7 +17,7 @@ struct Params { layers: u32, m: u32, chunks: u32 }
 // layer_mix_softmax
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> s_out: array<f32>;
-// layer_mix_forward and layer_mix_backward
+// layer_mix and layer_mix_backward
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -56,7 +56,7 @@ fn layer_mix_softmax(@builtin(local_invocation_id) lid: vec3<u32>) {
 }
 
 @compute @workgroup_size(256)
-fn layer_mix_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn layer_mix(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = gid.x + gid.y * nwg.x * WG;
     if (n >= p.m) { return; }
     var acc = 0.0;

@@ -1,4 +1,4 @@
-// Reductions.
+// Reductions. sum_partial is one pass of the op `sum` (the launcher repeats it), hence its own name.
 // Bindings: 0 params; 1 x; 2 out.
 //   sum_partial  params {n, square}: out[w] = sum of x[w*1024 .. (w+1)*1024] (squared when square=1);
 //                one workgroup of 256 per 1024 inputs; run again on the partials until one is left.

@@ -27,10 +27,10 @@
 // z given, bit 1: h0 given, bit 2: write saved. per_group = 256 / N channels per backward
 // workgroup, groups = ceil(E / per_group) workgroups per batch element.
 //
-// scan_forward   one invocation per (b, e); its N states live in private memory.
+// selective_scan   one invocation per (b, e); its N states live in private memory.
 //   Bindings: 1 u, 2 delta, 3 a, 4 b, 5 c, 6 d, 7 z, 8 h0 (read); 9 y, 10 last, 11 saved (write).
 //   Dispatch: ctx.grid(B * E, 64).
-// scan_backward  one invocation per (b, e, n); a workgroup holds per_group channels with all their
+// selective_scan_backward  one invocation per (b, e, n); a workgroup holds per_group channels with all their
 //   states. Per chunk (last first) each invocation recomputes its state over the chunk into
 //   private memory from the saved one (as mamba-ssm's backward does), then walks the chunk
 //   backwards. Each step the sums over n (ddelta, du, and C.h for dz) and over the workgroup's
@@ -104,7 +104,7 @@ fn sigmoid(v: f32) -> f32 { return 1.0 / (1.0 + exp(-v)); }
 // ---- forward ---------------------------------------------------------------------------------------
 
 @compute @workgroup_size(64)
-fn scan_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn selective_scan(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 64u;
     if (i >= p.batch * p.chan) { return; }
     let bi = i / p.chan;
@@ -141,7 +141,7 @@ fn scan_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // ---- backward --------------------------------------------------------------------------------------
 
 @compute @workgroup_size(256)
-fn scan_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+fn selective_scan_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
     let w = wid.x + wid.y * nwg.x;
     if (w >= p.batch * p.groups) { return; } // uniform

@@ -1,4 +1,5 @@
-// Elementwise unary ops and their backward passes.
+// Elementwise unary ops and their backward passes. Entry points carry the ops' names, except
+// exp_forward: `exp` is a WGSL builtin, so the op `exp` cannot name its entry point.
 // Bindings: 0 params {n, c (f32 bits, for scale)}; 1 x [n]; 2 forward: out [n] / backward: g [n];
 // 3 backward: out [n]. Dispatch: ctx.grid(n, 256).
 

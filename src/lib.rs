@@ -13,6 +13,7 @@ pub mod io;
 pub mod model;
 pub mod nn;
 pub mod ops;
+pub mod rng;
 pub mod scoped_flag;
 pub mod state;
 pub mod tensor;

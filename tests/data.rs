@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
+use crsm::data::IGNORE;
 use crsm::data::{
     BadLinePolicy, BatchStream, Document, Segment, ShardHeader, TokenDType, TokenShard, Tokenized,
     Tokenizer, ValSource, alpaca_prompt, bits_per_byte, eval_batches, for_each_batch, prepare,
     prepare_in_batches, read_corpus, sha256_file, tokenize_documents, train_bpe, write_split,
 };
-use crsm::train::IGNORE;
 
 /// A temp dir unique to this process and test, removed on drop.
 struct TempDir(PathBuf);

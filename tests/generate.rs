@@ -219,7 +219,7 @@ fn sampling(temperature: f32, top_k: usize, top_p: f32, seed: u64) -> SamplingCo
 
 /// Pseudo-random logits in [-4, 4).
 fn random_logits(n: usize, seed: u64) -> Vec<f32> {
-    crsm::nn::Rng::new(seed).uniform_vec(n, 4.0)
+    crsm::rng::Rng::new(seed).uniform_vec(n, 4.0)
 }
 
 #[test]

@@ -7,8 +7,9 @@
 #[allow(dead_code)]
 mod common;
 
-use crsm::nn::{MambaBlock, MambaDims, Rng};
+use crsm::nn::{MambaBlock, MambaDims};
 use crsm::ops;
+use crsm::rng::Rng;
 use crsm::train::{AdamW, AdamWConfig};
 use crsm::{Device, Tensor};
 

@@ -6,7 +6,8 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use crsm::backend::WgpuContext;
-use crsm::nn::{MambaBlock, MambaDims, Rng};
+use crsm::nn::{MambaBlock, MambaDims};
+use crsm::rng::Rng;
 use crsm::{Device, DeviceRequest, Tensor, ops};
 
 #[derive(Args)]

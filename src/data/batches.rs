@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use super::shards::{ShardHeader, TokenShard};
 use crate::error::{Error, Result};
-use crate::nn::Rng;
-use crate::train::IGNORE;
+use crate::rng::Rng;
+
+/// The target id that carries no loss (prompt tokens in SFT, padding). u32::MAX is never a real
+/// token id.
+pub const IGNORE: u32 = u32::MAX;
 
 /// B sequences of L tokens, row-major [B, L].
 #[derive(Clone, Debug, PartialEq, Eq)]

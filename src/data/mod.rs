@@ -10,7 +10,7 @@ mod shards;
 mod stream;
 mod tokenizer;
 
-pub use batches::{Batch, BatchStream, DataPosition, bits_per_byte, eval_batches};
+pub use batches::{Batch, BatchStream, DataPosition, IGNORE, bits_per_byte, eval_batches};
 pub use bpe::{END_OF_TEXT, MIN_VOCAB, train_bpe, train_bpe_on_texts};
 pub use corpus::{
     BAD_LINES_KEPT, BadLine, BadLinePolicy, Corpus, CorpusReport, Document, Segment, alpaca,

@@ -4,7 +4,7 @@
 //! Not here: the generation loop (`decode.rs`).
 
 use crate::error::{Error, Result};
-use crate::nn::Rng;
+use crate::rng::Rng;
 
 /// How to pick each token. `Default` is greedy decoding, as HF's `GenerationConfig` is.
 #[derive(Clone, Debug, PartialEq)]

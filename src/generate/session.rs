@@ -36,10 +36,9 @@ impl NextToken for Session<'_> {
         }
         let _off = no_grad();
         let ids = Tensor::from_u32(prompt.to_vec(), &[1, prompt.len()], &self.backbone.device())?;
-        let logits = self.backbone.prefill(&ids, &mut self.state)?;
-        let v = logits.dim(2);
-        let all = logits.to_vec_f32()?;
-        Ok(all[(prompt.len() - 1) * v..].to_vec())
+        self.backbone
+            .prefill_last(&ids, &mut self.state)?
+            .to_vec_f32()
     }
 
     fn step(&mut self, id: u32) -> Result<Vec<f32>> {

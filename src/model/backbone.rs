@@ -22,8 +22,9 @@ use crate::io;
 use crate::model::adapter::DepthAdapter;
 use crate::model::config::CrsmConfig;
 use crate::model::weights::{self, Loader};
-use crate::nn::{MambaBlock, Rng};
+use crate::nn::MambaBlock;
 use crate::ops;
+use crate::rng::Rng;
 use crate::state::{LayerState, State};
 use crate::tensor::{DType, Tensor};
 
@@ -285,12 +286,40 @@ impl Backbone {
         Ok(logits)
     }
 
+    /// `prefill` that computes the head on the last position only: logits [B, V] for the token
+    /// after ids [B, L]. What generation needs after a prompt: no [L, V] product, no [L, V] read.
+    pub fn prefill_last(&self, ids: &Tensor, state: &mut State) -> Result<Tensor> {
+        check_ids("Backbone::prefill_last", ids, 2)?;
+        self.check_state("Backbone::prefill_last", state, ids.dim(0))?;
+        let (b, l) = (ids.dim(0), ids.dim(1));
+        let (residuals, layers) = self.run(
+            ops::embedding(ids, &self.embeddings)?,
+            Some(state),
+            self.fusion.is_some(),
+        )?;
+        let last = residuals
+            .iter()
+            .map(|r| {
+                if l == 1 {
+                    Ok(r.clone())
+                } else {
+                    ops::narrow(r, 1, l - 1, 1)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let logits = self.head(last)?;
+        state.layers = layers;
+        state.position += l;
+        logits.reshape(&[b, self.config.vocab_size])
+    }
+
     /// One token per batch row, ids U32 [B] -> logits [B, V], advancing `state` by one position.
+    /// The rows are independent sequences (each may be at its own position): the weights are read
+    /// once for all of them.
     pub fn step(&self, ids: &Tensor, state: &mut State) -> Result<Tensor> {
         check_ids("Backbone::step", ids, 1)?;
         let b = ids.dim(0);
-        let logits = self.prefill(&ids.reshape(&[b, 1])?, state)?;
-        logits.reshape(&[b, self.config.vocab_size])
+        self.prefill_last(&ids.reshape(&[b, 1])?, state)
     }
 
     /// The block applications in order: (index into `State::layers`, block, the pass's adapter

@@ -19,8 +19,8 @@
 
 use crate::backend::Device;
 use crate::error::{Result, shape_err};
-use crate::nn::Rng;
 use crate::ops;
+use crate::rng::Rng;
 use crate::tensor::Tensor;
 
 /// The sizes of one block.

@@ -1,4 +1,4 @@
-//! `layer_mix`: hierarchical policy fusion (DESIGN.md section 3). The fused hidden state is a
+//! `layer_mix`: hierarchical policy fusion (docs/ARCHITECTURE.md, "The backbone"). The fused hidden state is a
 //! softmax-weighted sum of the layers' residual outputs, `sum_i softmax(w)_i * x_i`, with the
 //! weights `w` learned; a plain Mamba is the case w = one-hot(last) in the limit.
 

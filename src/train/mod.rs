@@ -14,7 +14,7 @@ mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use config::{Precision, RunConfig, TrainingConfig};
-pub use objective::{IGNORE, causal_lm_loss};
+pub use objective::causal_lm_loss;
 pub use schedule::LrSchedule;
 pub use trainer::{
     MAX_CONSECUTIVE_SKIPS, METRICS_FILE, Silent, StepOutcome, TrainObserver, Trainer,

@@ -1,13 +1,11 @@
 //! The training objectives: next-token cross-entropy over a batch, with positions that carry no
 //! loss (SFT's prompt tokens, padding) marked by `IGNORE` in the targets.
 
+use crate::data::IGNORE;
 use crate::error::Result;
 use crate::model::Backbone;
 use crate::ops;
 use crate::tensor::Tensor;
-
-/// The target id that carries no loss. u32::MAX is never a real token id.
-pub const IGNORE: u32 = u32::MAX;
 
 /// Mean next-token cross-entropy (nats per predicted token) of `model` reading `inputs` U32 [B, L]
 /// and predicting `targets` U32 [B, L] (usually `inputs` shifted by one; `IGNORE` where no loss).

@@ -5,7 +5,7 @@
 use crate::backend::Device;
 use crate::error::Result;
 use crate::model::Backbone;
-use crate::nn::Rng;
+use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::train::{AdamW, causal_lm_loss};
 

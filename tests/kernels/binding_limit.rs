@@ -294,7 +294,7 @@ fn a_misaligned_or_overrunning_slice_is_refused_naming_the_entry() {
     };
     let x = ctx.zeros(4096).unwrap();
     let out = ctx.zeros(4096).unwrap();
-    let scale = crsm::kernel!("unary");
+    let scale = crsm::backend::wgpu::unary::KERNEL;
     let slices = [
         (4, 64),     // not a multiple of the 256-byte alignment
         (3840, 512), // past the buffer's end

@@ -8,7 +8,7 @@ use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::backend::params::{AdamWFactors, AdamWStep};
 use crate::error::Result;
 
-const KERNEL: Kernel = crate::kernel!("adamw");
+const KERNEL: Kernel = super::kernel!("adamw");
 
 /// [param, grad, m, v], each [n] -> [new param, new m, new v], each [n].
 pub fn adamw_step(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
-const KERNEL: Kernel = crate::kernel!("binary");
+const KERNEL: Kernel = super::kernel!("binary");
 
 /// `entry` is `add` or `mul`; `n` elements of `a`, `nb` of `b`.
 pub fn binary(

@@ -26,11 +26,9 @@ pub struct Kernel {
 /// `kernel!("scan")` is the file `shaders/scan.wgsl`, embedded at build time;
 /// `kernel!("matmul_f16" = "matmul_f16_operands", "matmul")` is those files one after the other
 /// (a header that declares types, then a body that uses them: one kernel body, two element types).
-#[macro_export]
-#[doc(hidden)]
 macro_rules! kernel {
     ($name:literal) => {
-        $crate::kernel!($name = $name)
+        $crate::backend::wgpu::kernel!($name = $name)
     };
     ($name:literal = $($file:literal),+) => {
         $crate::backend::wgpu::Kernel {
@@ -44,6 +42,7 @@ macro_rules! kernel {
         }
     };
 }
+pub(crate) use kernel;
 
 /// Which adapters `open` accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

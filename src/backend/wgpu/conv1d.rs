@@ -6,7 +6,7 @@ use super::{GpuBuffer, Kernel, WgpuContext};
 use crate::backend::params::ConvDims;
 use crate::error::Result;
 
-const KERNEL: Kernel = crate::kernel!("conv1d");
+const KERNEL: Kernel = super::kernel!("conv1d");
 /// Rows (batch * time) per partial sum of the parameter gradients; `CHUNK` in the shader.
 const CHUNK: usize = 64;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
-const KERNEL: Kernel = crate::kernel!("cross_entropy");
+const KERNEL: Kernel = super::kernel!("cross_entropy");
 
 /// The uniform block: {rows, v, ignore_index, has_ignore, inv_count}.
 fn params(rows: usize, v: usize, ignore_index: Option<u32>, inv_count: f32) -> [u32; 5] {

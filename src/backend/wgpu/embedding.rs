@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
-const KERNEL: Kernel = crate::kernel!("embedding");
+const KERNEL: Kernel = super::kernel!("embedding");
 
 /// ids: [n] (all < v), table: [v, d] -> [n, d]. Tokens are chunked too when out [n, d] is over
 /// the limit; each (token chunk, table chunk) launch writes the tokens whose id is in its rows.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
-const KERNEL: Kernel = crate::kernel!("layer_mix");
+const KERNEL: Kernel = super::kernel!("layer_mix");
 /// Values of one layer per dot-product partial in the backward pass; `CHUNK` in the shader.
 const CHUNK: usize = 4096;
 
@@ -34,7 +34,7 @@ pub fn layer_mix(
     let out = ctx.alloc(m as u64 * 4)?;
     ctx.launch(
         &KERNEL,
-        "layer_mix_forward",
+        "layer_mix",
         &[layers as u32, m as u32, 0],
         &[xs, &s, &out],
         ctx.grid(m as u64, 256),

@@ -13,7 +13,7 @@ use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::{Error, Result};
 
 /// matmul.wgsl with f32 operands.
-const KERNEL: Kernel = crate::kernel!("matmul" = "matmul_f32_operands", "matmul");
+const KERNEL: Kernel = super::kernel!("matmul" = "matmul_f32_operands", "matmul");
 
 /// Rows and columns of C one workgroup computes (TILE in the shader).
 const TILE: u64 = 64;

@@ -10,7 +10,7 @@ use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::{Error, Result};
 
 /// matmul.wgsl with f16 operands, and the `to_f16` pass.
-const KERNEL: Kernel = crate::kernel!("matmul_f16" = "matmul_f16_operands", "matmul");
+const KERNEL: Kernel = super::kernel!("matmul_f16" = "matmul_f16_operands", "matmul");
 
 const F16: u64 = 2;
 

@@ -6,6 +6,7 @@ mod context;
 mod pool;
 
 pub use binding::Binding;
+pub(crate) use context::kernel;
 pub use context::{AdapterKind, BindingLimits, Kernel, WgpuContext};
 pub use pool::GpuBuffer;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
-const KERNEL: Kernel = crate::kernel!("reduce");
+const KERNEL: Kernel = super::kernel!("reduce");
 const PER_GROUP: u64 = 1024;
 
 /// A one-element buffer holding sum(x) (or sum(x^2) when `square`): passes of 1024-to-1 partial

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
-const KERNEL: Kernel = crate::kernel!("rmsnorm");
+const KERNEL: Kernel = super::kernel!("rmsnorm");
 /// Rows per partial sum of dweight; `CHUNK` in the shader.
 const CHUNK: usize = 64;
 

@@ -13,14 +13,14 @@ use super::{GpuBuffer, Kernel, WgpuContext, reduce};
 use crate::backend::params::{ScanDims, ScanForward, ScanGrads};
 use crate::error::{Error, Result};
 
-const KERNEL: Kernel = crate::kernel!("scan");
+const KERNEL: Kernel = super::kernel!("scan");
 const WG: usize = 256;
 const OP: &str = "selective_scan";
 
-/// Storage bindings of the largest entry point (scan_backward).
+/// Storage bindings of the largest entry point (selective_scan_backward).
 const BINDINGS: u32 = 17;
 
-/// scan_backward's layout: channels per workgroup (each with all N of its states) and workgroups
+/// selective_scan_backward's layout: channels per workgroup (each with all N of its states) and workgroups
 /// per batch element.
 fn layout(dims: ScanDims) -> (usize, usize) {
     let per_group = WG / dims.state;
@@ -100,7 +100,7 @@ pub fn selective_scan(
     let (z, h0) = (z.unwrap_or(&placeholder), h0.unwrap_or(&placeholder));
     ctx.launch(
         &KERNEL,
-        "scan_forward",
+        "selective_scan",
         &params(dims, flags),
         &[u, delta, a, b, c, d, z, h0, &y, &last, &saved],
         ctx.grid((batch * chan) as u64, 64),
@@ -155,7 +155,7 @@ pub fn selective_scan_backward(
     let flags = z.is_some() as u32;
     ctx.launch(
         &KERNEL,
-        "scan_backward",
+        "selective_scan_backward",
         &params(dims, flags),
         &[
             u,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
-const KERNEL: Kernel = crate::kernel!("shape");
+const KERNEL: Kernel = super::kernel!("shape");
 
 /// One `copy_block` dispatch: a [rows, width] block from `src` ([rows, src_cols], starting at
 /// column `src_col`) into `dst` ([rows, dst_cols], at column `dst_col`). Field order is the WGSL

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
-const KERNEL: Kernel = crate::kernel!("unary");
+/// Public so tests can launch an entry point directly (tests/kernels/binding_limit.rs).
+pub const KERNEL: Kernel = super::kernel!("unary");
 
 /// `entry` is `silu`, `softplus`, `exp_forward` or `scale` (which multiplies by `c`).
 pub fn unary(

@@ -1,5 +1,6 @@
-//! Deterministic parameter initialisation: a small seedable generator, so a seed fixes a model on
-//! every device (no dependency on a random crate's stream staying stable).
+//! A small seedable generator for initialisation, data order and sampling, so a seed fixes a model
+//! and a run on every device (no dependency on a random crate's stream staying stable). It sits at
+//! the ground floor: `nn`, `data`, `generate` and `train` all draw from it.
 
 /// splitmix64: tiny, fast and good enough for initial weights and sampling.
 #[derive(Clone, Debug)]
