@@ -1,6 +1,12 @@
 //! `crsm-train bench decode`: prefill tokens/s (the parallel forward over a prompt) and decode
 //! tokens/s (the recurrent step, one token at a time, logits read back each step as generation
 //! must) of a random model, by default mamba-130m's shape (768 x 24, vocab 50280).
+//!
+//! Single-stream decode reads every weight once per token, so its limit is memory bandwidth: the
+//! line says what fraction of that roofline (weight bytes per token over the device's copy
+//! bandwidth, measured in the same run) the step reaches. `--states 1,8,64` also times the step
+//! over B independent states at once (what the planner's exact-dynamics mode does per wave: the
+//! weights are read once for all B), reported as states stepped per second.
 
 use anyhow::Result;
 use clap::Args;
@@ -27,6 +33,9 @@ pub struct DecodeBenchArgs {
     /// Timed decode steps at least.
     #[arg(long, default_value_t = 32)]
     steps: usize,
+    /// Also time one step over B independent states for each B in this list (e.g. 1,8,64).
+    #[arg(long, value_delimiter = ',')]
+    states: Vec<usize>,
     /// auto, cpu, gpu or lavapipe.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -64,13 +73,24 @@ pub fn run(args: DecodeBenchArgs) -> Result<()> {
         next = crsm::generate::argmax(&logits)?;
         Ok(())
     })?;
+    let batched = args
+        .states
+        .iter()
+        .map(|&b| Ok((b, step_many(&model, b, args.steps)?)))
+        .collect::<Result<Vec<_>>>()?;
     let prefill_tps = args.prompt as f64 / prefill_seconds;
     let decode_tps = 1.0 / step_seconds;
     let c = &model.config;
+    let weight_bytes = weight_bytes_per_token(&model);
+    let copy_gbps = copy_bandwidth(&device)?;
+    let roofline_tps = copy_gbps * 1e9 / weight_bytes as f64;
+    let fraction = decode_tps / roofline_tps;
     if args.json {
         let line = serde_json::json!({
             "prefill_tokens_per_s": prefill_tps, "decode_tokens_per_s": decode_tps, "device": device.name(),
             "prompt": args.prompt, "d_model": c.hidden_size, "layers": c.num_hidden_layers, "vocab": c.vocab_size,
+            "weight_bytes_per_token": weight_bytes, "copy_gb_per_s": copy_gbps, "roofline_fraction": fraction,
+            "states_per_s": batched.iter().map(|&(b, s)| serde_json::json!({"batch": b, "states_per_s": b as f64 / s})).collect::<Vec<_>>(),
         });
         println!("{line}");
     } else {
@@ -83,6 +103,59 @@ pub fn run(args: DecodeBenchArgs) -> Result<()> {
             c.num_hidden_layers,
             c.vocab_size
         );
+        println!(
+            "roofline: {:.0} MB of f32 weights per token over {copy_gbps:.1} GB/s of copy bandwidth = {roofline_tps:.1} tokens/s; decode reaches {fraction:.2} of it",
+            weight_bytes as f64 / 1e6
+        );
+        for (b, seconds) in &batched {
+            println!(
+                "batched step: {b} states in {:.2} ms = {:.0} states/s",
+                seconds * 1e3,
+                *b as f64 / seconds
+            );
+        }
     }
     Ok(())
+}
+
+/// Median seconds of one step over `batch` independent states (logits [B, V] read back).
+fn step_many(model: &Backbone, batch: usize, steps: usize) -> Result<f64> {
+    let device = model.device();
+    let vocab = model.config.vocab_size as u32;
+    let mut state = model.new_state(batch)?;
+    let mut ids: Vec<u32> = (0..batch as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+    time_per_call(3, steps, 2.0, || {
+        let logits = model.step(&Tensor::from_u32(ids.clone(), &[batch], &device)?, &mut state)?;
+        let logits = logits.to_vec_f32()?;
+        for (row, id) in logits.chunks(vocab as usize).zip(&mut ids) {
+            *id = crsm::generate::argmax(row)?;
+        }
+        Ok(())
+    })
+}
+
+/// The f32 bytes a single-stream step reads from weights: every parameter once, except the
+/// embedding table, of which a step reads one row (unless it is also the tied lm_head).
+fn weight_bytes_per_token(model: &Backbone) -> u64 {
+    let c = &model.config;
+    let table = (c.vocab_size * c.hidden_size) as u64;
+    let all: u64 = model.parameters().iter().map(|t| t.elem_count() as u64).sum();
+    let read = if c.tie_word_embeddings { all } else { all - table + c.hidden_size as u64 };
+    read * 4
+}
+
+/// The device's copy bandwidth in GB/s (bytes read plus bytes written per second), the median of
+/// copies of a 128 MiB tensor, as `cargo bench`'s copy row measures it.
+fn copy_bandwidth(device: &Device) -> Result<f64> {
+    let n = 32 << 20;
+    let x = Tensor::zeros(&[n], device)?;
+    let seconds = time_per_call(2, 8, 1.0, || {
+        let y = x.deep_clone()?;
+        if let Device::Wgpu(ctx) = device {
+            ctx.sync()?;
+        }
+        drop(y);
+        Ok(())
+    })?;
+    Ok(2.0 * 4.0 * n as f64 / seconds / 1e9)
 }

@@ -32,8 +32,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 /// Runs `warmup` untimed calls, then timed calls until both `min_iters` and `min_seconds` are
-/// reached; returns the mean seconds per call. `work` must finish its device work (read a result
-/// back) so the clock measures the computation, not its submission.
+/// reached; returns the median seconds per call (each call timed alone, so a burst of load from
+/// elsewhere moves the answer less than it moves a mean). `work` must finish its device work (read
+/// a result back) so the clock measures the computation, not its submission.
 fn time_per_call(
     warmup: usize,
     min_iters: usize,
@@ -44,10 +45,12 @@ fn time_per_call(
         work()?;
     }
     let start = Instant::now();
-    let mut iters = 0;
-    while iters < min_iters || start.elapsed().as_secs_f64() < min_seconds {
+    let mut times = Vec::new();
+    while times.len() < min_iters || start.elapsed().as_secs_f64() < min_seconds {
+        let call = Instant::now();
         work()?;
-        iters += 1;
+        times.push(call.elapsed().as_secs_f64());
     }
-    Ok(start.elapsed().as_secs_f64() / iters as f64)
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
