@@ -147,6 +147,19 @@ pub struct ScanInputs<T> {
 }
 
 impl<T> ScanInputs<T> {
+    pub fn as_ref(&self) -> ScanInputs<&T> {
+        ScanInputs {
+            u: &self.u,
+            delta: &self.delta,
+            a: &self.a,
+            b: &self.b,
+            c: &self.c,
+            d: &self.d,
+            z: self.z.as_ref(),
+            h0: self.h0.as_ref(),
+        }
+    }
+
     /// Each input through `f` with its name (for errors that say which input was wrong).
     pub fn try_map<U, E>(
         self,
@@ -176,6 +189,16 @@ pub struct ScanForward<T> {
     pub saved: Option<T>,
 }
 
+impl<T> ScanForward<T> {
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> ScanForward<U> {
+        ScanForward {
+            y: f(self.y),
+            last: f(self.last),
+            saved: self.saved.map(f),
+        }
+    }
+}
+
 /// The gradients of one scan, as host vectors or device buffers. `dz` is present when z was given.
 pub struct ScanGrads<T> {
     /// [B, L, E]
@@ -194,6 +217,21 @@ pub struct ScanGrads<T> {
     pub dz: Option<T>,
     /// [B, E, N]: dh carried past the first step.
     pub dh0: T,
+}
+
+impl<T> ScanGrads<T> {
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> ScanGrads<U> {
+        ScanGrads {
+            du: f(self.du),
+            ddelta: f(self.ddelta),
+            da: f(self.da),
+            db: f(self.db),
+            dc: f(self.dc),
+            dd: f(self.dd),
+            dz: self.dz.map(&mut f),
+            dh0: f(self.dh0),
+        }
+    }
 }
 
 // ---- AdamW ---------------------------------------------------------------------------------------

@@ -63,16 +63,17 @@ pub fn selective_scan(
         chan,
         state,
     } = dims;
-    let args = ScanInputs {
-        u: u.storage(),
-        delta: delta.storage(),
-        a: a.storage(),
-        b: b.storage(),
-        c: c.storage(),
-        d: d.storage(),
-        z: z.map(Tensor::storage),
-        h0: h0.map(Tensor::storage),
+    let tensors = ScanInputs {
+        u: u.clone(),
+        delta: delta.clone(),
+        a: a.clone(),
+        b: b.clone(),
+        c: c.clone(),
+        d: d.clone(),
+        z: z.cloned(),
+        h0: h0.cloned(),
     };
+    let args = storages(&tensors)?;
     let ScanForward { y, last, saved } = device.backend().selective_scan(dims, args, record)?;
     let f32 = |s, shape: &[usize]| Tensor::from_storage(s, shape, DType::F32);
     let y = f32(y, &[batch, len, chan]);
@@ -82,61 +83,39 @@ pub fn selective_scan(
         return Ok(ScanOutput { y, last_state });
     };
     // The closure holds the inputs and the (detached) checkpoints, never y itself.
-    let (u2, delta2, a2, b2, c2, d2) = (
-        u.clone(),
-        delta.clone(),
-        a.clone(),
-        b.clone(),
-        c.clone(),
-        d.clone(),
-    );
-    let z2 = z.cloned();
-    let h0_grad = h0.map(|t| t.requires_grad());
     let y = y.with_grad_fn(OP, &inputs, move |gy| {
-        let grads = backward(
-            dims,
-            &u2,
-            &delta2,
-            &a2,
-            &b2,
-            &c2,
-            &d2,
-            z2.as_ref(),
-            &saved,
-            gy,
-        )?;
+        let grads = backward(dims, &tensors, &saved, gy)?;
+        let t = &tensors;
         let keep = |t: &Tensor, g: Tensor| t.requires_grad().then_some(g);
         // One gradient per input, in the order of `inputs`: u, delta, a, b, c, d, [z], [h0].
         let mut out = vec![
-            keep(&u2, grads.du),
-            keep(&delta2, grads.ddelta),
-            keep(&a2, grads.da),
-            keep(&b2, grads.db),
-            keep(&c2, grads.dc),
-            keep(&d2, grads.dd),
+            keep(&t.u, grads.du),
+            keep(&t.delta, grads.ddelta),
+            keep(&t.a, grads.da),
+            keep(&t.b, grads.db),
+            keep(&t.c, grads.dc),
+            keep(&t.d, grads.dd),
         ];
-        if let Some(z) = &z2 {
+        if let Some(z) = &t.z {
             out.push(grads.dz.filter(|_| z.requires_grad()));
         }
-        if let Some(wants) = h0_grad {
-            out.push(wants.then_some(grads.dh0));
+        if let Some(h0) = &t.h0 {
+            out.push(keep(h0, grads.dh0));
         }
         Ok(out)
     });
     Ok(ScanOutput { y, last_state })
 }
 
+/// The inputs' storage, for the contract's scan kernels.
+fn storages(t: &ScanInputs<Tensor>) -> Result<ScanInputs<&crate::backend::Storage>> {
+    t.as_ref().try_map(|t, _| Ok(t.storage()))
+}
+
 /// All gradients of one scan from y's gradient `gy` [B, L, E] and the forward's checkpoints.
-#[allow(clippy::too_many_arguments)]
 fn backward(
     dims: ScanDims,
-    u: &Tensor,
-    delta: &Tensor,
-    a: &Tensor,
-    b: &Tensor,
-    c: &Tensor,
-    d: &Tensor,
-    z: Option<&Tensor>,
+    inputs: &ScanInputs<Tensor>,
     saved: &Tensor,
     gy: &Tensor,
 ) -> Result<ScanGrads<Tensor>> {
@@ -153,18 +132,9 @@ fn backward(
         [chan, state],
         [batch, chan, state],
     );
-    let device = same_device(OPB, &[u, gy])?;
+    let device = same_device(OPB, &[&inputs.u, gy])?;
     gy.expect_dtype(OPB, "gy", DType::F32)?;
-    let args = ScanInputs {
-        u: u.storage(),
-        delta: delta.storage(),
-        a: a.storage(),
-        b: b.storage(),
-        c: c.storage(),
-        d: d.storage(),
-        z: z.map(Tensor::storage),
-        h0: None,
-    };
+    let args = storages(inputs)?;
     let g = device
         .backend()
         .selective_scan_backward(dims, args, saved.storage(), gy.storage())?;

@@ -125,7 +125,10 @@ fn step_many(model: &Backbone, batch: usize, steps: usize) -> Result<f64> {
     let mut state = model.new_state(batch)?;
     let mut ids: Vec<u32> = (0..batch as u32).map(|i| (i * 7919 + 13) % vocab).collect();
     time_per_call(3, steps, 2.0, || {
-        let logits = model.step(&Tensor::from_u32(ids.clone(), &[batch], &device)?, &mut state)?;
+        let logits = model.step(
+            &Tensor::from_u32(ids.clone(), &[batch], &device)?,
+            &mut state,
+        )?;
         let logits = logits.to_vec_f32()?;
         for (row, id) in logits.chunks(vocab as usize).zip(&mut ids) {
             *id = crsm::generate::argmax(row)?;
@@ -139,8 +142,16 @@ fn step_many(model: &Backbone, batch: usize, steps: usize) -> Result<f64> {
 fn weight_bytes_per_token(model: &Backbone) -> u64 {
     let c = &model.config;
     let table = (c.vocab_size * c.hidden_size) as u64;
-    let all: u64 = model.parameters().iter().map(|t| t.elem_count() as u64).sum();
-    let read = if c.tie_word_embeddings { all } else { all - table + c.hidden_size as u64 };
+    let all: u64 = model
+        .parameters()
+        .iter()
+        .map(|t| t.elem_count() as u64)
+        .sum();
+    let read = if c.tie_word_embeddings {
+        all
+    } else {
+        all - table + c.hidden_size as u64
+    };
     read * 4
 }
 

@@ -353,11 +353,7 @@ impl Backend for Cpu {
     ) -> Result<ScanForward<Storage>> {
         let x = inputs.try_map(|s, arg| f32s(s, "selective_scan", arg))?;
         let out = scan::selective_scan(dims, x.u, x.delta, x.a, x.b, x.c, x.d, x.z, x.h0, save);
-        Ok(ScanForward {
-            y: f32_storage(out.y),
-            last: f32_storage(out.last),
-            saved: out.saved.map(f32_storage),
-        })
+        Ok(out.map(f32_storage))
     }
     fn selective_scan_backward(
         &self,
@@ -371,16 +367,7 @@ impl Backend for Cpu {
         let (saved, gy) = (f32s(saved, OP, "saved")?, f32s(gy, OP, "gy")?);
         let g =
             scan::selective_scan_backward(dims, x.u, x.delta, x.a, x.b, x.c, x.d, x.z, saved, gy);
-        Ok(ScanGrads {
-            du: f32_storage(g.du),
-            ddelta: f32_storage(g.ddelta),
-            da: f32_storage(g.da),
-            db: f32_storage(g.db),
-            dc: f32_storage(g.dc),
-            dd: f32_storage(g.dd),
-            dz: g.dz.map(f32_storage),
-            dh0: f32_storage(g.dh0),
-        })
+        Ok(g.map(f32_storage))
     }
 
     // ---- layer_mix -------------------------------------------------------------------------------

@@ -321,11 +321,7 @@ impl Backend for Arc<WgpuContext> {
         let out = scan::selective_scan(
             self, dims, x.u, x.delta, x.a, x.b, x.c, x.d, x.z, x.h0, save,
         )?;
-        Ok(ScanForward {
-            y: wrap(out.y),
-            last: wrap(out.last),
-            saved: out.saved.map(wrap),
-        })
+        Ok(out.map(wrap))
     }
     fn selective_scan_backward(
         &self,
@@ -340,16 +336,7 @@ impl Backend for Arc<WgpuContext> {
         let g = scan::selective_scan_backward(
             self, dims, x.u, x.delta, x.a, x.b, x.c, x.d, x.z, saved, gy,
         )?;
-        Ok(ScanGrads {
-            du: wrap(g.du),
-            ddelta: wrap(g.ddelta),
-            da: wrap(g.da),
-            db: wrap(g.db),
-            dc: wrap(g.dc),
-            dd: wrap(g.dd),
-            dz: g.dz.map(wrap),
-            dh0: wrap(g.dh0),
-        })
+        Ok(g.map(wrap))
     }
 
     // ---- layer_mix -------------------------------------------------------------------------------
