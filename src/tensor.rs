@@ -205,6 +205,10 @@ impl Tensor {
         match self.dtype() {
             DType::F32 => Self::from_f32(self.to_vec_f32()?, self.shape(), device),
             DType::U32 => Self::from_u32(self.to_vec_u32()?, self.shape(), device),
+            DType::BF16 => Err(Error::InvalidArgument {
+                op: "to_device",
+                detail: "bf16 weights are made on their device (ops::to_bf16), not moved".into(),
+            }),
         }
     }
 }

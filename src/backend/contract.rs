@@ -117,6 +117,24 @@ pub trait Backend: Send + Sync {
         )
     }
 
+    /// x [n] f32 rounded to bf16 storage (inference weights).
+    fn to_bf16(&self, x: &Storage, n: usize) -> Result<Storage> {
+        let _ = (x, n);
+        unsupported(self, "to_bf16")
+    }
+    /// C [m, n] = A [m, k] W^T with W [n, k] in bf16 and f32 arithmetic (inference weights).
+    fn matmul_bf16_weights(
+        &self,
+        a: &Storage,
+        w: &Storage,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<Storage> {
+        let _ = (a, w, m, k, n);
+        unsupported(self, "matmul_bf16_weights")
+    }
+
     // ---- embedding -------------------------------------------------------------------------------
 
     /// Rows of table [v, d] picked by ids [n] (`host_ids` is the same ids, already on the host and

@@ -155,6 +155,19 @@ impl Backbone {
     /// model has no `lm_head.weight`), each through a temporary file and a rename. Loading the
     /// result gives bit-identical weights.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        if let Some((name, t)) = self
+            .named_parameters()
+            .into_iter()
+            .find(|(_, t)| t.dtype() != DType::F32)
+        {
+            return Err(Error::InvalidArgument {
+                op: "Backbone::save",
+                detail: format!(
+                    "{name} is {:?}: an inference copy (with_bf16_weights) is not a checkpoint; save the f32 model",
+                    t.dtype()
+                ),
+            });
+        }
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.display().to_string(),
             source,
@@ -165,6 +178,29 @@ impl Backbone {
             &dir.join("config.json"),
             self.config.to_json_string()?.as_bytes(),
         )
+    }
+
+    /// A copy for inference whose matmul weights (every block's in_proj, x_proj, dt_proj and
+    /// out_proj, and the head) are stored in bf16 and read as such by `matmul`: half the bytes a
+    /// decode step reads, f32 arithmetic. The embedding table stays f32 for the lookup (a tied
+    /// head gets its own bf16 copy). For generation only: it has no gradients, and `save` refuses
+    /// it (its weights are not f32).
+    pub fn with_bf16_weights(&self) -> Result<Backbone> {
+        let mut model = self.clone();
+        for block in &mut model.blocks {
+            for w in [
+                &mut block.in_proj,
+                &mut block.x_proj,
+                &mut block.dt_proj,
+                &mut block.out_proj,
+            ] {
+                *w = ops::to_bf16(w)?;
+            }
+        }
+        model.lm_head = Some(ops::to_bf16(
+            self.lm_head.as_ref().unwrap_or(&self.embeddings),
+        )?);
+        Ok(model)
     }
 
     pub fn device(&self) -> Device {

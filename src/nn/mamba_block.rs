@@ -257,14 +257,25 @@ impl MambaBlock {
         })
     }
 
-    /// RMSNorm then in_proj, as the conv/SSM branch xb and the gate z, each [B, L, E]. HF's one
-    /// [2E, D] product split afterwards is computed as two [E, D] products (the weight's halves,
-    /// sliced out as one contiguous copy each): slicing the [B, L, 2E] product instead copied the
-    /// activations twice forward, padded both gradients back to [B, L, 2E] and added them, and
-    /// kept the whole product alive beside its halves (~3.5% of a cpu training step).
+    /// RMSNorm then in_proj, as the conv/SSM branch xb and the gate z, each [B, L, E]. One of the
+    /// two operands of HF's [2E, D] product must be split, and the smaller one is copied: with
+    /// more tokens than D (training batches) the weight's halves, as two [E, D] products (slicing
+    /// the [B, L, 2E] product instead copied the activations twice forward, padded both gradients
+    /// back to [B, L, 2E] and added them: ~3.5% of a cpu training step); with fewer (a decode
+    /// step, B L = 1) the product's halves, since copying the weight each step would read and
+    /// write it twice more than the product reads it.
     fn in_projection(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let e = self.dims.d_inner;
         let h = ops::rms_norm(x, &self.norm, self.norm_eps)?;
+        let tokens = h.elem_count() / self.dims.d_model;
+        if tokens < self.dims.d_model {
+            let both = ops::linear(&h, &self.in_proj, self.in_proj_bias.as_ref())?;
+            let last = both.rank() - 1;
+            return Ok((
+                ops::narrow(&both, last, 0, e)?,
+                ops::narrow(&both, last, e, e)?,
+            ));
+        }
         let half = |start: usize| -> Result<Tensor> {
             let weight = ops::narrow(&self.in_proj, 0, start, e)?;
             let bias = match &self.in_proj_bias {

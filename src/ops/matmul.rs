@@ -18,6 +18,9 @@ use crate::tensor::{DType, Tensor, same_device};
 pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
     let op = "matmul";
     a.expect_dtype(op, "a", DType::F32)?;
+    if b.dtype() == DType::BF16 {
+        return matmul_bf16_weights(a, b, transpose_a, transpose_b);
+    }
     b.expect_dtype(op, "b", DType::F32)?;
     let (sa, sb) = (a.shape(), b.shape());
     let flags = format!("transpose_a {transpose_a}, transpose_b {transpose_b}");
@@ -78,6 +81,38 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> R
     }))
 }
 
+/// `matmul` with bf16 weights b stored [N, K] (transpose_b, PyTorch's Linear layout): inference
+/// only, so no tape node; recording a gradient through it is an error rather than a silent zero.
+fn matmul_bf16_weights(
+    a: &Tensor,
+    b: &Tensor,
+    transpose_a: bool,
+    transpose_b: bool,
+) -> Result<Tensor> {
+    const OP: &str = "matmul_bf16_weights";
+    let (sa, sb) = (a.shape(), b.shape());
+    if transpose_a || !transpose_b || sa.len() != 2 || sb.len() != 2 || sa[1] != sb[1] {
+        return shape_err(
+            OP,
+            format!(
+                "bf16 weights take a [M, K] times b [N, K] transposed, got a {sa:?} (transpose_a {transpose_a}), b {sb:?} (transpose_b {transpose_b})"
+            ),
+        );
+    }
+    if crate::grad_mode::is_grad_enabled() && a.requires_grad() {
+        return Err(crate::error::Error::InvalidArgument {
+            op: OP,
+            detail: "bf16 weights are for inference: run under no_grad".into(),
+        });
+    }
+    let (m, k, n) = (sa[0], sa[1], sb[0]);
+    let device = same_device(OP, &[a, b])?;
+    let c = device
+        .backend()
+        .matmul_bf16_weights(a.storage(), b.storage(), m, k, n)?;
+    Ok(Tensor::from_storage(c, &[m, n], DType::F32))
+}
+
 /// x: [..., K] (leading dims flattened into rows), weight: [N, K] (PyTorch nn.Linear layout), bias: Option<[N]> -> [..., N]
 ///
 /// y = x W^T + b, as `matmul(x, W, false, true)` plus `add` (which repeats the bias over rows);
@@ -85,7 +120,9 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> R
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let op = "linear";
     x.expect_dtype(op, "x", DType::F32)?;
-    weight.expect_dtype(op, "weight", DType::F32)?;
+    if weight.dtype() != DType::BF16 {
+        weight.expect_dtype(op, "weight", DType::F32)?;
+    }
     let (sx, sw) = (x.shape(), weight.shape());
     let bias_shape = bias.map(|t| t.shape().to_vec());
     if sx.is_empty() || sw.len() != 2 || sx[sx.len() - 1] != sw[1] {

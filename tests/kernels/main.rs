@@ -13,6 +13,7 @@ mod embedding;
 mod gru;
 mod layer_mix;
 mod matmul;
+mod matmul_bf16;
 mod matmul_f16;
 mod rmsnorm;
 mod scan;

@@ -33,6 +33,10 @@ pub struct DecodeBenchArgs {
     /// Timed decode steps at least.
     #[arg(long, default_value_t = 32)]
     steps: usize,
+    /// Weight storage for the timed model: f32, or bf16 (half the bytes per token, f32 arithmetic;
+    /// cpu only).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
+    weights: String,
     /// Also time one step over B independent states for each B in this list (e.g. 1,8,64).
     #[arg(long, value_delimiter = ',')]
     states: Vec<usize>,
@@ -53,6 +57,11 @@ pub fn run(args: DecodeBenchArgs) -> Result<()> {
             0,
             &device,
         )?,
+    };
+    let model = if args.weights == "bf16" {
+        model.with_bf16_weights()?
+    } else {
+        model
     };
     let _off = crsm::no_grad();
     let vocab = model.config.vocab_size as u32;
@@ -89,7 +98,7 @@ pub fn run(args: DecodeBenchArgs) -> Result<()> {
         let line = serde_json::json!({
             "prefill_tokens_per_s": prefill_tps, "decode_tokens_per_s": decode_tps, "device": device.name(),
             "prompt": args.prompt, "d_model": c.hidden_size, "layers": c.num_hidden_layers, "vocab": c.vocab_size,
-            "weight_bytes_per_token": weight_bytes, "copy_gb_per_s": copy_gbps, "roofline_fraction": fraction,
+            "weights": args.weights, "weight_bytes_per_token": weight_bytes, "copy_gb_per_s": copy_gbps, "roofline_fraction": fraction,
             "states_per_s": batched.iter().map(|&(b, s)| serde_json::json!({"batch": b, "states_per_s": b as f64 / s})).collect::<Vec<_>>(),
         });
         println!("{line}");
@@ -104,8 +113,9 @@ pub fn run(args: DecodeBenchArgs) -> Result<()> {
             c.vocab_size
         );
         println!(
-            "roofline: {:.0} MB of f32 weights per token over {copy_gbps:.1} GB/s of copy bandwidth = {roofline_tps:.1} tokens/s; decode reaches {fraction:.2} of it",
-            weight_bytes as f64 / 1e6
+            "roofline: {:.0} MB of {} weights per token over {copy_gbps:.1} GB/s of copy bandwidth = {roofline_tps:.1} tokens/s; decode reaches {fraction:.2} of it",
+            weight_bytes as f64 / 1e6,
+            args.weights
         );
         for (b, seconds) in &batched {
             println!(
@@ -137,22 +147,15 @@ fn step_many(model: &Backbone, batch: usize, steps: usize) -> Result<f64> {
     })
 }
 
-/// The f32 bytes a single-stream step reads from weights: every parameter once, except the
-/// embedding table, of which a step reads one row (unless it is also the tied lm_head).
+/// The bytes a single-stream step reads from weights: every parameter once, in its storage
+/// dtype, except the embedding table, of which a step reads one row (unless it is also the head).
 fn weight_bytes_per_token(model: &Backbone) -> u64 {
-    let c = &model.config;
-    let table = (c.vocab_size * c.hidden_size) as u64;
-    let all: u64 = model
-        .parameters()
-        .iter()
-        .map(|t| t.elem_count() as u64)
-        .sum();
-    let read = if c.tie_word_embeddings {
-        all
-    } else {
-        all - table + c.hidden_size as u64
-    };
-    read * 4
+    let bytes = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+    let all: u64 = model.parameters().into_iter().map(bytes).sum();
+    match model.lm_head {
+        None => all,
+        Some(_) => all - bytes(&model.embeddings) + (model.config.hidden_size * 4) as u64,
+    }
 }
 
 /// The device's copy bandwidth in GB/s (bytes read plus bytes written per second), the median of

@@ -4,8 +4,8 @@
 
 use super::storage::{self, CpuStorage};
 use super::{
-    adamw, binary, conv1d, cross_entropy, embedding, gru, layer_mix, matmul, matmul_f16, reduce,
-    rmsnorm, scan, shape, unary,
+    adamw, binary, conv1d, cross_entropy, embedding, gru, layer_mix, matmul, matmul_bf16,
+    matmul_f16, reduce, rmsnorm, scan, shape, unary,
 };
 use crate::backend::contract::Backend;
 use crate::backend::memory::MemoryStats;
@@ -33,6 +33,14 @@ pub fn u32s<'a>(s: &'a Storage, op: &'static str, arg: &'static str) -> Result<&
     match s {
         Storage::Cpu(CpuStorage::U32(v)) => Ok(v),
         _ => Err(not_here(op, arg, "u32 values on the cpu")),
+    }
+}
+
+/// The bf16 bits of cpu storage.
+pub fn bf16s<'a>(s: &'a Storage, op: &'static str, arg: &'static str) -> Result<&'a [u16]> {
+    match s {
+        Storage::Cpu(CpuStorage::BF16(v)) => Ok(v),
+        _ => Err(not_here(op, arg, "bf16 values on the cpu")),
     }
 }
 
@@ -70,6 +78,7 @@ impl Backend for Cpu {
         match x {
             Storage::Cpu(CpuStorage::F32(v)) => Ok(f32_storage(v.clone())),
             Storage::Cpu(CpuStorage::U32(v)) => self.from_u32(v.clone()),
+            Storage::Cpu(CpuStorage::BF16(v)) => Ok(Storage::Cpu(CpuStorage::bf16(v.clone()))),
             _ => Err(not_here("duplicate", "x", "on the cpu")),
         }
     }
@@ -181,6 +190,25 @@ impl Backend for Cpu {
         Ok(f32_storage(c))
     }
 
+    fn to_bf16(&self, x: &Storage, _n: usize) -> Result<Storage> {
+        let x = f32s(x, "to_bf16", "x")?;
+        Ok(Storage::Cpu(CpuStorage::bf16(matmul_bf16::to_bf16(x))))
+    }
+    fn matmul_bf16_weights(
+        &self,
+        a: &Storage,
+        w: &Storage,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<Storage> {
+        const OP: &str = "matmul_bf16_weights";
+        let (a, w) = (f32s(a, OP, "a")?, bf16s(w, OP, "w")?);
+        Ok(f32_storage(matmul_bf16::matmul_bf16_weights(
+            a, w, m, k, n,
+        )?))
+    }
+
     // ---- embedding -------------------------------------------------------------------------------
 
     fn embedding(
@@ -229,6 +257,12 @@ impl Backend for Cpu {
                 col,
                 width,
             )),
+            DType::BF16 => {
+                let x = bf16s(x, "narrow", "x")?;
+                Ok(Storage::Cpu(CpuStorage::bf16(shape::narrow(
+                    x, outer, cols, col, width,
+                ))))
+            }
         }
     }
     fn narrow_backward(&self, g: &Storage, block: ColumnBlock) -> Result<Storage> {
@@ -259,6 +293,7 @@ impl Backend for Cpu {
                     .collect::<Result<Vec<_>>>()?;
                 self.from_u32(shape::concat(&parts, outer))
             }
+            DType::BF16 => Err(not_here("concat", "xs", "f32 or u32 (bf16 is for weights)")),
         }
     }
 

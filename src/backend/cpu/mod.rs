@@ -12,6 +12,7 @@ pub mod gru;
 pub mod kernels;
 pub mod layer_mix;
 pub mod matmul;
+pub mod matmul_bf16;
 pub mod matmul_f16;
 pub mod reduce;
 pub mod rmsnorm;

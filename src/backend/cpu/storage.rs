@@ -13,6 +13,8 @@ use crate::backend::memory::MemoryStats;
 pub enum CpuStorage {
     F32(Vec<f32>),
     U32(Vec<u32>),
+    /// bfloat16 bits.
+    BF16(Vec<u16>),
 }
 
 static LIVE: AtomicU64 = AtomicU64::new(0);
@@ -46,10 +48,17 @@ impl CpuStorage {
         CpuStorage::U32(data)
     }
 
+    /// bf16 host storage (the bits), counted.
+    pub fn bf16(data: Vec<u16>) -> Self {
+        allocated(data.len() as u64 * 2);
+        CpuStorage::BF16(data)
+    }
+
     fn bytes(&self) -> u64 {
         match self {
             CpuStorage::F32(v) => v.len() as u64 * 4,
             CpuStorage::U32(v) => v.len() as u64 * 4,
+            CpuStorage::BF16(v) => v.len() as u64 * 2,
         }
     }
 }
