@@ -14,6 +14,7 @@ CPU: its CUDA kernels are not available there.
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -21,14 +22,15 @@ from transformers import MambaConfig, MambaForCausalLM
 
 
 def timed(work, warmup, min_iters, min_seconds):
-    """Mean seconds per call after `warmup` untimed calls (as crsm-train bench's time_per_call)."""
+    """Median seconds per call after `warmup` untimed calls (as crsm-train bench's time_per_call)."""
     for _ in range(warmup):
         work()
-    start, iters = time.perf_counter(), 0
-    while iters < min_iters or time.perf_counter() - start < min_seconds:
+    start, times = time.perf_counter(), []
+    while len(times) < min_iters or time.perf_counter() - start < min_seconds:
+        t = time.perf_counter()
         work()
-        iters += 1
-    return (time.perf_counter() - start) / iters
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def main():

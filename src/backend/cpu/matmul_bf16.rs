@@ -3,9 +3,10 @@
 //! bytes of weights it reads per token; bf16 halves them.
 //!
 //! A bf16 value widens to f32 exactly by a 16-bit shift, so the result equals the f32 product with
-//! the weights rounded to bf16, up to summation order. Few rows (a decode step, a planner's wave
-//! of states) run as dot products, each weight row read from memory once and kept in L1 for all M
-//! rows of A; many rows (a prompt) widen W to f32 once and use the f32 gemm.
+//! the weights rounded to bf16, up to summation order. A few rows (a decode step) run as dot
+//! products, each weight row read from memory once and kept in L1 for all M rows of A; more rows
+//! (a prompt, a wave of many states) widen W to f32 once and use the f32 gemm, so bf16 weights pay
+//! off for single-stream decode, not for batches.
 
 use rayon::prelude::*;
 
@@ -13,8 +14,10 @@ use super::matmul::matmul;
 use super::simd::{self, Kernel};
 use crate::error::{Result, shape_err};
 
-/// Rows of A up to which the dot-product path runs (beyond it, widening W once is cheaper).
-const DOT_ROWS: usize = 64;
+/// Rows of A up to which the dot-product path runs. One row is bound by the weight bytes, where
+/// bf16 halves the time; each further row adds 2 flops per weight element, so by a few rows the
+/// dots are bound by arithmetic, and widening W to f32 once for gemm's blocked kernel is faster.
+const DOT_ROWS: usize = 4;
 /// Weight rows per parallel task.
 const ROWS_PER_TASK: usize = 32;
 
