@@ -28,9 +28,12 @@ pub struct TrainBenchArgs {
     /// Tokens per sequence (default: the run config's, else 256).
     #[arg(long)]
     seq: Option<usize>,
-    /// Timed steps at least (after two warm-up steps).
+    /// Timed steps at least (after the warm-up steps); the median step is reported.
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
     /// auto, cpu, gpu or lavapipe.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -82,7 +85,7 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
     );
     let (inputs, targets) = random_tokens(config.vocab_size, b, l, 7, &device)?;
     let mut optimizer = AdamW::new(AdamWConfig::default());
-    let seconds = time_per_call(2, args.steps, 3.0, || {
+    let seconds = time_per_call(args.warmup, args.steps, 3.0, || {
         let _precision = crsm::ops::set_f16_matmuls(precision == Precision::F16);
         training_step(&mut model, &mut optimizer, &inputs, &targets, 1e-4, |_| {})?;
         Ok(())
