@@ -78,7 +78,7 @@ fn temp_dir(name: &str) -> Scratch {
     Scratch::new("model-test", name)
 }
 
-/// Both devices the tests run on: the cpu always, lavapipe when present (required under CI=true).
+/// Both devices the tests run on: the cpu always, lavapipe when present (required under CI).
 fn devices() -> Vec<Device> {
     let mut d = vec![Device::Cpu];
     d.extend(lavapipe());

@@ -11,7 +11,7 @@ mod lavapipe_device;
 pub use lavapipe_device::lavapipe;
 
 /// A fresh lavapipe context whose kernels are held to `limits` (see `BindingLimits`), so tiny
-/// tensors take the chunked launches; None (or a panic under `CI=true`) as `lavapipe`.
+/// tensors take the chunked launches; None (or a panic under CI) as `lavapipe`.
 pub fn lavapipe_with_binding_limits(limits: BindingLimits) -> Option<Arc<WgpuContext>> {
     lavapipe()?;
     Some(WgpuContext::open_with_binding_limits(AdapterKind::Software, limits).unwrap())
