@@ -17,7 +17,7 @@ use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe_on_texts};
 use crsm::train::{
     AdamW, AdamWConfig, MAX_CONSECUTIVE_SKIPS, Precision, RunConfig, Silent, StepOutcome, Trainer,
 };
-use crsm::{Device, Gradients, Tensor};
+use crsm::{Device, Error, Gradients, Tensor};
 
 fn corpus(seed: usize) -> String {
     let words = [
@@ -284,12 +284,21 @@ fn a_non_finite_loss_skips_the_step_and_keeps_the_weights() {
     let mut error = None;
     for _ in 1..MAX_CONSECUTIVE_SKIPS {
         if let Err(e) = trainer.step() {
-            error = Some(e.to_string());
+            error = Some(e);
             break;
         }
     }
     let error = error.expect("endless NaN steps did not stop the run");
-    assert!(error.contains("in a row"), "{error}");
+    let message = error.to_string();
+    assert!(
+        matches!(&error, Error::Diverged { skips, step, last_reason }
+            if *skips == MAX_CONSECUTIVE_SKIPS && *step == MAX_CONSECUTIVE_SKIPS && last_reason.contains("NaN")),
+        "{error:?}"
+    );
+    assert!(
+        message.contains("in a row") && message.contains("lower training.lr"),
+        "{message}"
+    );
 }
 
 #[test]

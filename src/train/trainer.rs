@@ -326,11 +326,11 @@ impl Trainer {
             };
             self.metrics.skipped.push(record.clone());
             if self.consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
-                return Err(Error::Autograd(format!(
-                    "{MAX_CONSECUTIVE_SKIPS} steps in a row had a non-finite loss or gradient (last at step {step}: {}); \
-                     lower training.lr or check the data",
-                    record.reason
-                )));
+                return Err(Error::Diverged {
+                    skips: self.consecutive_skips,
+                    step,
+                    last_reason: record.reason,
+                });
             }
             return Ok(StepOutcome::Skipped(record));
         }
