@@ -330,6 +330,22 @@ fn a_short_run_learns_and_writes_checkpoint_and_metrics() {
     assert_eq!(reloaded.config, trainer.model.config);
 }
 
+/// Checkpointing changes no result, so only the model's own setting shows that the trainer applied
+/// `training.checkpoint_segments`: on a new run, and on a resumed one from the config (not the
+/// checkpoint).
+#[test]
+fn the_trainer_applies_checkpoint_segments_to_its_model() {
+    let dir = Scratch::new("train-test", "segments");
+    let mut config = tiny_run(&dir, 2);
+    config.training.checkpoint_segments = 2;
+    let mut trainer = Trainer::new(config.clone(), &Device::Cpu).unwrap();
+    assert_eq!(trainer.model.checkpoint_segments(), 2);
+    trainer.run(None, &mut Silent).unwrap();
+    config.training.checkpoint_segments = 3;
+    let resumed = Trainer::resume(config, &Device::Cpu).unwrap();
+    assert_eq!(resumed.model.checkpoint_segments(), 3);
+}
+
 #[test]
 fn unknown_config_keys_are_named() {
     let dir = Scratch::new("train-test", "keys");

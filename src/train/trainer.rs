@@ -177,7 +177,6 @@ impl Trainer {
     ) -> Result<Self> {
         model.set_checkpoint_segments(config.training.checkpoint_segments);
         let (train_shard, val) = open_shards(&config)?;
-        model.set_checkpoint_segments(config.training.checkpoint_segments);
         let t = &config.training;
         let device = model.device();
         if t.precision == Precision::F16 && !device.supports_f16() {
