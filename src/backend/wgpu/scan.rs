@@ -13,7 +13,7 @@ use super::{GpuBuffer, Kernel, WgpuContext, reduce};
 use crate::error::{Error, Result};
 use crate::ops::{ScanDims, ScanGrads};
 
-const KERNEL: Kernel = crate::kernel!("scan");
+const KERNEL: Kernel = crate::kernel!("scan" = "scan", "sigmoid");
 const WG: usize = 256;
 const OP: &str = "selective_scan";
 

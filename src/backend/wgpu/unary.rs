@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
-const KERNEL: Kernel = crate::kernel!("unary");
+const KERNEL: Kernel = crate::kernel!("unary" = "unary", "sigmoid");
 
 /// `entry` is `silu`, `softplus`, `exp_forward` or `scale` (which multiplies by `c`).
 pub fn unary(
