@@ -4,10 +4,11 @@
 
 use anyhow::Result;
 use clap::Args;
+use crsm::Tensor;
 use crsm::model::{Backbone, CrsmConfig};
-use crsm::{Device, DeviceRequest, Tensor};
 
 use super::time_per_call;
+use crate::device_arg::DeviceArg;
 
 #[derive(Args)]
 pub struct DecodeBenchArgs {
@@ -27,16 +28,15 @@ pub struct DecodeBenchArgs {
     /// Timed decode steps at least.
     #[arg(long, default_value_t = 32)]
     steps: usize,
-    /// auto, cpu, gpu or lavapipe.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArg,
     /// Print one JSON line instead of a sentence.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: DecodeBenchArgs) -> Result<()> {
-    let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
+    let device = args.device.open()?;
     let model = match &args.model {
         Some(dir) => Backbone::load(dir, &device)?,
         None => Backbone::init(
