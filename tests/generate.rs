@@ -1,6 +1,6 @@
 //! Tokenizer, streaming decode, sampling and the generation loop: all host code, no device.
 //! The GPT-NeoX tokenizer (the one mamba-*-hf uses) ships in data/; its known encodings come
-//! from the Python `tokenizers` package (see /data SOURCES: "Hello world" -> [12092, 1533]).
+//! from the Python `tokenizers` package (see data/SOURCES.md: "Hello world" -> [12092, 1533]).
 
 use std::path::{Path, PathBuf};
 
