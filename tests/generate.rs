@@ -69,7 +69,7 @@ fn byte_level_is_utf8_bytes() {
 
 #[test]
 fn tokenizer_can_be_shared_across_threads() {
-    // The deliberation thread and the generator both read it (DESIGN.md section 4).
+    // The planner's thread and the generator both read it (docs/ARCHITECTURE.md, The backbone).
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Tokenizer>();
 }
