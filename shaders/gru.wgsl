@@ -18,7 +18,7 @@ struct Params { batch: u32, hidden: u32 }
 @group(0) @binding(6) var<storage, read_write> dgh: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dh: array<f32>;
 
-fn sigmoid(v: f32) -> f32 { return 1.0 / (1.0 + exp(-v)); }
+// sigmoid: shaders/sigmoid.wgsl, joined after this file by `kernel!`.
 
 // tanh through exp of a non-positive argument, so it never overflows (WGSL's tanh may be built on
 // exp(2x), which is inf past x ~ 44 on some drivers).

@@ -99,7 +99,7 @@ fn has_z() -> bool { return (p.flags & 1u) != 0u; }
 fn has_h0() -> bool { return (p.flags & 2u) != 0u; }
 fn want_saved() -> bool { return (p.flags & 4u) != 0u; }
 
-fn sigmoid(v: f32) -> f32 { return 1.0 / (1.0 + exp(-v)); }
+// sigmoid: shaders/sigmoid.wgsl, joined after this file by `kernel!`.
 
 // ---- forward ---------------------------------------------------------------------------------------
 

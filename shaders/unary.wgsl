@@ -10,7 +10,7 @@ struct Params { n: u32, c: f32 }
 @group(0) @binding(2) var<storage, read_write> b2: array<f32>;
 @group(0) @binding(3) var<storage, read_write> b3: array<f32>;
 
-fn sigmoid(v: f32) -> f32 { return 1.0 / (1.0 + exp(-v)); }
+// sigmoid: shaders/sigmoid.wgsl, joined after this file by `kernel!`.
 
 // PyTorch's threshold: linear past 20.
 fn softplus_scalar(v: f32) -> f32 {

@@ -95,6 +95,19 @@ pub enum Error {
     // ---- autograd -----------------------------------------------------------------------------
     #[error("backward: {0}")]
     Autograd(String),
+
+    // ---- training -----------------------------------------------------------------------------
+    /// `skips` steps in a row had a non-finite loss or gradient, so the run stopped: going on
+    /// would only burn time. `last_reason` is the last skipped step's reason.
+    #[error(
+        "training diverged: {skips} steps in a row had a non-finite loss or gradient \
+         (last at step {step}: {last_reason}); lower training.lr or check the data"
+    )]
+    Diverged {
+        skips: usize,
+        step: usize,
+        last_reason: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -715,3 +715,45 @@ fn bits_per_byte_converts_nats_per_token_by_bytes_per_token() {
     assert!((bpb - 0.5).abs() < 1e-12, "{bpb}");
     assert_eq!(bits_per_byte(1.0, 0, shard.header()), None);
 }
+
+/// data/SOURCES.md gives each shipped data file's size and sha256; a file that changes without its
+/// note fails here. Every file under data/ that is not a note or a licence must be listed.
+#[test]
+fn shipped_data_files_match_their_sizes_and_hashes_in_sources_md() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data");
+    let notes = std::fs::read_to_string(data.join("SOURCES.md")).unwrap();
+    let mut listed = Vec::new();
+    for row in notes.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(|c| c.trim().trim_matches('`')).collect();
+        let (file, bytes, hash) = (cells[1], cells[2], cells[3]);
+        let path = data.join(file);
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(size.to_string(), bytes, "{file}: size");
+        assert_eq!(sha256_file(&path).unwrap(), hash, "{file}: sha256");
+        listed.push(file.to_string());
+    }
+    let (mut shipped, mut dirs) = (Vec::new(), vec![data.clone()]);
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if !name.ends_with(".md") && !name.starts_with("LICENSE") {
+                shipped.push(
+                    path.strip_prefix(&data)
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    listed.sort();
+    shipped.sort();
+    assert_eq!(
+        listed, shipped,
+        "files under data/ vs the rows of data/SOURCES.md"
+    );
+}

@@ -1,6 +1,6 @@
 //! Tokenizer, streaming decode, sampling and the generation loop: all host code, no device.
 //! The GPT-NeoX tokenizer (the one mamba-*-hf uses) ships in data/; its known encodings come
-//! from the Python `tokenizers` package (see /data SOURCES: "Hello world" -> [12092, 1533]).
+//! from the Python `tokenizers` package (see data/SOURCES.md: "Hello world" -> [12092, 1533]).
 
 use std::path::{Path, PathBuf};
 
@@ -69,7 +69,7 @@ fn byte_level_is_utf8_bytes() {
 
 #[test]
 fn tokenizer_can_be_shared_across_threads() {
-    // The deliberation thread and the generator both read it (DESIGN.md section 4).
+    // The planner's thread and the generator both read it (docs/ARCHITECTURE.md, The backbone).
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Tokenizer>();
 }

@@ -78,7 +78,7 @@ fn temp_dir(name: &str) -> Scratch {
     Scratch::new("model-test", name)
 }
 
-/// Both devices the tests run on: the cpu always, lavapipe when present (required under CI=true).
+/// Both devices the tests run on: the cpu always, lavapipe when present (required under CI).
 fn devices() -> Vec<Device> {
     let mut d = vec![Device::Cpu];
     d.extend(lavapipe());
@@ -495,9 +495,13 @@ fn fusion_and_adapters_change_the_logits() {
     );
 }
 
-/// Finite differences through a whole tiny model with fusion, depth 2, adapters and biases: the
-/// one physical block runs twice, so its weights get two contributions, and the fusion logits and
-/// adapters get theirs through layer_mix and the elementwise affine maps.
+/// Finite differences through a whole tiny model with fusion, depth 2, adapters and biases, for
+/// every parameter: the one physical block runs twice, so its weights get two contributions, and
+/// the fusion logits and adapters get theirs through layer_mix and the elementwise affine maps.
+/// At init dt is 1e-3..1e-1 and B, C are small, so the A_log and dt_bias gradients (1e-5..1e-4)
+/// would pass whatever their sign: dt near 1, a larger x_proj (so B, C) and out_proj, and 8
+/// tokens lift every parameter's gradient past `check_gradients`' floor (the smallest, dt_proj's,
+/// to 3.4e-2).
 #[test]
 fn gradients_through_fusion_and_recursive_depth_match_finite_differences() {
     let mut c = CrsmConfig::new(5, 4, 1);
@@ -507,31 +511,26 @@ fn gradients_through_fusion_and_recursive_depth_match_finite_differences() {
     c.use_bias = true;
     c.crsm_fusion = true;
     c.crsm_recurrent_depth = 2;
-    let model = perturbed_crsm_model(c, &Device::Cpu);
-    let tokens = ids(&[1, 4, 2], &[1, 3], &Device::Cpu);
-    let b = &model.blocks[0];
-    let inputs = vec![
-        model.fusion.clone().unwrap(),
-        model.adapters[0].scale.clone(),
-        model.adapters[1].bias.clone(),
-        model.embeddings.clone(),
-        b.in_proj.clone(),
-        b.in_proj_bias.clone().unwrap(),
-        b.conv_weight.clone(),
-        b.a_log.clone(),
-        b.dt_bias.clone(),
-        b.out_proj.clone(),
-    ];
-    check_gradients("tiny CRSM model", &inputs, |xs| {
+    let cpu = &Device::Cpu;
+    let mut model = perturbed_crsm_model(c, cpu);
+    let b = &mut model.blocks[0];
+    b.dt_bias = common::rand_tensor(7, &[8], 0.5, 1.5, cpu).as_variable();
+    b.x_proj = common::rand_tensor(8, &[5, 8], -3.0, 3.0, cpu).as_variable();
+    b.out_proj = common::rand_tensor(9, &[4, 8], -1.0, 1.0, cpu).as_variable();
+    let tokens = ids(&[1, 4, 2, 3, 0, 4, 1, 2], &[1, 8], cpu);
+    let names: Vec<String> = model
+        .named_parameters()
+        .iter()
+        .enumerate()
+        .map(|(k, (name, _))| format!("{k} {name}"))
+        .collect();
+    let inputs: Vec<Tensor> = model.parameters().into_iter().cloned().collect();
+    let what = format!("tiny CRSM model (inputs: {})", names.join(", "));
+    check_gradients(&what, &inputs, |xs| {
         let mut m = model.clone();
-        m.fusion = Some(xs[0].clone());
-        m.adapters[0].scale = xs[1].clone();
-        m.adapters[1].bias = xs[2].clone();
-        m.embeddings = xs[3].clone();
-        let blk = &mut m.blocks[0];
-        (blk.in_proj, blk.in_proj_bias, blk.conv_weight) =
-            (xs[4].clone(), Some(xs[5].clone()), xs[6].clone());
-        (blk.a_log, blk.dt_bias, blk.out_proj) = (xs[7].clone(), xs[8].clone(), xs[9].clone());
+        for (p, x) in m.parameters_mut().into_iter().zip(xs) {
+            *p = x.clone();
+        }
         m.forward(&tokens).unwrap()
     });
 }

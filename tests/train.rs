@@ -17,7 +17,7 @@ use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe_on_texts};
 use crsm::train::{
     AdamW, AdamWConfig, MAX_CONSECUTIVE_SKIPS, Precision, RunConfig, Silent, StepOutcome, Trainer,
 };
-use crsm::{Device, Gradients, Tensor};
+use crsm::{Device, Error, Gradients, Tensor};
 
 fn corpus(seed: usize) -> String {
     let words = [
@@ -284,12 +284,21 @@ fn a_non_finite_loss_skips_the_step_and_keeps_the_weights() {
     let mut error = None;
     for _ in 1..MAX_CONSECUTIVE_SKIPS {
         if let Err(e) = trainer.step() {
-            error = Some(e.to_string());
+            error = Some(e);
             break;
         }
     }
     let error = error.expect("endless NaN steps did not stop the run");
-    assert!(error.contains("in a row"), "{error}");
+    let message = error.to_string();
+    assert!(
+        matches!(&error, Error::Diverged { skips, step, last_reason }
+            if *skips == MAX_CONSECUTIVE_SKIPS && *step == MAX_CONSECUTIVE_SKIPS && last_reason.contains("NaN")),
+        "{error:?}"
+    );
+    assert!(
+        message.contains("in a row") && message.contains("lower training.lr"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -319,6 +328,22 @@ fn a_short_run_learns_and_writes_checkpoint_and_metrics() {
     }
     let reloaded = crsm::model::Backbone::load(&out.join("checkpoint"), &Device::Cpu).unwrap();
     assert_eq!(reloaded.config, trainer.model.config);
+}
+
+/// Checkpointing changes no result, so only the model's own setting shows that the trainer applied
+/// `training.checkpoint_segments`: on a new run, and on a resumed one from the config (not the
+/// checkpoint).
+#[test]
+fn the_trainer_applies_checkpoint_segments_to_its_model() {
+    let dir = Scratch::new("train-test", "segments");
+    let mut config = tiny_run(&dir, 2);
+    config.training.checkpoint_segments = 2;
+    let mut trainer = Trainer::new(config.clone(), &Device::Cpu).unwrap();
+    assert_eq!(trainer.model.checkpoint_segments(), 2);
+    trainer.run(None, &mut Silent).unwrap();
+    config.training.checkpoint_segments = 3;
+    let resumed = Trainer::resume(config, &Device::Cpu).unwrap();
+    assert_eq!(resumed.model.checkpoint_segments(), 3);
 }
 
 #[test]

@@ -9,7 +9,8 @@ use clap::Args;
 use crsm::data::Tokenizer;
 use crsm::generate::{GenerateOptions, NextToken, SamplingConfig, Session, generate};
 use crsm::model::Backbone;
-use crsm::{Device, DeviceRequest};
+
+use crate::device_arg::DeviceArg;
 
 #[derive(Args)]
 pub struct GenerateArgs {
@@ -46,16 +47,15 @@ pub struct GenerateArgs {
     /// Stop when the text contains this (may repeat).
     #[arg(long)]
     stop: Vec<String>,
-    /// auto, cpu, gpu or lavapipe.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArg,
     /// Print one JSON line {"prompt_ids", "ids", "text"} instead of streaming.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
-    let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
+    let device = args.device.open()?;
     let backbone = Backbone::load(&args.model, &device)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let tok_path = args.model.join("tokenizer.json");

@@ -8,13 +8,14 @@ use clap::Args;
 use crsm::backend::WgpuContext;
 use crsm::nn::{MambaBlock, MambaDims};
 use crsm::rng::Rng;
-use crsm::{Device, DeviceRequest, Tensor, ops};
+use crsm::{Device, Tensor, ops};
+
+use crate::device_arg::DeviceArg;
 
 #[derive(Args)]
 pub struct InfoArgs {
-    /// Device to check: auto (a real GPU if present, else cpu), cpu, gpu or lavapipe.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 pub fn run(args: InfoArgs) -> Result<()> {
@@ -27,9 +28,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
     for a in &adapters {
         println!("wgpu adapter: {a}");
     }
-    let request: DeviceRequest = args.device.parse()?;
-    let device =
-        Device::open(request).with_context(|| format!("opening --device {}", args.device))?;
+    let device = args.device.open()?;
     println!("selected: {}", device.name());
     let (analytic, numeric) = directional_derivative(&device)?;
     let rel = (analytic - numeric).abs() / numeric.abs().max(1e-6);

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use crsm::Tensor;
 use crsm::io::{HostTensor, save_safetensors};
 use crsm::model::Backbone;
-use crsm::{Device, DeviceRequest, Tensor};
+
+use crate::device_arg::DeviceArg;
 
 #[derive(Args)]
 pub struct LogitsArgs {
@@ -18,16 +20,15 @@ pub struct LogitsArgs {
     /// Comma-separated token ids, e.g. 3,17,5.
     #[arg(long, value_delimiter = ',', required = true)]
     ids: Vec<u32>,
-    /// auto, cpu, gpu or lavapipe.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArg,
     /// Output file (.safetensors).
     #[arg(long)]
     out: PathBuf,
 }
 
 pub fn run(args: LogitsArgs) -> Result<()> {
-    let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
+    let device = args.device.open()?;
     let backbone = Backbone::load(&args.model, &device)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let _off = crsm::no_grad();

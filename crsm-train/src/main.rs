@@ -4,6 +4,7 @@
 
 mod allocator;
 mod bench;
+mod device_arg;
 mod generate;
 mod info;
 mod logits;

@@ -7,10 +7,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use crsm::Device;
 use crsm::model::Backbone;
 use crsm::train::RunConfig;
 use crsm::train::memtest::measure_training_step;
-use crsm::{Device, DeviceRequest};
+
+use crate::device_arg::CpuDeviceArg;
 
 /// The exit status when the step does not fit the budget.
 const DOES_NOT_FIT: i32 = 3;
@@ -32,9 +34,8 @@ pub struct MemtestArgs {
     /// The memory to fit in: 6GB (10^9 bytes), 6GiB (2^30), 512MB, 512MiB, 4kB, or plain bytes.
     #[arg(long, value_parser = parse_bytes)]
     budget: Option<u64>,
-    /// cpu (default: the byte counts are the same on every device), gpu, lavapipe or auto.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: CpuDeviceArg,
     /// Print one JSON line instead of sentences.
     #[arg(long)]
     json: bool,
@@ -43,7 +44,7 @@ pub struct MemtestArgs {
 pub fn run(args: MemtestArgs) -> Result<()> {
     let run = RunConfig::from_json_file(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
-    let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
+    let device = args.device.open()?;
     let batch = args.batch.unwrap_or(run.training.batch_size);
     let seq = args.seq.unwrap_or(run.training.seq_len);
     let segments = args.segments.unwrap_or(run.training.checkpoint_segments);

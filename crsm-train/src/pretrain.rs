@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use crsm::train::{RunConfig, Trainer};
-use crsm::{Device, DeviceRequest};
 
+use crate::device_arg::DeviceOverride;
 use crate::progress::TrainProgress;
 
 #[derive(Args)]
@@ -16,9 +16,8 @@ pub struct PretrainArgs {
     /// Run config (JSON with `model` and `training` sections), e.g. configs/nano.json.
     #[arg(long)]
     config: PathBuf,
-    /// Overrides training.device: auto, cpu, gpu or lavapipe.
-    #[arg(long)]
-    device: Option<String>,
+    #[command(flatten)]
+    device: DeviceOverride,
     /// Continue the run from the checkpoint in training.out_dir.
     #[arg(long)]
     resume: bool,
@@ -46,8 +45,7 @@ pub fn run_sft(args: SftArgs) -> Result<()> {
 
 fn train(args: PretrainArgs, init: Option<PathBuf>) -> Result<()> {
     let config = RunConfig::from_json_file(&args.config)?;
-    let request = args.device.as_deref().unwrap_or(&config.training.device);
-    let device = Device::open(request.parse::<DeviceRequest>()?)?;
+    let device = args.device.open(&config.training.device)?;
     let mut trainer = if args.resume {
         Trainer::resume(config, &device).context("resuming")?
     } else if let Some(init) = init {

@@ -13,8 +13,8 @@ use clap::Args;
 use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe};
 use crsm::generate::{GenerateOptions, SamplingConfig, Session, generate};
 use crsm::train::{RunConfig, Trainer};
-use crsm::{Device, DeviceRequest};
 
+use crate::device_arg::DeviceOverride;
 use crate::progress::TrainProgress;
 
 #[derive(Args)]
@@ -28,9 +28,8 @@ pub struct QuickstartArgs {
     /// Held-out text for validation.
     #[arg(long, default_value = "data/austen/persuasion.txt")]
     val_text: PathBuf,
-    /// Overrides training.device.
-    #[arg(long)]
-    device: Option<String>,
+    #[command(flatten)]
+    device: DeviceOverride,
     /// Overrides training.time_budget_minutes (training time only).
     #[arg(long)]
     minutes: Option<f64>,
@@ -99,8 +98,7 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
     }
 
     // 2. Pretraining from scratch.
-    let request = args.device.as_deref().unwrap_or(&t.device);
-    let device = Device::open(request.parse::<DeviceRequest>()?)?;
+    let device = args.device.open(&t.device)?;
     let mut trainer = Trainer::new(config, &device)?;
     let params: usize = trainer
         .model

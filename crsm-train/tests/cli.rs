@@ -361,3 +361,54 @@ fn memtest_exit_status_says_whether_the_step_fits() {
     let too_small = memtest("1MB");
     assert_eq!(too_small.status.code(), Some(3), "{too_small:?}");
 }
+
+/// `--device` is one shared argument: each subcommand's help shows its own default (auto; cpu for
+/// memtest; none where it overrides the run config), and a bad value is refused before anything
+/// runs, naming the accepted ones.
+#[test]
+fn device_flag_shows_each_subcommands_default_and_refuses_bad_values() {
+    let device_help = |cmd: &[&str]| {
+        let help = crsm_train(&[cmd, &["--help"]].concat());
+        let at = help
+            .find("--device <DEVICE>")
+            .unwrap_or_else(|| panic!("{cmd:?}: no --device in {help}"));
+        // The flag's line and its wrapped continuation, up to the next flag.
+        let mut lines = help[at..].lines().map(str::trim);
+        let mut entry = lines.next().unwrap().to_string();
+        for line in lines.take_while(|l| !l.is_empty() && !l.starts_with('-')) {
+            entry = format!("{entry} {line}");
+        }
+        entry.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let auto: [&[&str]; 5] = [
+        &["info"],
+        &["logits"],
+        &["generate"],
+        &["bench", "train"],
+        &["bench", "decode"],
+    ];
+    for cmd in auto {
+        let help = device_help(cmd);
+        assert!(
+            help.contains("gpu or lavapipe") && help.ends_with("[default: auto]"),
+            "{help}"
+        );
+    }
+    let help = device_help(&["memtest"]);
+    assert!(help.ends_with("[default: cpu]"), "{help}");
+    for cmd in ["pretrain", "sft", "quickstart"] {
+        let help = device_help(&[cmd]);
+        assert!(help.ends_with("overrides training.device"), "{help}");
+    }
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_crsm-train"))
+        .args(["info", "--device", "tpu"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && bad.stdout.is_empty(), "{bad:?}");
+    assert!(
+        stderr.contains("unknown device 'tpu'") && stderr.contains("lavapipe"),
+        "{stderr}"
+    );
+}

@@ -1,6 +1,6 @@
 //! Tensor names and the checkpoint <-> model mapping. Backbone names are those of HF
 //! `MambaForCausalLM` (`state-spaces/mamba-*-hf`), so real pretrained checkpoints load as they
-//! are; the CRSM additions live under `crsm.` (DESIGN.md section 6).
+//! are; the CRSM additions live under `crsm.` (docs/ARCHITECTURE.md, The backbone).
 //!
 //! Loading is strict: a tensor the config does not call for, a missing one, or a shape that
 //! disagrees with config.json is an `Error::Checkpoint` naming the tensor (and both shapes).

@@ -1,5 +1,6 @@
 //! One Mamba-1 block, `x + Mixer(RMSNorm(x))`, built from the engine's ops exactly as HF
-//! transformers' `MambaBlock`/`MambaMixer` computes it (modeling_mamba.py; DESIGN.md section 3):
+//! transformers' `MambaBlock`/`MambaMixer` computes it (modeling_mamba.py; docs/ARCHITECTURE.md,
+//! The backbone):
 //!
 //! ```text
 //! [xb, z] = in_proj(x)                      in_proj.weight [2E, D] (+ bias [2E] when use_bias)

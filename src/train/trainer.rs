@@ -177,7 +177,6 @@ impl Trainer {
     ) -> Result<Self> {
         model.set_checkpoint_segments(config.training.checkpoint_segments);
         let (train_shard, val) = open_shards(&config)?;
-        model.set_checkpoint_segments(config.training.checkpoint_segments);
         let t = &config.training;
         let device = model.device();
         if t.precision == Precision::F16 && !device.supports_f16() {
@@ -326,11 +325,11 @@ impl Trainer {
             };
             self.metrics.skipped.push(record.clone());
             if self.consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
-                return Err(Error::Autograd(format!(
-                    "{MAX_CONSECUTIVE_SKIPS} steps in a row had a non-finite loss or gradient (last at step {step}: {}); \
-                     lower training.lr or check the data",
-                    record.reason
-                )));
+                return Err(Error::Diverged {
+                    skips: self.consecutive_skips,
+                    step,
+                    last_reason: record.reason,
+                });
             }
             return Ok(StepOutcome::Skipped(record));
         }

@@ -11,7 +11,7 @@ mod lavapipe_device;
 pub use lavapipe_device::lavapipe;
 
 /// A fresh lavapipe context whose kernels are held to `limits` (see `BindingLimits`), so tiny
-/// tensors take the chunked launches; None (or a panic under `CI=true`) as `lavapipe`.
+/// tensors take the chunked launches; None (or a panic under CI) as `lavapipe`.
 pub fn lavapipe_with_binding_limits(limits: BindingLimits) -> Option<Arc<WgpuContext>> {
     lavapipe()?;
     Some(WgpuContext::open_with_binding_limits(AdapterKind::Software, limits).unwrap())
@@ -86,12 +86,19 @@ pub fn assert_tensors_close(what: &str, got: &Tensor, want: &Tensor, rtol: f32, 
 /// matters), accumulated in f64 on the host. The backend computes in f32, so each difference
 /// carries rounding of about 6e-8 * sum|r_j f_j| / (2 eps); with eps = 1e-2 * max(1, |x|) that is
 /// near 1e-5 for these sizes, while the truncation error is O(eps^2 f''') ~ 1e-4. Hence the
-/// default tolerance atol 2e-3 + rtol 2e-2: a wrong derivative is off by O(1).
+/// tolerance atol 2e-3 + rtol 2e-2: a wrong derivative is off by O(1).
+///
+/// A gradient below atol passes whatever its sign, so the check also fails unless every input's
+/// largest gradient, analytic and finite-difference alike, is at least 10 x atol (2e-2):
+/// then a sign flip or a dropped term of that size is off by far more than the tolerance. A test
+/// whose input fails this must scale its inputs (or the model) until the gradient is that large.
+/// The one exception is an input the output does not move with at all (every finite difference
+/// exactly 0, e.g. a softmax over one element or an empty slice): its gradient must be exactly 0.
 pub fn check_gradients(what: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor) {
     check_gradients_tol(what, inputs, f, 2e-2, 2e-3)
 }
 
-pub fn check_gradients_tol(
+fn check_gradients_tol(
     what: &str,
     inputs: &[Tensor],
     f: impl Fn(&[Tensor]) -> Tensor,
@@ -108,6 +115,7 @@ pub fn check_gradients_tol(
         let o = f(xs).to_vec_f32().unwrap();
         o.iter().zip(&r).map(|(&a, &b)| a as f64 * b as f64).sum()
     };
+    let mut too_small = Vec::new();
     for (k, var) in vars.iter().enumerate() {
         let Some(analytic) = grads.get(var) else {
             panic!("{what}: no gradient for input {k}");
@@ -133,7 +141,28 @@ pub fn check_gradients_tol(
             rtol,
             atol,
         );
+        let largest = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let (a, n) = (largest(&analytic), largest(&numeric));
+        if n == 0.0 {
+            // The output does not move with this input (an empty slice, a softmax over one
+            // element): then nothing but an exact zero is right.
+            assert!(
+                a == 0.0,
+                "{what}: d/d input {k} is {a:e} where the output ignores it"
+            );
+        } else if a.min(n) < 10.0 * atol {
+            too_small.push(format!(
+                "input {k} (max |analytic| {a:.3e}, max |finite difference| {n:.3e})"
+            ));
+        }
     }
+    assert!(
+        too_small.is_empty(),
+        "{what}: gradients too small to check, below 10 x atol = {:.1e} so a dropped or \
+         sign-flipped one would pass (scale the input or the model up): {}",
+        10.0 * atol,
+        too_small.join("; ")
+    );
 }
 
 /// Runs `f` on the cpu and on lavapipe with the same inputs and compares the outputs and the

@@ -128,11 +128,13 @@ fn gru_gates_forward_and_gradients_match_cpu() {
 fn gru_gates_gradients_match_finite_differences() {
     // d gi_r = d gh_r = g (1 - z)(1 - n^2) gh_n r (1 - r); d gi_z = d gh_z = g (h - n) z (1 - z);
     // d gi_n = g (1 - z)(1 - n^2), d gh_n = that times r; d h = g z.
+    // Seeds 80..82: with 70..72 the 1x1 case saturates z (0.96), leaving gi and gh gradients near
+    // 1e-3, too small for the check to mean anything; these keep every input's above 0.15.
     for &(b, h) in &[(1, 1), (2, 3), (3, 7)] {
         let inputs = [
-            rand_tensor(70, &[b, 3 * h], -2.0, 2.0, &Device::Cpu),
-            rand_tensor(71, &[b, 3 * h], -2.0, 2.0, &Device::Cpu),
-            rand_tensor(72, &[b, h], -1.0, 1.0, &Device::Cpu),
+            rand_tensor(80, &[b, 3 * h], -2.0, 2.0, &Device::Cpu),
+            rand_tensor(81, &[b, 3 * h], -2.0, 2.0, &Device::Cpu),
+            rand_tensor(82, &[b, h], -1.0, 1.0, &Device::Cpu),
         ];
         check_gradients(&format!("gru_gates B={b} H={h}"), &inputs, gates);
     }
@@ -140,8 +142,9 @@ fn gru_gates_gradients_match_finite_differences() {
 
 #[test]
 fn gru_cell_gradients_match_finite_differences() {
+    // Seed 110, not 80: with 80 the 1x1x1 cell's w_ih gradient is 2.05e-2, at the check's floor.
     for &dims in &[(1, 1, 1), (2, 3, 4)] {
-        check_gradients(&format!("gru_cell {dims:?}"), &cell_inputs(80, dims), cell);
+        check_gradients(&format!("gru_cell {dims:?}"), &cell_inputs(110, dims), cell);
     }
 }
 

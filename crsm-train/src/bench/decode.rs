@@ -11,9 +11,10 @@
 use anyhow::Result;
 use clap::Args;
 use crsm::model::{Backbone, CrsmConfig};
-use crsm::{Device, DeviceRequest, Tensor};
+use crsm::{Device, Tensor};
 
 use super::time_per_call;
+use crate::device_arg::DeviceArg;
 
 #[derive(Args)]
 pub struct DecodeBenchArgs {
@@ -40,16 +41,15 @@ pub struct DecodeBenchArgs {
     /// Also time one step over B independent states for each B in this list (e.g. 1,8,64).
     #[arg(long, value_delimiter = ',')]
     states: Vec<usize>,
-    /// auto, cpu, gpu or lavapipe.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArg,
     /// Print one JSON line instead of a sentence.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: DecodeBenchArgs) -> Result<()> {
-    let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
+    let device = args.device.open()?;
     let model = match &args.model {
         Some(dir) => Backbone::load(dir, &device)?,
         None => Backbone::init(

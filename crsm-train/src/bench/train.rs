@@ -6,9 +6,9 @@ use clap::Args;
 use crsm::model::{Backbone, CrsmConfig};
 use crsm::train::random_step::{random_tokens, training_step};
 use crsm::train::{AdamW, AdamWConfig, Precision, RunConfig};
-use crsm::{Device, DeviceRequest};
 
 use super::time_per_call;
+use crate::device_arg::DeviceArg;
 
 #[derive(Args)]
 pub struct TrainBenchArgs {
@@ -34,9 +34,8 @@ pub struct TrainBenchArgs {
     /// Untimed steps first.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// auto, cpu, gpu or lavapipe.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArg,
     /// f32 or f16 (f16 matmul operands; default: the run config's, else f32).
     #[arg(long)]
     precision: Option<String>,
@@ -46,7 +45,7 @@ pub struct TrainBenchArgs {
 }
 
 pub fn run(args: TrainBenchArgs) -> Result<()> {
-    let device = Device::open(args.device.parse::<DeviceRequest>()?)?;
+    let device = args.device.open()?;
     // A run config has a `training` section; anything else is read as a model config.json, so
     // a typo in a run config is reported as such rather than as a bad model config.
     let (config, run_shape, run_precision) = match &args.config {

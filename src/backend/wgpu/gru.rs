@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
-const KERNEL: Kernel = super::kernel!("gru");
+const KERNEL: Kernel = super::kernel!("gru" = "gru", "sigmoid");
 
 /// gi, gh [B, 3H], h [B, H] -> h' [B, H].
 pub fn gru_gates(

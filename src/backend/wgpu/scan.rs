@@ -13,7 +13,7 @@ use super::{GpuBuffer, Kernel, WgpuContext, reduce};
 use crate::backend::params::{ScanDims, ScanForward, ScanGrads};
 use crate::error::{Error, Result};
 
-const KERNEL: Kernel = super::kernel!("scan");
+const KERNEL: Kernel = super::kernel!("scan" = "scan", "sigmoid");
 const WG: usize = 256;
 const OP: &str = "selective_scan";
 

@@ -7,7 +7,7 @@ use super::{Binding, GpuBuffer, Kernel, WgpuContext};
 use crate::error::Result;
 
 /// Public so tests can launch an entry point directly (tests/kernels/binding_limit.rs).
-pub const KERNEL: Kernel = super::kernel!("unary");
+pub const KERNEL: Kernel = super::kernel!("unary" = "unary", "sigmoid");
 
 /// `entry` is `silu`, `softplus`, `exp_forward` or `scale` (which multiplies by `c`).
 pub fn unary(
