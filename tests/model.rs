@@ -580,7 +580,7 @@ fn a_state_of_the_wrong_batch_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("Backbone::prefill") && err.contains("batch 2") && err.contains("batch 1"),
+        err.contains("Backbone::step") && err.contains("batch 2") && err.contains("batch 1"),
         "{err}"
     );
     assert_eq!(state.position, 0);
@@ -932,4 +932,71 @@ fn bf16_weights_keep_logits_near_f32() {
     let dir = temp_dir("bf16-save");
     let e = bf16.save(&dir).unwrap_err();
     assert!(e.to_string().contains("with_bf16_weights"), "{e}");
+}
+
+/// The fused step (`Backend::mamba_step`, taken under no_grad where the device has it) and the
+/// step composed from ops (taken while recording) give the same logits and states, for a batch of
+/// sequences at different points, with every CRSM addition on; and an in-place step never
+/// changes a state someone else holds.
+#[test]
+fn the_fused_step_matches_the_composed_step_and_leaves_shared_states_alone() {
+    let model = perturbed_crsm_model(crsm_config(), &Device::Cpu);
+    let v = model.config.vocab_size as u32;
+    let dev = Device::Cpu;
+    let prompt: Vec<u32> = (0..15).map(|t| (t * 7 + 3) % v).collect();
+    let mut fused = model.new_state(3).unwrap();
+    {
+        let _off = crsm::no_grad();
+        model
+            .prefill(&ids(&prompt, &[3, 5], &dev), &mut fused)
+            .unwrap();
+    }
+    let mut composed = fused.snapshot().unwrap();
+    let shared = fused.clone(); // the same handles
+    let before: Vec<Vec<f32>> = shared
+        .layers
+        .iter()
+        .map(|l| l.ssm.to_vec_f32().unwrap())
+        .collect();
+    for step in 0..4u32 {
+        let tokens = ids(&[step % v, (step + 5) % v, (step + 9) % v], &[3], &dev);
+        let got = {
+            let _off = crsm::no_grad();
+            model
+                .step(&tokens, &mut fused)
+                .unwrap()
+                .to_vec_f32()
+                .unwrap()
+        };
+        // Recording: the composed path (the fused kernel has no backward).
+        let want = model
+            .step(&tokens, &mut composed)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        assert_close(
+            &format!("step {step}: fused vs composed logits"),
+            &got,
+            &want,
+            0.0,
+            LOGIT_TOL,
+        );
+    }
+    for (i, (f, c)) in fused.layers.iter().zip(&composed.layers).enumerate() {
+        let (fs, cs) = (f.ssm.to_vec_f32().unwrap(), c.ssm.to_vec_f32().unwrap());
+        assert_close(&format!("application {i}: ssm state"), &fs, &cs, 0.0, 1e-5);
+        let (fc, cc) = (f.conv.to_vec_f32().unwrap(), c.conv.to_vec_f32().unwrap());
+        assert_close(&format!("application {i}: conv state"), &fc, &cc, 0.0, 1e-6);
+    }
+    let after: Vec<Vec<f32>> = shared
+        .layers
+        .iter()
+        .map(|l| l.ssm.to_vec_f32().unwrap())
+        .collect();
+    assert_eq!(before, after, "a step changed a state another handle holds");
+    assert_ne!(
+        after[0],
+        fused.layers[0].ssm.to_vec_f32().unwrap(),
+        "the fused steps did nothing"
+    );
 }

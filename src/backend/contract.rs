@@ -13,7 +13,8 @@
 use super::memory::MemoryStats;
 use super::params::{
     AdamWFactors, AdamWStep, BinaryOp, ColumnBlock, ConvDims, CrossEntropyDims, EmbeddingDims,
-    MatmulDims, MatmulPrecision, ScanDims, ScanForward, ScanGrads, ScanInputs, UnaryOp,
+    MambaStepDims, MambaStepWeights, MatmulDims, MatmulPrecision, ScanDims, ScanForward, ScanGrads,
+    ScanInputs, UnaryOp,
 };
 use super::storage::Storage;
 use crate::dtype::DType;
@@ -261,6 +262,23 @@ pub trait Backend: Send + Sync {
     ) -> Result<ScanGrads<Storage>> {
         let _ = (dims, inputs, saved, gy);
         unsupported(self, "selective_scan_backward")
+    }
+
+    // ---- mamba_step ------------------------------------------------------------------------------
+
+    /// One fused decode step of a Mamba block: x [B, D] -> x + Mixer(RMSNorm(x)) [B, D], with the
+    /// conv state [B, K-1, E] and SSM state [B, E, N] advanced in place. Inference only (no
+    /// backward); without it the model composes the step from the ops above.
+    fn mamba_step(
+        &self,
+        weights: &MambaStepWeights<'_, Storage>,
+        dims: MambaStepDims,
+        x: &Storage,
+        conv: &mut Storage,
+        ssm: &mut Storage,
+    ) -> Result<Storage> {
+        let _ = (weights, dims, x, conv, ssm);
+        unsupported(self, "mamba_step")
     }
 
     // ---- layer_mix -------------------------------------------------------------------------------

@@ -234,6 +234,37 @@ impl<T> ScanGrads<T> {
     }
 }
 
+// ---- mamba_step ----------------------------------------------------------------------------------
+
+/// Sizes of one fused decode step of a Mamba block over `batch` independent sequences.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MambaStepDims {
+    pub batch: usize,
+    pub d_model: usize,
+    pub d_inner: usize,
+    pub d_state: usize,
+    pub dt_rank: usize,
+    pub conv_kernel: usize,
+    pub norm_eps: f32,
+}
+
+/// The weights of one Mamba block (HF names; in_proj, x_proj, dt_proj and out_proj f32 or bf16).
+#[derive(Clone, Copy)]
+pub struct MambaStepWeights<'a, T> {
+    pub norm: &'a T,
+    pub in_proj: &'a T,
+    pub in_proj_bias: Option<&'a T>,
+    pub conv_weight: &'a T,
+    pub conv_bias: Option<&'a T>,
+    pub x_proj: &'a T,
+    pub dt_proj: &'a T,
+    pub dt_bias: &'a T,
+    pub a_log: &'a T,
+    pub d: &'a T,
+    pub out_proj: &'a T,
+    pub out_proj_bias: Option<&'a T>,
+}
+
 // ---- AdamW ---------------------------------------------------------------------------------------
 
 /// The hyper-parameters of one AdamW update.

@@ -351,11 +351,30 @@ impl Backbone {
 
     /// One token per batch row, ids U32 [B] -> logits [B, V], advancing `state` by one position.
     /// The rows are independent sequences (each may be at its own position): the weights are read
-    /// once for all of them.
+    /// once for all of them. Each block runs `MambaBlock::step` (the fused kernel, states updated
+    /// in place, where the device has it and no gradient is recorded). A failure part-way leaves
+    /// the state part-way: take a snapshot first where that matters.
     pub fn step(&self, ids: &Tensor, state: &mut State) -> Result<Tensor> {
         check_ids("Backbone::step", ids, 1)?;
-        let b = ids.dim(0);
-        self.prefill_last(&ids.reshape(&[b, 1])?, state)
+        self.check_state("Backbone::step", state, ids.dim(0))?;
+        let fused = self.fusion.is_some();
+        let mut x = ops::embedding(ids, &self.embeddings)?; // [B, D]
+        let mut residuals = Vec::new();
+        for (app, block, adapter) in self.applications() {
+            if let Some(a) = adapter {
+                x = a.forward(&x)?;
+            }
+            x = block.step(&x, &mut state.layers[app])?;
+            if fused {
+                residuals.push(x.clone());
+            }
+        }
+        if !fused {
+            residuals.push(x);
+        }
+        let logits = self.head(residuals)?;
+        state.position += 1;
+        Ok(logits)
     }
 
     /// The block applications in order: (index into `State::layers`, block, the pass's adapter

@@ -18,10 +18,12 @@
 //! (`causal_conv1d_update`, `selective_state_update`), but both are the same recurrence, and
 //! composing the step from the same ops makes prefill/step agreement hold by construction.
 
-use crate::backend::Device;
-use crate::error::{Result, shape_err};
+use crate::backend::{Device, MambaStepDims, MambaStepWeights};
+use crate::error::{Error, Result, shape_err};
+use crate::grad_mode;
 use crate::ops;
 use crate::rng::Rng;
+use crate::state::LayerState;
 use crate::tensor::Tensor;
 
 /// The sizes of one block.
@@ -256,6 +258,105 @@ impl MambaBlock {
             conv_state,
             ssm_state: scan.last_state,
         })
+    }
+
+    /// One decode step of B independent sequences: x [B, D] -> the residual stream after this
+    /// block [B, D], advancing `state` by one token. Where the device has the fused kernel
+    /// (`Backend::mamba_step`) and no gradient is being recorded, the states are updated in place
+    /// (copied first if anyone else holds them, so a clone or snapshot never changes); otherwise
+    /// the step is `forward_with_state` with L = 1. Both compute the same numbers.
+    pub fn step(&self, x: &Tensor, state: &mut LayerState) -> Result<Tensor> {
+        if !grad_mode::is_grad_enabled() {
+            match self.fused_step(x, state) {
+                Err(Error::Unsupported { .. }) => {}
+                result => return result,
+            }
+        }
+        let &[b, d] = x.shape() else {
+            return shape_err(
+                "MambaBlock::step",
+                format!("x must be [B, D], got {:?}", x.shape()),
+            );
+        };
+        let o = self.forward_with_state(&x.reshape(&[b, 1, d])?, &state.conv, &state.ssm)?;
+        state.conv = o.conv_state;
+        state.ssm = o.ssm_state;
+        o.out.reshape(&[b, d])
+    }
+
+    fn fused_step(&self, x: &Tensor, state: &mut LayerState) -> Result<Tensor> {
+        const OP: &str = "MambaBlock::step";
+        let MambaDims {
+            d_model,
+            d_inner: e,
+            d_state: n,
+            dt_rank,
+            conv_kernel: k,
+        } = self.dims;
+        let &[batch, dx] = x.shape() else {
+            return shape_err(OP, format!("x must be [B, D], got {:?}", x.shape()));
+        };
+        if dx != d_model
+            || k < 2
+            || state.conv.shape() != [batch, k - 1, e]
+            || state.ssm.shape() != [batch, e, n]
+        {
+            return shape_err(
+                OP,
+                format!(
+                    "x {:?}, conv {:?} and ssm {:?} must be [B, {d_model}], [B, {}, {e}] and [B, {e}, {n}]",
+                    x.shape(),
+                    state.conv.shape(),
+                    state.ssm.shape(),
+                    k.saturating_sub(1)
+                ),
+            );
+        }
+        let device = x.device();
+        let weights = MambaStepWeights {
+            norm: self.norm.storage(),
+            in_proj: self.in_proj.storage(),
+            in_proj_bias: self.in_proj_bias.as_ref().map(Tensor::storage),
+            conv_weight: self.conv_weight.storage(),
+            conv_bias: self.conv_bias.as_ref().map(Tensor::storage),
+            x_proj: self.x_proj.storage(),
+            dt_proj: self.dt_proj.storage(),
+            dt_bias: self.dt_bias.storage(),
+            a_log: self.a_log.storage(),
+            d: self.d.storage(),
+            out_proj: self.out_proj.storage(),
+            out_proj_bias: self.out_proj_bias.as_ref().map(Tensor::storage),
+        };
+        let dims = MambaStepDims {
+            batch,
+            d_model,
+            d_inner: e,
+            d_state: n,
+            dt_rank,
+            conv_kernel: k,
+            norm_eps: self.norm_eps,
+        };
+        // In place only where nobody else can see it: a state someone else holds is copied first.
+        for t in [&mut state.conv, &mut state.ssm] {
+            if t.unique_storage_mut().is_none() {
+                *t = t.deep_clone()?;
+            }
+        }
+        let LayerState { conv, ssm } = state;
+        let (Some(conv), Some(ssm)) = (conv.unique_storage_mut(), ssm.unique_storage_mut()) else {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                detail: "a fresh state copy is shared".into(),
+            });
+        };
+        let out = device
+            .backend()
+            .mamba_step(&weights, dims, x.storage(), conv, ssm)?;
+        Ok(Tensor::from_storage(
+            out,
+            &[batch, d_model],
+            crate::dtype::DType::F32,
+        ))
     }
 
     /// RMSNorm then in_proj, as the conv/SSM branch xb and the gate z, each [B, L, E]. One of the

@@ -4,14 +4,15 @@
 
 use super::storage::{self, CpuStorage};
 use super::{
-    adamw, binary, conv1d, cross_entropy, embedding, gru, layer_mix, matmul, matmul_bf16,
-    matmul_f16, reduce, rmsnorm, scan, shape, unary,
+    adamw, binary, conv1d, cross_entropy, embedding, gru, layer_mix, mamba_step, matmul,
+    matmul_bf16, matmul_f16, reduce, rmsnorm, scan, shape, unary,
 };
 use crate::backend::contract::Backend;
 use crate::backend::memory::MemoryStats;
 use crate::backend::params::{
     AdamWFactors, AdamWStep, BinaryOp, ColumnBlock, ConvDims, CrossEntropyDims, EmbeddingDims,
-    MatmulDims, MatmulPrecision, ScanDims, ScanForward, ScanGrads, ScanInputs, UnaryOp,
+    MambaStepDims, MambaStepWeights, MatmulDims, MatmulPrecision, ScanDims, ScanForward, ScanGrads,
+    ScanInputs, UnaryOp,
 };
 use crate::backend::storage::Storage;
 use crate::dtype::DType;
@@ -41,6 +42,14 @@ pub fn bf16s<'a>(s: &'a Storage, op: &'static str, arg: &'static str) -> Result<
     match s {
         Storage::Cpu(CpuStorage::BF16(v)) => Ok(v),
         _ => Err(not_here(op, arg, "bf16 values on the cpu")),
+    }
+}
+
+/// A matmul weight of the fused step: f32 or bf16 storage.
+fn step_weight<'a>(s: &'a Storage, arg: &'static str) -> Result<mamba_step::Weight<'a>> {
+    match s {
+        Storage::Cpu(CpuStorage::BF16(v)) => Ok(mamba_step::Weight::Bf16(v)),
+        _ => Ok(mamba_step::Weight::F32(f32s(s, "mamba_step", arg)?)),
     }
 }
 
@@ -403,6 +412,47 @@ impl Backend for Cpu {
         let g =
             scan::selective_scan_backward(dims, x.u, x.delta, x.a, x.b, x.c, x.d, x.z, saved, gy);
         Ok(g.map(f32_storage))
+    }
+
+    // ---- mamba_step ------------------------------------------------------------------------------
+
+    fn mamba_step(
+        &self,
+        w: &MambaStepWeights<'_, Storage>,
+        dims: MambaStepDims,
+        x: &Storage,
+        conv: &mut Storage,
+        ssm: &mut Storage,
+    ) -> Result<Storage> {
+        const OP: &str = "mamba_step";
+        let weights = mamba_step::StepWeights {
+            norm: f32s(w.norm, OP, "norm")?,
+            in_proj: step_weight(w.in_proj, "in_proj")?,
+            in_proj_bias: w
+                .in_proj_bias
+                .map(|s| f32s(s, OP, "in_proj_bias"))
+                .transpose()?,
+            conv_weight: f32s(w.conv_weight, OP, "conv_weight")?,
+            conv_bias: w.conv_bias.map(|s| f32s(s, OP, "conv_bias")).transpose()?,
+            x_proj: step_weight(w.x_proj, "x_proj")?,
+            dt_proj: step_weight(w.dt_proj, "dt_proj")?,
+            dt_bias: f32s(w.dt_bias, OP, "dt_bias")?,
+            a_log: f32s(w.a_log, OP, "a_log")?,
+            d: f32s(w.d, OP, "d")?,
+            out_proj: step_weight(w.out_proj, "out_proj")?,
+            out_proj_bias: w
+                .out_proj_bias
+                .map(|s| f32s(s, OP, "out_proj_bias"))
+                .transpose()?,
+        };
+        let x = f32s(x, OP, "x")?;
+        let (Storage::Cpu(CpuStorage::F32(conv)), Storage::Cpu(CpuStorage::F32(ssm))) = (conv, ssm)
+        else {
+            return Err(not_here(OP, "conv and ssm states", "f32 values on the cpu"));
+        };
+        Ok(f32_storage(mamba_step::mamba_step(
+            &weights, dims, x, conv, ssm,
+        )?))
     }
 
     // ---- layer_mix -------------------------------------------------------------------------------

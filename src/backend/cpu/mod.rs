@@ -11,6 +11,7 @@ pub mod embedding;
 pub mod gru;
 pub mod kernels;
 pub mod layer_mix;
+pub mod mamba_step;
 pub mod matmul;
 pub mod matmul_bf16;
 pub mod matmul_f16;
