@@ -55,6 +55,30 @@ fn atol(len: usize) -> f32 {
     1e-5 * (len as f32).sqrt()
 }
 
+/// A few rows times a Linear weight (transpose_b) takes the cpu's dot-product path (`matvec.rs`):
+/// one row, the last row count it takes, a K with a ragged tail of 16-lane chunks, and weights
+/// large enough to be split over the thread pool (N K >= 65536) and small enough not to be.
+#[test]
+fn few_rows_times_a_linear_weight_match_the_reference() {
+    for (s, &(m, k, n)) in [(1, 300, 257), (4, 300, 257), (2, 16, 40), (3, 7, 5)]
+        .iter()
+        .enumerate()
+    {
+        let a = rand_tensor(150 + s as u64, &[m, k], -1.0, 1.0, &Device::Cpu);
+        let b = rand_tensor(250 + s as u64, &[n, k], -1.0, 1.0, &Device::Cpu);
+        let c = ops::matmul(&a, &b, false, true).unwrap();
+        let want = reference(
+            &a.to_vec_f32().unwrap(),
+            &b.to_vec_f32().unwrap(),
+            (m, k, n),
+            false,
+            true,
+        );
+        let what = format!("matmul cpu dots {m}x{k}x{n}");
+        assert_close(&what, &c.to_vec_f32().unwrap(), &want, 1e-4, atol(k));
+    }
+}
+
 #[test]
 fn matmul_matches_reference_for_all_transposes() {
     for (s, &(m, k, n)) in SHAPES.iter().enumerate() {

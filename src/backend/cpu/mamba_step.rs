@@ -1,8 +1,8 @@
 //! One decode step of a Mamba block for B independent sequences, fused: what `MambaBlock`
 //! computes from its ops for L = 1 (HF's `causal_conv1d_update` + `selective_state_update`), in one
-//! call that updates the conv and SSM states in place. The op-by-op path records ~22 kernels per
-//! layer, each allocating its output and paying a parallel dispatch; at small widths (the nano
-//! model, the planner's leaves) that overhead, not arithmetic or bandwidth, set the step's time.
+//! call that updates the conv and SSM states in place. The op-by-op path makes ~22 tensors per
+//! layer, each with its checks, its handle and its storage, and joins the conv window with concat
+//! and narrow; here the conv state shifts in place and only the kernels' own vectors remain.
 //!
 //! Shapes: x [B, D]; conv state [B, K-1, E] (the last K-1 pre-conv inputs, oldest first); SSM state
 //! [B, E, N]; weights as `MambaBlock` (HF names), the matmul weights f32 or bf16.
@@ -20,9 +20,10 @@
 use super::matmul::matmul;
 use super::matmul_bf16::matmul_bf16_weights;
 use super::rmsnorm::rms_norm;
-use super::simd::{self, Kernel};
-use super::unary::{silu_scalar, softplus_scalar};
-use crate::backend::params::MambaStepDims;
+use super::scan::selective_scan;
+use super::shape;
+use super::unary::{exp, scale, silu, softplus};
+use crate::backend::params::{MambaStepDims, ScanDims};
 use crate::error::Result;
 
 /// A matmul weight [N, K] (PyTorch's Linear layout), as f32 or as bf16 bits.
@@ -74,7 +75,9 @@ pub struct StepWeights<'a> {
 }
 
 /// The block's output [B, D] (the residual stream after it); `conv` and `ssm` are advanced by one
-/// token in place.
+/// token in place. The pieces are the ops' own cpu kernels (rms_norm, gemm or the bf16 dots,
+/// silu, softplus, the scan with L = 1), so the numbers are the composed step's; what is saved is
+/// the tensors, the tape checks and the dispatches between them.
 pub fn mamba_step(
     w: &StepWeights,
     dims: MambaStepDims,
@@ -93,32 +96,40 @@ pub fn mamba_step(
     } = dims;
     let h = rms_norm(x, w.norm, dm, norm_eps);
     let xz = w.in_proj.linear(&h, b, dm, 2 * e, w.in_proj_bias)?;
-    let u = conv_step(w, dims, &xz, conv);
+    let u = silu(&conv_step(w, dims, &xz, conv));
     let dbc = w.x_proj.linear(&u, b, e, r + 2 * n, None)?;
-    let dt_low: Vec<f32> = dbc
-        .chunks_exact(r + 2 * n)
-        .flat_map(|row| &row[..r])
-        .copied()
-        .collect();
-    let mut dt = w.dt_proj.linear(&dt_low, b, r, e, Some(w.dt_bias))?;
-    dt.iter_mut().for_each(|v| *v = softplus_scalar(*v));
-    let y = simd::dispatch(SsmStep {
-        w,
-        dims,
-        xz: &xz,
-        u: &u,
-        dbc: &dbc,
-        dt: &dt,
-        ssm,
-    });
-    let mut out = w.out_proj.linear(&y, b, e, dm, w.out_proj_bias)?;
-    out.iter_mut().zip(x).for_each(|(o, x)| *o += x);
+    let columns = |from: usize, width: usize| shape::narrow(&dbc, b, r + 2 * n, from, width);
+    let (dt_low, b_in, c_in) = (columns(0, r), columns(r, n), columns(r + n, n));
+    let dt = softplus(&w.dt_proj.linear(&dt_low, b, r, e, Some(w.dt_bias))?);
+    let z = shape::narrow(&xz, b, 2 * e, e, e);
+    let a = scale(&exp(w.a_log), -1.0);
+    let scan_dims = ScanDims {
+        batch: b,
+        len: 1,
+        chan: e,
+        state: n,
+    };
+    let out = selective_scan(
+        scan_dims,
+        &u,
+        &dt,
+        &a,
+        &b_in,
+        &c_in,
+        w.d,
+        Some(&z),
+        Some(ssm),
+        false,
+    );
+    ssm.copy_from_slice(&out.last);
+    let mut y = w.out_proj.linear(&out.y, b, e, dm, w.out_proj_bias)?;
+    y.iter_mut().zip(x).for_each(|(o, x)| *o += x);
     debug_assert_eq!(k, w.conv_weight.len() / e);
-    Ok(out)
+    Ok(y)
 }
 
-/// The conv output u = silu(conv(window)) [B, E] for the newest input xb (the first half of each
-/// row of xz), and the conv state shifted by one with xb appended.
+/// The causal conv's output for the newest input xb (the first half of each row of xz) [B, E],
+/// before its silu, and the conv state shifted by one with xb appended.
 fn conv_step(w: &StepWeights, dims: MambaStepDims, xz: &[f32], conv: &mut [f32]) -> Vec<f32> {
     let MambaStepDims {
         batch: b,
@@ -126,7 +137,7 @@ fn conv_step(w: &StepWeights, dims: MambaStepDims, xz: &[f32], conv: &mut [f32])
         conv_kernel: k,
         ..
     } = dims;
-    let mut u = vec![0f32; b * e];
+    let mut out = vec![0f32; b * e];
     for row in 0..b {
         let xb = &xz[row * 2 * e..][..e];
         let state = &mut conv[row * (k - 1) * e..][..(k - 1) * e];
@@ -136,64 +147,10 @@ fn conv_step(w: &StepWeights, dims: MambaStepDims, xz: &[f32], conv: &mut [f32])
             for j in 0..k - 1 {
                 acc = taps[j].mul_add(state[j * e + c], acc);
             }
-            acc = taps[k - 1].mul_add(xb[c], acc);
-            u[row * e + c] = silu_scalar(acc);
+            out[row * e + c] = taps[k - 1].mul_add(xb[c], acc);
         }
         state.copy_within(e.., 0);
         state[(k - 2) * e..].copy_from_slice(xb);
     }
-    u
-}
-
-/// The SSM update of every (row, channel) and its gated output y [B, E].
-struct SsmStep<'a> {
-    w: &'a StepWeights<'a>,
-    dims: MambaStepDims,
-    xz: &'a [f32],
-    u: &'a [f32],
-    dbc: &'a [f32],
-    dt: &'a [f32],
-    ssm: &'a mut [f32],
-}
-
-impl Kernel for SsmStep<'_> {
-    type Output = Vec<f32>;
-    #[inline(always)]
-    fn run(self) -> Vec<f32> {
-        let SsmStep {
-            w,
-            dims,
-            xz,
-            u,
-            dbc,
-            dt,
-            ssm,
-        } = self;
-        let MambaStepDims {
-            batch: b,
-            d_inner: e,
-            d_state: n,
-            dt_rank: r,
-            ..
-        } = dims;
-        let mut y = vec![0f32; b * e];
-        for row in 0..b {
-            let bc = &dbc[row * (r + 2 * n)..][r..r + 2 * n];
-            let (bm, cm) = bc.split_at(n);
-            for c in 0..e {
-                let (i, dtv, uv) = (row * e + c, dt[row * e + c], u[row * e + c]);
-                let h = &mut ssm[i * n..][..n];
-                let a = &w.a_log[c * n..][..n];
-                let mut acc = 0f32;
-                for s in 0..n {
-                    let decay = simd::exp(-dtv * simd::exp(a[s]));
-                    h[s] = decay.mul_add(h[s], dtv * bm[s] * uv);
-                    acc = cm[s].mul_add(h[s], acc);
-                }
-                let z = xz[row * 2 * e + e + c];
-                y[i] = w.d[c].mul_add(uv, acc) * silu_scalar(z);
-            }
-        }
-        y
-    }
+    out
 }

@@ -5,6 +5,7 @@
 //! The backward pass needs no function of its own: `ops::matmul` expresses dA and dB as matmuls
 //! with other transpose flags.
 
+use super::matvec::{DOT_ROWS, rows_times_weight};
 use crate::error::{Result, shape_err};
 
 /// C = op(A) op(B), with op a transpose where the flag says so.
@@ -33,6 +34,10 @@ pub fn matmul(
     if m == 0 || n == 0 || k == 0 {
         // An empty sum: the zeros are the answer (and gemm is not asked about degenerate shapes).
         return Ok(vec![0f32; m * n]);
+    }
+    if trans_b && !trans_a && m <= DOT_ROWS {
+        // A few rows times a Linear weight (a decode step): dot products, no packing of b.
+        return Ok(rows_times_weight(a, b, m, k, n));
     }
     // Not zeroed first: gemm overwrites all of C (a zeroed allocation would be a memset pass).
     let mut c = Vec::with_capacity(m * n);

@@ -15,6 +15,7 @@ pub mod mamba_step;
 pub mod matmul;
 pub mod matmul_bf16;
 pub mod matmul_f16;
+pub mod matvec;
 pub mod reduce;
 pub mod rmsnorm;
 pub mod scan;
