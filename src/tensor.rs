@@ -93,13 +93,13 @@ impl Tensor {
 
     pub fn from_f32(data: Vec<f32>, shape: &[usize], device: &Device) -> Result<Self> {
         Self::check_len("from_f32", data.len(), shape)?;
-        let storage = device.backend().from_f32(data)?;
+        let storage = device.backend().store_f32(data)?;
         Ok(Self::from_storage(storage, shape, DType::F32))
     }
 
     pub fn from_u32(data: Vec<u32>, shape: &[usize], device: &Device) -> Result<Self> {
         Self::check_len("from_u32", data.len(), shape)?;
-        let storage = device.backend().from_u32(data)?;
+        let storage = device.backend().store_u32(data)?;
         Ok(Self::from_storage(storage, shape, DType::U32))
     }
 

@@ -36,11 +36,11 @@ pub trait Backend: Send + Sync {
     // ---- memory ----------------------------------------------------------------------------------
 
     /// New storage holding `data`.
-    fn from_f32(&self, data: Vec<f32>) -> Result<Storage>;
-    fn from_u32(&self, data: Vec<u32>) -> Result<Storage>;
+    fn store_f32(&self, data: Vec<f32>) -> Result<Storage>;
+    fn store_u32(&self, data: Vec<u32>) -> Result<Storage>;
     /// `n` f32 zeros.
     fn zeros(&self, n: usize) -> Result<Storage> {
-        self.from_f32(vec![0.0; n])
+        self.store_f32(vec![0.0; n])
     }
     /// The values, copied to the host (on a device: waits for the work that writes them).
     fn to_vec_f32(&self, x: &Storage) -> Result<Vec<f32>>;

@@ -71,10 +71,10 @@ impl Backend for Cpu {
 
     // ---- memory ----------------------------------------------------------------------------------
 
-    fn from_f32(&self, data: Vec<f32>) -> Result<Storage> {
+    fn store_f32(&self, data: Vec<f32>) -> Result<Storage> {
         Ok(f32_storage(data))
     }
-    fn from_u32(&self, data: Vec<u32>) -> Result<Storage> {
+    fn store_u32(&self, data: Vec<u32>) -> Result<Storage> {
         Ok(Storage::Cpu(CpuStorage::u32(data)))
     }
     fn to_vec_f32(&self, x: &Storage) -> Result<Vec<f32>> {
@@ -86,7 +86,7 @@ impl Backend for Cpu {
     fn duplicate(&self, x: &Storage) -> Result<Storage> {
         match x {
             Storage::Cpu(CpuStorage::F32(v)) => Ok(f32_storage(v.clone())),
-            Storage::Cpu(CpuStorage::U32(v)) => self.from_u32(v.clone()),
+            Storage::Cpu(CpuStorage::U32(v)) => self.store_u32(v.clone()),
             Storage::Cpu(CpuStorage::BF16(v)) => Ok(Storage::Cpu(CpuStorage::bf16(v.clone()))),
             _ => Err(not_here("duplicate", "x", "on the cpu")),
         }
@@ -259,7 +259,7 @@ impl Backend for Cpu {
                 col,
                 width,
             ))),
-            DType::U32 => self.from_u32(shape::narrow(
+            DType::U32 => self.store_u32(shape::narrow(
                 u32s(x, "narrow", "x")?,
                 outer,
                 cols,
@@ -300,7 +300,7 @@ impl Backend for Cpu {
                     .iter()
                     .map(|&(s, w)| Ok((u32s(s, "concat", "xs")?, w)))
                     .collect::<Result<Vec<_>>>()?;
-                self.from_u32(shape::concat(&parts, outer))
+                self.store_u32(shape::concat(&parts, outer))
             }
             DType::BF16 => Err(not_here("concat", "xs", "f32 or u32 (bf16 is for weights)")),
         }

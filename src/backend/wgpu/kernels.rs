@@ -40,10 +40,10 @@ impl Backend for Arc<WgpuContext> {
 
     // ---- memory ----------------------------------------------------------------------------------
 
-    fn from_f32(&self, data: Vec<f32>) -> Result<Storage> {
+    fn store_f32(&self, data: Vec<f32>) -> Result<Storage> {
         Ok(wrap(self.upload(bytemuck::cast_slice(&data))?))
     }
-    fn from_u32(&self, data: Vec<u32>) -> Result<Storage> {
+    fn store_u32(&self, data: Vec<u32>) -> Result<Storage> {
         Ok(wrap(self.upload(bytemuck::cast_slice(&data))?))
     }
     fn zeros(&self, n: usize) -> Result<Storage> {
