@@ -309,44 +309,43 @@ impl Backbone {
     /// Parallel forward over ids [B, L] that continues from `state` (zeros for a new sequence) and
     /// leaves it after the last token: logits [B, L, V]. The state is only changed on success.
     pub fn prefill(&self, ids: &Tensor, state: &mut State) -> Result<Tensor> {
-        check_ids("Backbone::prefill", ids, 2)?;
-        self.check_state("Backbone::prefill", state, ids.dim(0))?;
-        let (residuals, layers) = self.run(
-            ops::embedding(ids, &self.embeddings)?,
-            Some(state),
-            self.fusion.is_some(),
-        )?;
-        let logits = self.head(residuals)?;
-        state.layers = layers;
-        state.position += ids.dim(1);
-        Ok(logits)
+        self.continue_with("Backbone::prefill", ids, state, false)
     }
 
     /// `prefill` that computes the head on the last position only: logits [B, V] for the token
     /// after ids [B, L]. What generation needs after a prompt: no [L, V] product, no [L, V] read.
     pub fn prefill_last(&self, ids: &Tensor, state: &mut State) -> Result<Tensor> {
-        check_ids("Backbone::prefill_last", ids, 2)?;
-        self.check_state("Backbone::prefill_last", state, ids.dim(0))?;
-        let (b, l) = (ids.dim(0), ids.dim(1));
-        let (residuals, layers) = self.run(
+        let logits = self.continue_with("Backbone::prefill_last", ids, state, true)?;
+        logits.reshape(&[ids.dim(0), self.config.vocab_size])
+    }
+
+    /// The stack over ids [B, L] from `state`, which it leaves after the last token (changed only
+    /// on success), and the head on every position or, when `last_only`, the last: [B, L or 1, V].
+    fn continue_with(
+        &self,
+        op: &'static str,
+        ids: &Tensor,
+        state: &mut State,
+        last_only: bool,
+    ) -> Result<Tensor> {
+        check_ids(op, ids, 2)?;
+        self.check_state(op, state, ids.dim(0))?;
+        let l = ids.dim(1);
+        let (mut residuals, layers) = self.run(
             ops::embedding(ids, &self.embeddings)?,
             Some(state),
             self.fusion.is_some(),
         )?;
-        let last = residuals
-            .iter()
-            .map(|r| {
-                if l == 1 {
-                    Ok(r.clone())
-                } else {
-                    ops::narrow(r, 1, l - 1, 1)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let logits = self.head(last)?;
+        if last_only && l > 1 {
+            residuals = residuals
+                .iter()
+                .map(|r| ops::narrow(r, 1, l - 1, 1))
+                .collect::<Result<Vec<_>>>()?;
+        }
+        let logits = self.head(residuals)?;
         state.layers = layers;
         state.position += l;
-        logits.reshape(&[b, self.config.vocab_size])
+        Ok(logits)
     }
 
     /// One token per batch row, ids U32 [B] -> logits [B, V], advancing `state` by one position.

@@ -20,17 +20,7 @@ pub fn matmul(
 ) -> Result<Vec<f32>> {
     // These checks are what makes the unsafe call in `gemm_f32` sound, so they stay even though
     // `ops::matmul` has already checked the tensors' shapes.
-    let elems = |r: usize, c: usize| r.checked_mul(c);
-    if elems(m, k) != Some(a.len()) || elems(k, n) != Some(b.len()) || elems(m, n).is_none() {
-        return shape_err(
-            "matmul",
-            format!(
-                "cpu kernel got {} and {} values for (M, K, N) = ({m}, {k}, {n})",
-                a.len(),
-                b.len()
-            ),
-        );
-    }
+    check_lengths("matmul", a.len(), b.len(), m, k, n)?;
     if m == 0 || n == 0 || k == 0 {
         // An empty sum: the zeros are the answer (and gemm is not asked about degenerate shapes).
         return Ok(vec![0f32; m * n]);
@@ -54,6 +44,26 @@ pub fn matmul(
     // SAFETY: gemm_f32 wrote all m * n elements (see there).
     unsafe { c.set_len(m * n) };
     Ok(c)
+}
+
+/// Whether operands of `a_len` and `b_len` values are [M, K] and [K, N] (in either layout) and
+/// C's M N elements are countable; an error naming `op` otherwise.
+pub(super) fn check_lengths(
+    op: &'static str,
+    a_len: usize,
+    b_len: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Result<()> {
+    let elems = |r: usize, c: usize| r.checked_mul(c);
+    if elems(m, k) != Some(a_len) || elems(k, n) != Some(b_len) || elems(m, n).is_none() {
+        return shape_err(
+            op,
+            format!("cpu kernel got {a_len} and {b_len} values for (M, K, N) = ({m}, {k}, {n})"),
+        );
+    }
+    Ok(())
 }
 
 /// The one unsafe call: c [M, N] = op(a) op(b), writing every element of c.

@@ -7,9 +7,9 @@
 //! products (`matvec.rs`); more rows (a prompt, a wave of many states) widen W to f32 once and use
 //! the f32 gemm, so bf16 weights pay off for single-stream decode, not for batches.
 
-use super::matmul::matmul;
+use super::matmul::{check_lengths, matmul};
 use super::matvec::{DOT_ROWS, Widen, rows_times_weight};
-use crate::error::{Result, shape_err};
+use crate::error::Result;
 
 /// The bf16 bits of each value, rounded to nearest even (NaN stays NaN), as `half::bf16` does.
 pub fn to_bf16(x: &[f32]) -> Vec<u16> {
@@ -20,17 +20,7 @@ pub fn to_bf16(x: &[f32]) -> Vec<u16> {
 
 /// C [m, n] = A [m, k] W^T, W [n, k] in bf16 bits.
 pub fn matmul_bf16_weights(a: &[f32], w: &[u16], m: usize, k: usize, n: usize) -> Result<Vec<f32>> {
-    let elems = |r: usize, c: usize| r.checked_mul(c);
-    if elems(m, k) != Some(a.len()) || elems(n, k) != Some(w.len()) || elems(m, n).is_none() {
-        return shape_err(
-            "matmul_bf16_weights",
-            format!(
-                "cpu kernel got {} and {} values for (M, K, N) = ({m}, {k}, {n})",
-                a.len(),
-                w.len()
-            ),
-        );
-    }
+    check_lengths("matmul_bf16_weights", a.len(), w.len(), m, k, n)?;
     if m > DOT_ROWS || k == 0 {
         let wide: Vec<f32> = w.iter().map(|&b| b.widen()).collect();
         return matmul(a, &wide, m, k, n, false, true);
