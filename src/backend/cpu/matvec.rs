@@ -42,7 +42,7 @@ impl Widen for u16 {
 /// C [m, n] = A [m, k] W^T, W [n, k]. The caller checks the lengths.
 pub fn rows_times_weight<W: Widen>(a: &[f32], w: &[W], m: usize, k: usize, n: usize) -> Vec<f32> {
     debug_assert!(a.len() == m * k && w.len() == n * k && k > 0);
-    let task = |rows: &[W]| simd::dispatch(Dots { a, rows, k, m });
+    let task = |rows: &[W]| simd::dispatch_avx512(Dots { a, rows, k, m });
     let blocks: Vec<Vec<f32>> = if n * k >= PAR_ELEMS {
         w.par_chunks(ROWS_PER_TASK * k).map(task).collect()
     } else {
@@ -84,10 +84,11 @@ impl<W: Widen> Kernel for Dots<'_, W> {
     }
 }
 
-/// sum_t x[t] * w[t] in 16 running sums (two AVX2 registers of fused multiply-adds).
+/// sum_t x[t] * w[t] in 32 running sums (two AVX-512 registers of fused multiply-adds, four AVX2
+/// ones).
 #[inline(always)]
 fn dot<W: Widen>(x: &[f32], w: &[W]) -> f32 {
-    const LANES: usize = 16;
+    const LANES: usize = 32;
     let mut acc = [0f32; LANES];
     let (xs, x_tail) = x.as_chunks::<LANES>();
     let (ws, w_tail) = w.as_chunks::<LANES>();

@@ -24,6 +24,28 @@ pub fn dispatch<K: Kernel>(k: K) -> K::Output {
     k.run()
 }
 
+/// As [`dispatch`], with AVX-512 where the cpu has it. Only the decode dot products use it: they
+/// stream weights, and 16 bf16 weights widen and multiply in one instruction each, which measured
+/// ~16% faster than AVX2 on the bf16 step here (no gain for f32, which is bound by bytes); other
+/// loops stay on AVX2, where wide vectors cost clock speed on some cpus for no gain.
+#[inline(always)]
+pub fn dispatch_avx512<K: Kernel>(k: K) -> K::Output {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+    {
+        // SAFETY: the features were detected on this cpu just above.
+        return unsafe { run_avx512(k) };
+    }
+    dispatch(k)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn run_avx512<K: Kernel>(k: K) -> K::Output {
+    k.run()
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2_fma<K: Kernel>(k: K) -> K::Output {
