@@ -10,6 +10,7 @@ pub mod error;
 pub mod generate;
 pub mod grad_mode;
 pub mod io;
+pub mod latent;
 pub mod model;
 pub mod nn;
 pub mod ops;

@@ -1,0 +1,24 @@
+//! The CRSM's latent model: what the planner searches over. Per block application i the latent
+//! `z_i` is the residual stream after that block at the current token (docs/ARCHITECTURE.md,
+//! "The latent"), so the backbone's own head turns any latent, real or predicted, into a policy.
+//!
+//! - `trace`: latents of the frozen backbone over token windows (the training data of the rest);
+//! - `standardize`: per-layer, per-channel mean and spread, so every layer's latent is on one scale;
+//! - `dynamics`: the GRU that predicts the next latent from the current one and a token;
+//! - `linear_baseline`: least squares on the same inputs, the baseline the GRU must beat;
+//! - `fit`: R^2 of predicted changes and cosines, the held-out report.
+//!
+//! Imports run down only: this module reads `model`, `ops` and `tensor`; `train` and the planner
+//! read it.
+
+pub mod dynamics;
+pub mod fit;
+pub mod linear_baseline;
+pub mod standardize;
+pub mod trace;
+
+pub use dynamics::{Dynamics, DynamicsConfig, TokenInputs};
+pub use fit::{FitReport, Identity, LatentPredictor, OpenLoopFit};
+pub use linear_baseline::LinearBaseline;
+pub use standardize::Standardizer;
+pub use trace::LatentTrace;

@@ -1,0 +1,252 @@
+//! The latent model: traces, standardisation, the dynamics GRU (shapes, budget, gradients) and the
+//! fit report's baselines.
+
+#[path = "kernels/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use common::{check_gradients, rand_tensor, rand_vec};
+use crsm::latent::fit::evaluate;
+use crsm::latent::{
+    Dynamics, DynamicsConfig, Identity, LatentTrace, LinearBaseline, Standardizer, TokenInputs,
+};
+use crsm::model::{Backbone, CrsmConfig};
+use crsm::{Device, Tensor, no_grad};
+
+/// Parameters of a Mamba backbone from its config (HF's count: tied head, no biases).
+fn backbone_parameters(c: &CrsmConfig) -> usize {
+    let (v, d, n, k) = (c.vocab_size, c.hidden_size, c.state_size, c.conv_kernel);
+    let e = c.expand * d;
+    let r = c.dt_rank();
+    let block = d * 2 * e + e * k + e + e * (r + 2 * n) + r * e + e + e * n + e + e * d + d;
+    v * d + c.num_hidden_layers * block + d
+}
+
+#[test]
+fn the_backbone_parameter_formula_counts_what_init_makes() {
+    let c = CrsmConfig::new(97, 32, 3);
+    let model = Backbone::init(c.clone(), 0, &Device::Cpu).unwrap();
+    let made: usize = model.parameters().iter().map(|p| p.elem_count()).sum();
+    assert_eq!(backbone_parameters(&c), made);
+}
+
+#[test]
+fn dynamics_costs_under_five_percent_of_mamba_130m() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/mamba-130m.json");
+    let c = crsm::train::RunConfig::from_json_file(&path).unwrap().model;
+    let backbone = backbone_parameters(&c);
+    assert_eq!(backbone, 129_135_360, "mamba-130m's published size");
+    let (layers, d) = (c.applications(), c.hidden_size);
+    let dynamics = Dynamics::init(DynamicsConfig { layers, d_model: d }, 0, &Device::Cpu).unwrap();
+    let expected = 7 * d * d + 6 * d + d + layers * d;
+    assert_eq!(dynamics.parameter_count(), expected);
+    let share = dynamics.parameter_count() as f64 / backbone as f64;
+    assert!(
+        share < 0.05,
+        "dynamics is {:.1}% of the backbone",
+        share * 100.0
+    );
+}
+
+#[test]
+fn untrained_dynamics_is_exactly_the_identity() {
+    let dev = Device::Cpu;
+    let dynamics = Dynamics::init(
+        DynamicsConfig {
+            layers: 3,
+            d_model: 8,
+        },
+        1,
+        &dev,
+    )
+    .unwrap();
+    let s = rand_tensor(2, &[5, 3, 8], -2.0, 2.0, &dev);
+    let x = rand_tensor(3, &[5, 8], -1.0, 1.0, &dev);
+    let next = dynamics.step(&s, &x).unwrap();
+    assert_eq!(next.to_vec_f32().unwrap(), s.to_vec_f32().unwrap());
+}
+
+/// A dynamics model whose output map is not zero, so every parameter moves the prediction.
+fn perturbed_dynamics(layers: usize, d: usize, dev: &Device) -> Dynamics {
+    let mut m = Dynamics::init(DynamicsConfig { layers, d_model: d }, 4, dev).unwrap();
+    m.w_out = rand_tensor(40, &[d, d], -0.8, 0.8, dev).as_variable();
+    m.b_out = rand_tensor(41, &[d], -0.5, 0.5, dev).as_variable();
+    m
+}
+
+#[test]
+fn the_unrolled_dynamics_matches_finite_differences_through_every_step() {
+    let dev = Device::Cpu;
+    let (layers, d, b, k) = (2, 4, 3, 3);
+    let base = perturbed_dynamics(layers, d, &dev);
+    let s0 = rand_tensor(5, &[b, layers, d], -1.5, 1.5, &dev);
+    let xs: Vec<Tensor> = (0..k)
+        .map(|j| rand_tensor(10 + j as u64, &[b, d], -1.0, 1.0, &dev))
+        .collect();
+    let targets: Vec<Tensor> = (0..k)
+        .map(|j| rand_tensor(20 + j as u64, &[b, layers, d], -1.5, 1.5, &dev))
+        .collect();
+    let mut inputs: Vec<Tensor> = base
+        .named_parameters()
+        .iter()
+        .map(|(_, p)| p.detach())
+        .collect();
+    inputs.push(s0);
+    let rebuild = |v: &[Tensor]| Dynamics {
+        config: base.config,
+        layer_embed: v[0].clone(),
+        w_ih: v[1].clone(),
+        w_hh: v[2].clone(),
+        b_ih: v[3].clone(),
+        b_hh: v[4].clone(),
+        w_out: v[5].clone(),
+        b_out: v[6].clone(),
+    };
+    // Every step's prediction (the graph the planner rolls forward) ...
+    check_gradients("Dynamics::unroll", &inputs, |v| {
+        let outs = rebuild(v).unroll(&v[7], &xs).unwrap();
+        crsm::ops::concat(&outs.iter().collect::<Vec<_>>(), 0).unwrap()
+    });
+    // ... and the unrolled loss on top of it (scaled: a mean over 72 values is small).
+    check_gradients("Dynamics::unrolled_loss", &inputs, |v| {
+        let loss = rebuild(v).unrolled_loss(&v[7], &xs, &targets).unwrap();
+        crsm::ops::scale(&loss, 50.0).unwrap()
+    });
+}
+
+#[test]
+fn standardizing_gives_zero_mean_unit_spread_and_inverts() {
+    let (layers, d, rows) = (2, 3, 50);
+    let z: Vec<f32> = rand_vec(7, rows * layers * d, -3.0, 5.0)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * (1.0 + (i % 6) as f32))
+        .collect();
+    let st = Standardizer::fit(&z, layers, d).unwrap();
+    let mut s = z.clone();
+    st.apply(&mut s);
+    for j in 0..layers * d {
+        let col: Vec<f64> = s.chunks(layers * d).map(|r| r[j] as f64).collect();
+        let mean = col.iter().sum::<f64>() / rows as f64;
+        let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / rows as f64;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4,
+            "channel {j}: {mean} {var}"
+        );
+    }
+    st.invert(&mut s);
+    for (a, b) in s.iter().zip(&z) {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0));
+    }
+    assert!(Standardizer::fit(&z[..7], layers, d).is_err());
+}
+
+/// A trace of a known linear system s' = 0.8 s + B x[token] + c per layer (in raw units).
+fn linear_system_trace(
+    windows: usize,
+    len: usize,
+    layers: usize,
+    d: usize,
+) -> (LatentTrace, Vec<f32>) {
+    let vocab = 7;
+    let inputs = rand_vec(30, vocab * d, -1.0, 1.0);
+    let b = rand_vec(31, layers * d * d, -0.5, 0.5);
+    let c = rand_vec(32, layers * d, -0.3, 0.3);
+    let tokens: Vec<u32> = rand_vec(33, windows * len, 0.0, vocab as f32)
+        .iter()
+        .map(|v| (*v as u32).min(vocab as u32 - 1))
+        .collect();
+    let n = layers * d;
+    let mut z = vec![0f32; windows * len * n];
+    for w in 0..windows {
+        let mut s = rand_vec(34 + w as u64, n, -1.0, 1.0);
+        for t in 0..len {
+            z[(w * len + t) * n..][..n].copy_from_slice(&s);
+            let x = &inputs[tokens[w * len + t] as usize * d..][..d];
+            let mut next = vec![0f32; n];
+            for i in 0..layers {
+                for j in 0..d {
+                    let bx: f32 = (0..d).map(|q| b[(i * d + j) * d + q] * x[q]).sum();
+                    next[i * d + j] = 0.8 * s[i * d + j] + bx + c[i * d + j];
+                }
+            }
+            s = next;
+        }
+    }
+    let trace = LatentTrace {
+        windows,
+        len,
+        layers,
+        d_model: d,
+        tokens,
+        z,
+    };
+    (trace, inputs)
+}
+
+#[test]
+fn identity_scores_zero_and_least_squares_recovers_a_linear_system() {
+    let (trace, inputs) = linear_system_trace(12, 20, 2, 3);
+    let st = Standardizer::fit(&trace.z, trace.layers, trace.d_model).unwrap();
+    let ks = [1, 2, 4, 8];
+    let identity = evaluate(&Identity, &trace, &st, &ks, 1).unwrap();
+    for f in &identity.fits {
+        assert!(
+            f.r2_change.abs() < 1e-9,
+            "identity at k={}: {}",
+            f.k,
+            f.r2_change
+        );
+    }
+    let linear = LinearBaseline::fit(&trace, &st, inputs, 1e-9).unwrap();
+    let fit = evaluate(&linear, &trace, &st, &ks, 1).unwrap();
+    for f in &fit.fits {
+        assert!(f.r2_change > 0.999, "linear at k={}: {}", f.k, f.r2_change);
+        assert!(f.cosine > 0.999, "linear cosine at k={}: {}", f.k, f.cosine);
+    }
+}
+
+#[test]
+fn trace_latents_are_causal_and_are_the_backbone_residuals() {
+    let dev = Device::Cpu;
+    let model = Backbone::init(CrsmConfig::new(31, 16, 2), 3, &dev).unwrap();
+    let len = 6;
+    let tokens: Vec<u32> = (0..3 * len as u32).map(|t| (t * 7 + 1) % 31).collect();
+    let trace = LatentTrace::collect(&model, &tokens, len, 2).unwrap();
+    assert_eq!((trace.windows, trace.layers, trace.d_model), (3, 2, 16));
+    // Window 1, layer 1, position 3 is the backbone's residual there.
+    let _off = no_grad();
+    let ids = Tensor::from_u32(tokens[len..2 * len].to_vec(), &[1, len], &dev).unwrap();
+    let r = model.residuals(&ids).unwrap()[1].to_vec_f32().unwrap();
+    // (to rounding: a batch of two windows blocks its matmuls differently from a batch of one)
+    for (a, b) in trace.at(1, 3)[16..32].iter().zip(&r[3 * 16..4 * 16]) {
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    // Changing a later token leaves earlier latents alone and moves its own.
+    let mut changed = tokens.clone();
+    changed[len + 4] = (changed[len + 4] + 5) % 31;
+    let other = LatentTrace::collect(&model, &changed, len, 2).unwrap();
+    for t in 0..4 {
+        assert_eq!(
+            trace.at(1, t),
+            other.at(1, t),
+            "position {t} saw the future"
+        );
+    }
+    assert_ne!(trace.at(1, 4), other.at(1, 4));
+    assert!(LatentTrace::collect(&model, &tokens[..7], len, 2).is_err());
+}
+
+#[test]
+fn token_inputs_have_unit_rms() {
+    let dev = Device::Cpu;
+    let table = rand_tensor(50, &[11, 6], -0.05, 0.05, &dev);
+    let inputs = TokenInputs::new(&table).unwrap();
+    let all = inputs
+        .of(&Tensor::from_u32((0..11).collect(), &[11], &dev).unwrap())
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let rms = (all.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / all.len() as f64).sqrt();
+    assert!((rms - 1.0).abs() < 1e-5, "{rms}");
+}
