@@ -250,3 +250,115 @@ fn token_inputs_have_unit_rms() {
     let rms = (all.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / all.len() as f64).sqrt();
     assert!((rms - 1.0).abs() < 1e-5, "{rms}");
 }
+
+#[test]
+fn value_targets_are_discounted_per_token_log_likelihoods() {
+    use crsm::latent::value_target::discounted_log_likelihood;
+    let lp = [-1.0, -2.0, -3.0, -4.0];
+    // H = 2, gamma = 0.5: (lp[t] + 0.5 lp[t+1]) / 1.5
+    let v = discounted_log_likelihood(&lp, 2, 0.5).unwrap();
+    let want = [-4.0 / 3.0, -7.0 / 3.0, -10.0 / 3.0];
+    assert_eq!(v.len(), 3);
+    for (a, b) in v.iter().zip(want) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    // H = 1 is the next token's log-likelihood itself.
+    assert_eq!(discounted_log_likelihood(&lp, 1, 0.9).unwrap(), lp.to_vec());
+    assert!(discounted_log_likelihood(&lp, 0, 0.9).is_err());
+    assert!(discounted_log_likelihood(&lp, 2, 1.5).is_err());
+}
+
+#[test]
+fn correlations_match_hand_computed_values() {
+    use crsm::latent::correlation::{pearson, spearman};
+    let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+    let y = [2.0, 4.0, 6.0, 8.0, 10.0];
+    assert!((pearson(&x, &y) - 1.0).abs() < 1e-12);
+    let rev: Vec<f64> = y.iter().rev().copied().collect();
+    assert!((pearson(&x, &rev) + 1.0).abs() < 1e-12);
+    // Monotone but not linear: Spearman 1, Pearson below 1.
+    let cube: Vec<f64> = x.iter().map(|v: &f64| v.powi(3)).collect();
+    assert!((spearman(&x, &cube) - 1.0).abs() < 1e-12);
+    assert!(pearson(&x, &cube) < 0.99);
+    // Ties take their mean rank: ranks of [1, 2, 2, 3] are [0, 1.5, 1.5, 3].
+    let r = spearman(&[1.0, 2.0, 2.0, 3.0], &[0.0, 1.5, 1.5, 3.0]);
+    assert!((r - 1.0).abs() < 1e-12, "{r}");
+    // scipy.stats.pearsonr([1, 2, 3, 4], [1, 3, 2, 4]) = 0.8
+    assert!((pearson(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]) - 0.8).abs() < 1e-12);
+}
+
+#[test]
+fn the_critic_loss_matches_finite_differences_through_every_head() {
+    use crsm::latent::{Critic, CriticConfig, ValueHead};
+    let dev = Device::Cpu;
+    let (layers, d, hidden, b) = (3, 4, 5, 6);
+    let base = Critic::init(
+        CriticConfig {
+            layers,
+            d_model: d,
+            hidden,
+        },
+        2,
+        &dev,
+    )
+    .unwrap();
+    let s = rand_tensor(60, &[b, layers, d], -2.0, 2.0, &dev);
+    let targets = rand_tensor(61, &[b], -1.5, 1.5, &dev);
+    let mut inputs: Vec<Tensor> = base
+        .heads
+        .iter()
+        .flat_map(|h| [h.w1.detach(), h.b1.detach(), h.w2.detach(), h.b2.detach()])
+        .collect();
+    inputs.push(s);
+    let rebuild = |v: &[Tensor]| Critic {
+        config: base.config,
+        heads: (0..layers)
+            .map(|i| ValueHead {
+                w1: v[4 * i].clone(),
+                b1: v[4 * i + 1].clone(),
+                w2: v[4 * i + 2].clone(),
+                b2: v[4 * i + 3].clone(),
+            })
+            .collect(),
+    };
+    check_gradients("Critic::values", &inputs, |v| {
+        rebuild(v).values(&v[4 * layers]).unwrap()
+    });
+    check_gradients("Critic::loss", &inputs, |v| {
+        let loss = rebuild(v).loss(&v[4 * layers], &targets).unwrap();
+        crsm::ops::scale(&loss, 20.0).unwrap()
+    });
+}
+
+#[test]
+fn confidence_falls_with_held_out_error_and_disagreement() {
+    use crsm::latent::confidence;
+    let c = confidence(&[0.5, 0.5, 0.5], &[0.0, 1.0, 0.1]);
+    assert_eq!(c[0], 1.0, "accurate and agreeing: full trust");
+    assert!(
+        (c[1] - 0.5).abs() < 1e-6,
+        "one standard deviation of error halves it"
+    );
+    assert!(c[2] < c[0] && c[2] > c[1]);
+    let c = confidence(&[0.0, 0.0, 3.0], &[0.1, 0.1, 0.1]);
+    assert!(c[2] < c[0], "the dissenting head is trusted less");
+}
+
+#[test]
+fn critic_heads_stay_small_at_mamba_130m() {
+    use crsm::latent::{Critic, CriticConfig};
+    let critic = Critic::init(
+        CriticConfig {
+            layers: 24,
+            d_model: 768,
+            hidden: 32,
+        },
+        0,
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(critic.parameter_count(), 24 * (32 * 768 + 32 + 32 + 1));
+    let dynamics = 7 * 768 * 768 + 7 * 768 + 24 * 768;
+    let share = (critic.parameter_count() + dynamics) as f64 / 129_135_360.0;
+    assert!(share < 0.05, "dynamics + critic = {:.2}%", share * 100.0);
+}

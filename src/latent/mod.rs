@@ -6,17 +6,23 @@
 //! - `standardize`: per-layer, per-channel mean and spread, so every layer's latent is on one scale;
 //! - `dynamics`: the GRU that predicts the next latent from the current one and a token;
 //! - `linear_baseline`: least squares on the same inputs, the baseline the GRU must beat;
-//! - `fit`: R^2 of predicted changes and cosines, the held-out report.
+//! - `fit`: R^2 of predicted changes and cosines, the held-out report;
+//! - `critic`, `value_target`, `correlation`: one value head per layer, what it learns, how it is
+//!   judged.
 //!
 //! Imports run down only: this module reads `model`, `ops` and `tensor`; `train` and the planner
 //! read it.
 
+pub mod correlation;
+pub mod critic;
 pub mod dynamics;
 pub mod fit;
 pub mod linear_baseline;
 pub mod standardize;
 pub mod trace;
+pub mod value_target;
 
+pub use critic::{Critic, CriticConfig, ValueHead, confidence};
 pub use dynamics::{Dynamics, DynamicsConfig, TokenInputs};
 pub use fit::{FitReport, Identity, LatentPredictor, OpenLoopFit};
 pub use linear_baseline::LinearBaseline;
