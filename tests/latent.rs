@@ -141,7 +141,7 @@ fn standardizing_gives_zero_mean_unit_spread_and_inverts() {
     assert!(Standardizer::fit(&z[..7], layers, d).is_err());
 }
 
-/// A trace of a known linear system s' = 0.8 s + B x[token] + c per layer (in raw units).
+/// A trace of a known linear system z_{t+1} = 0.8 z_t + B x[token_{t+1}] + c per layer (raw units).
 fn linear_system_trace(
     windows: usize,
     len: usize,
@@ -162,7 +162,10 @@ fn linear_system_trace(
         let mut s = rand_vec(34 + w as u64, n, -1.0, 1.0);
         for t in 0..len {
             z[(w * len + t) * n..][..n].copy_from_slice(&s);
-            let x = &inputs[tokens[w * len + t] as usize * d..][..d];
+            let Some(&next_token) = tokens.get(w * len + t + 1) else {
+                break;
+            };
+            let x = &inputs[next_token as usize * d..][..d];
             let mut next = vec![0f32; n];
             for i in 0..layers {
                 for j in 0..d {
@@ -189,7 +192,7 @@ fn identity_scores_zero_and_least_squares_recovers_a_linear_system() {
     let (trace, inputs) = linear_system_trace(12, 20, 2, 3);
     let st = Standardizer::fit(&trace.z, trace.layers, trace.d_model).unwrap();
     let ks = [1, 2, 4, 8];
-    let identity = evaluate(&Identity, &trace, &st, &ks, 1).unwrap();
+    let identity = evaluate(&Identity, &trace, &st, &ks, 1, None).unwrap();
     for f in &identity.fits {
         assert!(
             f.r2_change.abs() < 1e-9,
@@ -199,7 +202,7 @@ fn identity_scores_zero_and_least_squares_recovers_a_linear_system() {
         );
     }
     let linear = LinearBaseline::fit(&trace, &st, inputs, 1e-9).unwrap();
-    let fit = evaluate(&linear, &trace, &st, &ks, 1).unwrap();
+    let fit = evaluate(&linear, &trace, &st, &ks, 1, None).unwrap();
     for f in &fit.fits {
         assert!(f.r2_change > 0.999, "linear at k={}: {}", f.k, f.r2_change);
         assert!(f.cosine > 0.999, "linear cosine at k={}: {}", f.k, f.cosine);

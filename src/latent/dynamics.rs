@@ -1,5 +1,5 @@
-//! The latent dynamics model: from every layer's latent at step t and the token read at t, every
-//! layer's latent at t+1, in standard units (`Standardizer`).
+//! The latent dynamics model: from every layer's latent after token t and the token read next
+//! (t+1, the planner's action), every layer's latent after it, in standard units (`Standardizer`).
 //!
 //! ```text
 //! x_i     = e(token) + layer_i              e: the backbone's embedding, scaled to unit rms (frozen)
@@ -123,8 +123,9 @@ impl Dynamics {
         ops::add(&h, &delta)?.reshape(&[b, layers, d])
     }
 
-    /// Open-loop unroll: from s0 [B, layers, D] and tokens [B, k] (ids), the k predicted latents,
-    /// each [B, layers, D]; step j reads token j and its own previous prediction.
+    /// Open-loop unroll: from s0 [B, layers, D] and the input vectors of the next k tokens (each
+    /// [B, D]), the k predicted latents, each [B, layers, D]; step j reads input j and its own
+    /// previous prediction.
     pub fn unroll(&self, s0: &Tensor, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let mut s = s0.clone();
         let mut out = Vec::with_capacity(inputs.len());
@@ -136,7 +137,7 @@ impl Dynamics {
     }
 
     /// Mean squared error of an open-loop unroll against the real latents, averaged over the k
-    /// steps (MuZero's unrolled loss): `targets[j]` is the real s after token j.
+    /// steps (MuZero's unrolled loss): `targets[j]` is the real s after reading input j.
     pub fn unrolled_loss(
         &self,
         s0: &Tensor,

@@ -1,5 +1,6 @@
 //! How well a predictor of the next latent fits held-out traces, open loop: from the real latents
-//! at t and the real tokens t..t+k-1, it predicts the latents at t+k from its own predictions.
+//! at t (after reading token t) and the real tokens t+1..=t+k, it predicts the latents at t+k
+//! from its own predictions. A step reads the token it moves to, as a planner's action does.
 //!
 //! Per k: the R^2 of the predicted change `s_{t+k} - s_t` against the real change, 1 - SSE / SS
 //! with SS the real change's sum of squares about zero (the fraction of the change explained,
@@ -11,9 +12,15 @@ use super::standardize::Standardizer;
 use super::trace::LatentTrace;
 use crate::error::{Result, shape_err};
 
-/// Something that steps a batch of standardised latents [B, layers * D] by one token each.
+/// Something that steps a batch of standardised latents [B, layers * D] by reading one more token
+/// each (the latent after token t and token t+1 give the latent after token t+1).
 pub trait LatentPredictor {
     fn step(&self, s: &[f32], tokens: &[u32]) -> Result<Vec<f32>>;
+}
+
+/// A policy read from raw latents [B, layers * D]: log-probabilities [B, V].
+pub trait PolicyHead {
+    fn log_probs(&self, raw: &[f32], rows: usize) -> Result<Vec<f32>>;
 }
 
 /// The identity baseline: nothing changes.
@@ -32,6 +39,10 @@ pub struct OpenLoopFit {
     pub r2_change: f64,
     pub cosine: f64,
     pub samples: usize,
+    /// With a policy head: how often the head's top token at the predicted latents is its top
+    /// token at the real ones, and KL(real || predicted) of the two distributions in nats.
+    pub policy_top1: Option<f64>,
+    pub policy_kl: Option<f64>,
 }
 
 /// The fit at every horizon asked for.
@@ -54,16 +65,20 @@ struct Sums {
     cosine: f64,
     cosines: usize,
     samples: usize,
+    top1: usize,
+    kl: f64,
 }
 
 /// Evaluates `predictor` on `trace` (raw latents) from starts every `stride` positions of every
 /// window, at the horizons `ks` (ascending). Windows are stepped together, one batch per start.
+/// With `policy`, also how well the policy at predicted latents matches the policy at real ones.
 pub fn evaluate(
     predictor: &dyn LatentPredictor,
     trace: &LatentTrace,
     standardizer: &Standardizer,
     ks: &[usize],
     stride: usize,
+    policy: Option<&dyn PolicyHead>,
 ) -> Result<FitReport> {
     let k_max = ks.iter().copied().max().unwrap_or(0);
     if k_max == 0 || stride == 0 || trace.len <= k_max {
@@ -85,6 +100,8 @@ pub fn evaluate(
             cosine: 0.0,
             cosines: 0,
             samples: 0,
+            top1: 0,
+            kl: 0.0,
         })
         .collect();
     let standard = |raw: &[f32]| {
@@ -97,7 +114,7 @@ pub fn evaluate(
         let start: Vec<f32> = (0..w).flat_map(|win| standard(trace.at(win, t0))).collect();
         let mut s = start.clone();
         for step in 1..=k_max {
-            let tokens: Vec<u32> = (0..w).map(|win| trace.token(win, t0 + step - 1)).collect();
+            let tokens: Vec<u32> = (0..w).map(|win| trace.token(win, t0 + step)).collect();
             s = predictor.step(&s, &tokens)?;
             let Some(h) = ks.iter().position(|&k| k == step) else {
                 continue;
@@ -122,6 +139,21 @@ pub fn evaluate(
                 }
                 acc.samples += 1;
             }
+            if let Some(head) = policy {
+                let real: Vec<f32> = (0..w)
+                    .flat_map(|win| trace.at(win, t0 + step).to_vec())
+                    .collect();
+                let (lp, lq) = (head.log_probs(&real, w)?, head.log_probs(&raw_pred, w)?);
+                let v = lp.len() / w;
+                for (p, q) in lp.chunks_exact(v).zip(lq.chunks_exact(v)) {
+                    acc.top1 += usize::from(argmax(p) == argmax(q));
+                    acc.kl += p
+                        .iter()
+                        .zip(q)
+                        .map(|(a, b)| (*a as f64).exp() * (*a as f64 - *b as f64))
+                        .sum::<f64>();
+                }
+            }
         }
     }
     let fits = ks
@@ -132,6 +164,8 @@ pub fn evaluate(
             r2_change: 1.0 - acc.sse / acc.ss.max(f64::MIN_POSITIVE),
             cosine: acc.cosine / acc.cosines.max(1) as f64,
             samples: acc.samples,
+            policy_top1: policy.map(|_| acc.top1 as f64 / acc.samples.max(1) as f64),
+            policy_kl: policy.map(|_| acc.kl / acc.samples.max(1) as f64),
         })
         .collect();
     Ok(FitReport { fits })
@@ -145,4 +179,13 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
         bb += y as f64 * y as f64;
     }
     ab / (aa.sqrt() * bb.sqrt()).max(1e-30)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv { (i, x) } else { (bi, bv) }
+        })
+        .0
 }

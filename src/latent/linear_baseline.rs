@@ -1,5 +1,6 @@
-//! The linear baseline for the dynamics: per layer, ridge least squares from [s_t, x_t, 1] (the
-//! standardised latent, the token's input vector, a bias) to the change s_{t+1} - s_t. The GRU
+//! The linear baseline for the dynamics: per layer, ridge least squares from [s_t, x_{t+1}, 1] (the
+//! standardised latent, the input vector of the token read next, a bias) to the change
+//! s_{t+1} - s_t. The GRU
 //! has to beat it to earn its parameters.
 
 use super::fit::LatentPredictor;
@@ -38,7 +39,7 @@ impl LinearBaseline {
                 let mut next = trace.at(w, t + 1).to_vec();
                 standardizer.apply(&mut s);
                 standardizer.apply(&mut next);
-                let tok = trace.token(w, t) as usize;
+                let tok = trace.token(w, t + 1) as usize;
                 let x = &inputs[tok * d..][..d];
                 for i in 0..layers {
                     let (si, ni) = (&s[i * d..][..d], &next[i * d..][..d]);

@@ -13,6 +13,7 @@
 //! Imports run down only: this module reads `model`, `ops` and `tensor`; `train` and the planner
 //! read it.
 
+pub mod backbone_head;
 pub mod correlation;
 pub mod critic;
 pub mod dynamics;
@@ -22,9 +23,10 @@ pub mod standardize;
 pub mod trace;
 pub mod value_target;
 
+pub use backbone_head::BackboneHead;
 pub use critic::{Critic, CriticConfig, ValueHead, confidence};
 pub use dynamics::{Dynamics, DynamicsConfig, TokenInputs};
-pub use fit::{FitReport, Identity, LatentPredictor, OpenLoopFit};
+pub use fit::{FitReport, Identity, LatentPredictor, OpenLoopFit, PolicyHead};
 pub use linear_baseline::LinearBaseline;
 pub use standardize::Standardizer;
 pub use trace::LatentTrace;

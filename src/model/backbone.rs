@@ -490,7 +490,9 @@ impl Backbone {
     }
 
     /// norm_f and lm_head over the fused (or last) residual stream [..., D] -> logits [..., V].
-    fn head(&self, residuals: Vec<Tensor>) -> Result<Tensor> {
+    /// `residuals` holds one latent per block application (the last alone when fusion is off);
+    /// the planner calls it on predicted latents, which is why the latent is the residual stream.
+    pub fn head(&self, residuals: Vec<Tensor>) -> Result<Tensor> {
         let h = match &self.fusion {
             Some(logits) => {
                 // Stack the applications' outputs along a new leading axis for layer_mix.
