@@ -1,6 +1,9 @@
 //! The latent model: traces, standardisation, the dynamics GRU (shapes, budget, gradients) and the
 //! fit report's baselines.
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 #[path = "kernels/common.rs"]
 #[allow(dead_code)]
 mod common;
@@ -364,4 +367,164 @@ fn critic_heads_stay_small_at_mamba_130m() {
     let dynamics = 7 * 768 * 768 + 7 * 768 + 24 * 768;
     let share = (critic.parameter_count() + dynamics) as f64 / 129_135_360.0;
     assert!(share < 0.05, "dynamics + critic = {:.2}%", share * 100.0);
+}
+
+mod trace_shards {
+    use super::scratch::Scratch;
+    use crsm::data::{TokenShard, Tokenized, write_split};
+    use crsm::latent::trace_shards::{FORMAT, TraceHeader, TraceSet, VERSION, collect};
+    use crsm::model::{Backbone, CrsmConfig};
+    use crsm::{Device, Error};
+    use std::path::Path;
+
+    fn shard(dir: &Path) -> TokenShard {
+        let ids: Vec<u32> = (0..400u32).map(|t| (t * 13 + 5) % 31).collect();
+        let tokens = Tokenized {
+            loss: vec![true; ids.len()],
+            ids,
+            bytes: 400,
+        };
+        write_split(dir, "train", &tokens, 31, "tok-hash", None).unwrap();
+        TokenShard::open(dir, "train", None).unwrap()
+    }
+
+    fn plan(model: &Backbone, source: &str) -> TraceHeader {
+        TraceHeader {
+            format: FORMAT.into(),
+            version: VERSION,
+            source_hash: source.into(),
+            token_shard: "train".into(),
+            tokenizer_hash: "tok-hash".into(),
+            seed: 9,
+            len: 7,
+            windows: 11,
+            windows_per_part: 3,
+            batch: 2,
+            layers: model.config.applications(),
+            d_model: model.config.hidden_size,
+        }
+    }
+
+    fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn an_interrupted_collection_resumes_to_byte_identical_parts() {
+        let data = Scratch::new("latent", "shard-resume");
+        let (whole, halves) = (data.join("whole"), data.join("halves"));
+        let shard = shard(&data);
+        let model = Backbone::init(CrsmConfig::new(31, 16, 2), 3, &Device::Cpu).unwrap();
+        let h = plan(&model, "abc");
+        assert_eq!(h.parts(), 4);
+        let mut seen = Vec::new();
+        let done = collect(&whole, &h, &model, &shard, None, &mut |d, t| {
+            seen.push((d, t))
+        })
+        .unwrap();
+        assert_eq!((done, seen.last().copied()), (4, Some((4, 4))));
+        // Stopped after two parts, then again after one more, then finished.
+        assert_eq!(
+            collect(&halves, &h, &model, &shard, Some(2), &mut |_, _| {}).unwrap(),
+            2
+        );
+        assert!(
+            TraceSet::open(&halves, None).is_err(),
+            "an unfinished set does not open"
+        );
+        assert_eq!(
+            collect(&halves, &h, &model, &shard, Some(1), &mut |_, _| {}).unwrap(),
+            3
+        );
+        assert_eq!(
+            collect(&halves, &h, &model, &shard, None, &mut |_, _| {}).unwrap(),
+            4
+        );
+        assert_eq!(files(&whole), files(&halves));
+        // The parts read back as the backbone's latents of the windows they hold.
+        let set = TraceSet::open(&whole, Some("abc")).unwrap();
+        let last = set.part(3).unwrap();
+        assert_eq!(last.windows, 2, "11 windows in parts of 3");
+        let again = crsm::latent::LatentTrace::collect(&model, &last.tokens, 7, 1).unwrap();
+        for (a, b) in last.z.iter().zip(&again.z) {
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn traces_of_another_plan_or_checkpoint_and_truncated_parts_are_refused() {
+        let data = Scratch::new("latent", "shard-refuse");
+        let dir = data.join("traces");
+        let shard = shard(&data);
+        let model = Backbone::init(CrsmConfig::new(31, 16, 2), 3, &Device::Cpu).unwrap();
+        collect(
+            &dir,
+            &plan(&model, "abc"),
+            &model,
+            &shard,
+            None,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        // Another checkpoint: refused on resume (naming the field) and on open.
+        let other = plan(&model, "xyz");
+        match collect(&dir, &other, &model, &shard, None, &mut |_, _| {}) {
+            Err(Error::Config { field, .. }) => assert_eq!(field, "source_hash"),
+            other => panic!("expected a config error, got {:?}", other.map(|_| ())),
+        }
+        let rebatched = TraceHeader {
+            batch: 3,
+            ..plan(&model, "abc")
+        };
+        match collect(&dir, &rebatched, &model, &shard, None, &mut |_, _| {}) {
+            Err(Error::Config { field, .. }) => assert_eq!(field, "batch"),
+            other => panic!("expected a config error, got {:?}", other.map(|_| ())),
+        }
+        let e = TraceSet::open(&dir, Some("xyz")).err().unwrap().to_string();
+        assert!(e.contains("another checkpoint"), "{e}");
+        // A model of another shape does not match the plan.
+        let wide = Backbone::init(CrsmConfig::new(31, 8, 2), 3, &Device::Cpu).unwrap();
+        assert!(
+            collect(
+                &dir,
+                &plan(&model, "abc"),
+                &wide,
+                &shard,
+                None,
+                &mut |_, _| {}
+            )
+            .is_err()
+        );
+        // A truncated part is named.
+        let part = dir.join("part-00001.bin");
+        let bytes = std::fs::read(&part).unwrap();
+        std::fs::write(&part, &bytes[..bytes.len() - 3]).unwrap();
+        let e = TraceSet::open(&dir, Some("abc")).err().unwrap().to_string();
+        assert!(
+            e.contains("part-00001.bin") && e.contains("truncated"),
+            "{e}"
+        );
+        // A NaN written into a part is found when it is read.
+        let mut bad = bytes.clone();
+        let at = bad.len() - 4;
+        bad[at..].copy_from_slice(&f32::NAN.to_le_bytes());
+        std::fs::write(&part, &bad).unwrap();
+        let set = TraceSet::open(&dir, Some("abc")).unwrap();
+        let e = set.part(1).err().unwrap().to_string();
+        assert!(
+            e.contains("part-00001.bin") && e.contains("non-finite"),
+            "{e}"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! "The latent"), so the backbone's own head turns any latent, real or predicted, into a policy.
 //!
 //! - `trace`: latents of the frozen backbone over token windows (the training data of the rest);
+//!   `trace_shards`: the same on disk, collected resumably in parts;
 //! - `standardize`: per-layer, per-channel mean and spread, so every layer's latent is on one scale;
 //! - `dynamics`: the GRU that predicts the next latent from the current one and a token;
 //! - `linear_baseline`: least squares on the same inputs, the baseline the GRU must beat;
@@ -21,6 +22,7 @@ pub mod fit;
 pub mod linear_baseline;
 pub mod standardize;
 pub mod trace;
+pub mod trace_shards;
 pub mod value_target;
 
 pub use backbone_head::BackboneHead;
