@@ -6,7 +6,11 @@
 use super::fit::LatentPredictor;
 use super::standardize::Standardizer;
 use super::trace::LatentTrace;
+use crate::Device;
+use crate::autograd::no_grad;
 use crate::error::{Error, Result};
+use crate::ops;
+use crate::tensor::Tensor;
 
 /// One (2D + 1) x D map per layer.
 pub struct LinearBaseline {
@@ -32,7 +36,31 @@ impl LinearBaseline {
         let mut xtx = vec![vec![0f64; f * f]; layers];
         let mut xty = vec![vec![0f64; f * d]; layers];
         let mut rows = 0usize;
-        let mut feat = vec![0f64; f];
+        // Features and targets of up to CHUNK pairs per layer, multiplied out by the matmul
+        // kernel (X^T X and X^T Y in f32 per chunk, summed in f64 across chunks).
+        const CHUNK: usize = 512;
+        let mut feats = vec![Vec::with_capacity(CHUNK * f); layers];
+        let mut targets = vec![Vec::with_capacity(CHUNK * d); layers];
+        let flush = |feats: &mut Vec<Vec<f32>>,
+                     targets: &mut Vec<Vec<f32>>,
+                     xtx: &mut Vec<Vec<f64>>,
+                     xty: &mut Vec<Vec<f64>>|
+         -> Result<()> {
+            for i in 0..layers {
+                let n = feats[i].len() / f;
+                if n == 0 {
+                    continue;
+                }
+                let x = Tensor::from_f32(std::mem::take(&mut feats[i]), &[n, f], &Device::Cpu)?;
+                let y = Tensor::from_f32(std::mem::take(&mut targets[i]), &[n, d], &Device::Cpu)?;
+                let a = ops::matmul(&x, &x, true, false)?.to_vec_f32()?;
+                let b = ops::matmul(&x, &y, true, false)?.to_vec_f32()?;
+                xtx[i].iter_mut().zip(&a).for_each(|(s, v)| *s += *v as f64);
+                xty[i].iter_mut().zip(&b).for_each(|(s, v)| *s += *v as f64);
+            }
+            Ok(())
+        };
+        let _off = no_grad();
         for w in 0..trace.windows {
             for t in 0..trace.len - 1 {
                 let mut s = trace.at(w, t).to_vec();
@@ -43,34 +71,23 @@ impl LinearBaseline {
                 let x = &inputs[tok * d..][..d];
                 for i in 0..layers {
                     let (si, ni) = (&s[i * d..][..d], &next[i * d..][..d]);
-                    for j in 0..d {
-                        feat[j] = si[j] as f64;
-                        feat[d + j] = x[j] as f64;
-                    }
-                    feat[2 * d] = 1.0;
-                    let (a, b) = (&mut xtx[i], &mut xty[i]);
-                    for p in 0..f {
-                        let fp = feat[p];
-                        // Upper triangle only; mirrored before the solve.
-                        for q in p..f {
-                            a[p * f + q] += fp * feat[q];
-                        }
-                        for j in 0..d {
-                            b[p * d + j] += fp * (ni[j] - si[j]) as f64;
-                        }
-                    }
+                    feats[i].extend_from_slice(si);
+                    feats[i].extend_from_slice(x);
+                    feats[i].push(1.0);
+                    targets[i].extend(ni.iter().zip(si).map(|(n, s)| n - s));
                 }
                 rows += 1;
+                if rows.is_multiple_of(CHUNK) {
+                    flush(&mut feats, &mut targets, &mut xtx, &mut xty)?;
+                }
             }
         }
+        flush(&mut feats, &mut targets, &mut xtx, &mut xty)?;
         let weights = xtx
             .into_iter()
             .zip(xty)
             .map(|(mut a, b)| {
                 for p in 0..f {
-                    for q in 0..p {
-                        a[p * f + q] = a[q * f + p];
-                    }
                     a[p * f + p] += ridge * rows as f64;
                 }
                 solve_spd(a, b, f, d)
