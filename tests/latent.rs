@@ -41,7 +41,7 @@ fn dynamics_costs_under_five_percent_of_mamba_130m() {
     assert_eq!(backbone, 129_135_360, "mamba-130m's published size");
     let (layers, d) = (c.applications(), c.hidden_size);
     let dynamics = Dynamics::init(DynamicsConfig { layers, d_model: d }, 0, &Device::Cpu).unwrap();
-    let expected = 7 * d * d + 6 * d + d + layers * d;
+    let expected = 7 * d * d + 6 * d + 3 * layers * d;
     assert_eq!(dynamics.parameter_count(), expected);
     let share = dynamics.parameter_count() as f64 / backbone as f64;
     assert!(
@@ -73,7 +73,8 @@ fn untrained_dynamics_is_exactly_the_identity() {
 fn perturbed_dynamics(layers: usize, d: usize, dev: &Device) -> Dynamics {
     let mut m = Dynamics::init(DynamicsConfig { layers, d_model: d }, 4, dev).unwrap();
     m.w_out = rand_tensor(40, &[d, d], -0.8, 0.8, dev).as_variable();
-    m.b_out = rand_tensor(41, &[d], -0.5, 0.5, dev).as_variable();
+    m.gain = rand_tensor(42, &[layers, d], 0.5, 1.5, dev).as_variable();
+    m.b_out = rand_tensor(41, &[layers, d], -0.5, 0.5, dev).as_variable();
     m
 }
 
@@ -103,16 +104,17 @@ fn the_unrolled_dynamics_matches_finite_differences_through_every_step() {
         b_ih: v[3].clone(),
         b_hh: v[4].clone(),
         w_out: v[5].clone(),
-        b_out: v[6].clone(),
+        gain: v[6].clone(),
+        b_out: v[7].clone(),
     };
     // Every step's prediction (the graph the planner rolls forward) ...
     check_gradients("Dynamics::unroll", &inputs, |v| {
-        let outs = rebuild(v).unroll(&v[7], &xs).unwrap();
+        let outs = rebuild(v).unroll(&v[8], &xs).unwrap();
         crsm::ops::concat(&outs.iter().collect::<Vec<_>>(), 0).unwrap()
     });
     // ... and the unrolled loss on top of it (scaled: a mean over 72 values is small).
     check_gradients("Dynamics::unrolled_loss", &inputs, |v| {
-        let loss = rebuild(v).unrolled_loss(&v[7], &xs, &targets).unwrap();
+        let loss = rebuild(v).unrolled_loss(&v[8], &xs, &targets).unwrap();
         crsm::ops::scale(&loss, 50.0).unwrap()
     });
 }
@@ -364,7 +366,7 @@ fn critic_heads_stay_small_at_mamba_130m() {
     )
     .unwrap();
     assert_eq!(critic.parameter_count(), 24 * (32 * 768 + 32 + 32 + 1));
-    let dynamics = 7 * 768 * 768 + 7 * 768 + 24 * 768;
+    let dynamics = 7 * 768 * 768 + 6 * 768 + 3 * 24 * 768;
     let share = (critic.parameter_count() + dynamics) as f64 / 129_135_360.0;
     assert!(share < 0.05, "dynamics + critic = {:.2}%", share * 100.0);
 }
