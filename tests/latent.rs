@@ -530,3 +530,127 @@ mod trace_shards {
         );
     }
 }
+
+mod dynamics_task {
+    use super::scratch::Scratch;
+    use crsm::Device;
+    use crsm::data::{DataPosition, TokenShard, Tokenized, write_split};
+    use crsm::latent::trace_shards::{FORMAT, TraceHeader, TraceSet, VERSION, collect};
+    use crsm::latent::{Dynamics, DynamicsConfig, LatentTrace, Standardizer};
+    use crsm::model::{Backbone, CrsmConfig};
+    use crsm::train::dynamics_task::{DYNAMICS_FILE, DynamicsTask};
+    use crsm::train::{AdamW, AdamWConfig, Task};
+
+    fn setup(dir: &std::path::Path) -> (Backbone, TraceSet, LatentTrace) {
+        let ids: Vec<u32> = (0..900u32).map(|t| (t * 13 + t / 7) % 31).collect();
+        let tokens = Tokenized {
+            loss: vec![true; ids.len()],
+            ids,
+            bytes: 900,
+        };
+        write_split(dir, "train", &tokens, 31, "tok", None).unwrap();
+        let shard = TokenShard::open(dir, "train", None).unwrap();
+        let model = Backbone::init(CrsmConfig::new(31, 16, 2), 3, &Device::Cpu).unwrap();
+        let header = TraceHeader {
+            format: FORMAT.into(),
+            version: VERSION,
+            source_hash: "m".into(),
+            token_shard: "train".into(),
+            tokenizer_hash: "tok".into(),
+            seed: 1,
+            len: 9,
+            windows: 10,
+            windows_per_part: 4,
+            batch: 4,
+            layers: 2,
+            d_model: 16,
+        };
+        let traces = dir.join("traces");
+        collect(&traces, &header, &model, &shard, None, &mut |_, _| {}).unwrap();
+        let set = TraceSet::open(&traces, Some("m")).unwrap();
+        let val = set.part(2).unwrap();
+        (model, set, val)
+    }
+
+    fn task(model: &Backbone, set: TraceSet, val: LatentTrace, at: DataPosition) -> DynamicsTask {
+        let first = set.part(0).unwrap();
+        let st = Standardizer::fit(&first.z, 2, 16).unwrap();
+        let dynamics = Dynamics::init(
+            DynamicsConfig {
+                layers: 2,
+                d_model: 16,
+            },
+            7,
+            &Device::Cpu,
+        )
+        .unwrap();
+        DynamicsTask::new(dynamics, st, &model.embeddings, set, val, 3, at).unwrap()
+    }
+
+    #[test]
+    fn the_dynamics_task_resumes_its_stream_exactly_and_learns() {
+        let dir = Scratch::new("latent", "dynamics-task");
+        let (model, set, val) = setup(&dir);
+        let start = DataPosition {
+            seed: 5,
+            epoch: 0,
+            index: 0,
+        };
+        let mut a = task(
+            &model,
+            TraceSet::open(&dir.join("traces"), None).unwrap(),
+            val.clone(),
+            start,
+        );
+        // 10 windows x (9 - 3) starts = 60 samples an epoch; 25 batches of 7 cross epochs.
+        let mut losses = Vec::new();
+        let mut positions = Vec::new();
+        for _ in 0..25 {
+            positions.push(a.data_position());
+            losses.push(a.next_loss(7).unwrap().0.scalar().unwrap());
+        }
+        assert!(a.data_position().epoch >= 2, "{:?}", a.data_position());
+        // A task started at any saved position yields the very same next batch.
+        for k in [0, 8, 9, 17] {
+            let mut b = task(
+                &model,
+                TraceSet::open(&dir.join("traces"), None).unwrap(),
+                val.clone(),
+                positions[k],
+            );
+            assert_eq!(
+                b.next_loss(7).unwrap().0.scalar().unwrap(),
+                losses[k],
+                "batch {k}"
+            );
+        }
+        // A few AdamW steps lower the held-out loss.
+        let mut t = task(&model, set, val, start);
+        let before = t.evaluate(8, 0).unwrap();
+        let mut opt = AdamW::new(AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        });
+        for _ in 0..30 {
+            let (loss, _) = t.next_loss(16).unwrap();
+            let grads = loss.backward().unwrap();
+            opt.step(t.parameters_mut(), &grads, 3e-3, 1.0).unwrap();
+        }
+        let after = t.evaluate(8, 0).unwrap();
+        assert!(
+            after.loss < before.loss * 0.95,
+            "held-out loss {} -> {}",
+            before.loss,
+            after.loss
+        );
+        assert_eq!(t.decays().len(), t.named_parameters().len());
+        t.save_weights(&dir).unwrap();
+        let saved = crsm::io::load_safetensors_file(&dir.join(DYNAMICS_FILE)).unwrap();
+        assert!(
+            saved.contains_key("crsm.dynamics.gru.weight_ih")
+                && saved.contains_key("crsm.latent.std")
+        );
+    }
+}

@@ -162,7 +162,8 @@ fn window_count(len: usize, seq: usize) -> usize {
 }
 
 /// Fisher-Yates shuffle of 0..n, a function of (seed, epoch) only.
-fn permutation(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+/// (Public for the other seeded streams, e.g. the dynamics task's order of trace samples.)
+pub fn permutation(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut rng = Rng::new(seed ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {

@@ -10,7 +10,9 @@ mod shards;
 mod stream;
 mod tokenizer;
 
-pub use batches::{Batch, BatchStream, DataPosition, IGNORE, bits_per_byte, eval_batches};
+pub use batches::{
+    Batch, BatchStream, DataPosition, IGNORE, bits_per_byte, eval_batches, permutation,
+};
 pub use bpe::{END_OF_TEXT, MIN_VOCAB, train_bpe, train_bpe_on_texts};
 pub use corpus::{
     BAD_LINES_KEPT, BadLine, BadLinePolicy, Corpus, CorpusReport, Document, Segment, alpaca,

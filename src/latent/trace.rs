@@ -7,6 +7,7 @@ use crate::model::Backbone;
 use crate::tensor::Tensor;
 
 /// `windows` token windows of `len` tokens each, and the latents after each token.
+#[derive(Clone, Debug, PartialEq)]
 pub struct LatentTrace {
     pub windows: usize,
     pub len: usize,

@@ -59,7 +59,7 @@ impl TraceHeader {
         self.len * 4 + self.len * self.layers * self.d_model * 4
     }
 
-    fn windows_in_part(&self, part: usize) -> usize {
+    pub fn windows_in_part(&self, part: usize) -> usize {
         self.windows_per_part
             .min(self.windows - part * self.windows_per_part)
     }

@@ -4,18 +4,21 @@
 mod adamw;
 pub mod checkpoint;
 mod config;
+pub mod dynamics_task;
 pub mod loss_scale;
 pub mod memtest;
 pub mod metrics;
 mod objective;
 pub mod random_step;
 mod schedule;
+pub mod task;
 mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use config::{Precision, RunConfig, TrainingConfig};
 pub use objective::causal_lm_loss;
 pub use schedule::LrSchedule;
+pub use task::{Task, TaskEval};
 pub use trainer::{
     MAX_CONSECUTIVE_SKIPS, METRICS_FILE, Silent, StepOutcome, TrainObserver, Trainer,
 };
