@@ -11,7 +11,7 @@ mod stream;
 mod tokenizer;
 
 pub use batches::{Batch, BatchStream, DataPosition, IGNORE, bits_per_byte, eval_batches};
-pub use bpe::{END_OF_TEXT, MIN_VOCAB, train_bpe, train_bpe_on_texts};
+pub use bpe::{END_OF_TEXT, MAX_VOCAB, MIN_VOCAB, train_bpe, train_bpe_on_texts};
 pub use corpus::{
     BAD_LINES_KEPT, BadLine, BadLinePolicy, Corpus, CorpusReport, Document, Segment, alpaca,
     alpaca_prompt, for_each_batch, read_corpus,
