@@ -17,7 +17,7 @@ use crsm::Device;
 use crsm::model::Backbone;
 use crsm::train::RunConfig;
 use crsm::train::memtest::{StepMemory, measure_training_step};
-use crsm::train::run_size::run_size;
+use crsm::train::run_size::{check_fits, run_size};
 
 use crate::device_arg::CpuDeviceArg;
 use crate::size_check::device_memory;
@@ -63,14 +63,13 @@ pub fn run(args: MemtestArgs) -> Result<()> {
     let segments = args.segments.unwrap_or(run.training.checkpoint_segments);
     let budget = args.budget.or_else(|| device_memory(&device));
     // Sizes that overflow, or a lower bound already over the budget: no need to count the step.
-    let lower_bound = run_size(&run.model, batch, seq).map(|s| s.total());
-    match (&lower_bound, budget) {
-        (Err(e), _) => does_not_fit(&format!("{e}")),
-        (Ok(need), Some(b)) if *need > b => does_not_fit(&format!(
-            "the run needs at least {} (parameters, AdamW moments, activations) and the budget is {}",
-            human(*need),
-            human(b)
-        )),
+    match (run_size(&run.model, batch, seq), budget) {
+        (Err(e), _) => does_not_fit(&e.to_string()),
+        (Ok(size), Some(b)) => {
+            if let Err(e) = check_fits(&size, b, "the budget") {
+                does_not_fit(&e.to_string())
+            }
+        }
         _ => {}
     }
     let m = count_step(&run, batch, seq, segments, &Device::meta())?;

@@ -17,7 +17,8 @@ pub use corpus::{
     alpaca_prompt, for_each_batch, read_corpus,
 };
 pub use prepare::{
-    BATCH_BYTES, PrepareSummary, ValSource, prepare, prepare_in_batches, tokenize_documents,
+    BATCH_BYTES, PIECE_BYTES, PrepareSummary, ValSource, encode_in_pieces, prepare,
+    prepare_in_batches, split_text, tokenize_documents,
 };
 pub use shards::{
     ShardHeader, SplitWriter, TokenDType, TokenShard, Tokenized, sha256_file, write_split,

@@ -14,6 +14,10 @@ use crate::model::CrsmConfig;
 /// Bytes of f32.
 const F32: u64 = 4;
 
+/// The fields that set the parameter count, as errors name them.
+const PARAMETER_FIELDS: &str =
+    "model.vocab_size x model.hidden_size x model.num_hidden_layers (parameters)";
+
 /// The bytes a run needs, by part.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RunSize {
@@ -22,6 +26,8 @@ pub struct RunSize {
     pub optimizer_state: u64,
     /// At least this much for one step's activations and gradients.
     pub activations: u64,
+    /// The logits and their gradient, the part of `activations` that grows with the vocabulary.
+    pub logits: u64,
 }
 
 impl RunSize {
@@ -101,8 +107,8 @@ pub fn run_size(model: &CrsmConfig, batch: usize, seq: usize) -> Result<RunSize>
         add(add(fusion, adapters, f)?, d, f)?,
         f,
     )?;
-    let parameters = mul(count, F32, "model parameters")?;
-    let optimizer_state = mul(parameters, 2, "AdamW moments")?;
+    let parameters = mul(count, F32, PARAMETER_FIELDS)?;
+    let optimizer_state = mul(parameters, 2, PARAMETER_FIELDS)?;
 
     // ---- one step's activations (a lower bound) ----
     let tokens = mul(u(batch), u(seq), "training.batch_size x training.seq_len")?;
@@ -136,6 +142,7 @@ pub fn run_size(model: &CrsmConfig, batch: usize, seq: usize) -> Result<RunSize>
         parameters,
         optimizer_state,
         activations,
+        logits,
     })
 }
 
@@ -145,10 +152,13 @@ pub fn check_fits(size: &RunSize, available: u64, device: &str) -> Result<()> {
     if size.total() <= available {
         return Ok(());
     }
-    let field = if size.activations > size.parameters * 3 {
-        "training.batch_size x training.seq_len (activations)"
+    let field = if size.logits > size.parameters * 3 && size.logits * 2 > size.activations {
+        "training.batch_size x training.seq_len x model.vocab_size (logits)"
+    } else if size.activations > size.parameters * 3 {
+        "training.batch_size x training.seq_len x model.num_hidden_layers x \
+         model.crsm_recurrent_depth (activations)"
     } else {
-        "model.hidden_size / model.vocab_size / model.num_hidden_layers (parameters)"
+        PARAMETER_FIELDS
     };
     Err(Error::TooLarge {
         field: field.to_string(),
