@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 pub const BATCH_BYTES: usize = 64 << 20;
 
 /// The longest text tokenized in one call (see the module doc).
-pub const PIECE_BYTES: usize = 1 << 20;
+pub const PIECE_BYTES: usize = 256 << 10;
 
 /// Where the validation split comes from.
 #[derive(Clone, Debug, PartialEq)]
