@@ -117,7 +117,7 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<R
                 .par_chunks_mut(1 << 16)
                 .zip(host.par_chunks(1 << 16))
                 .for_each(|(d, s)| d.copy_from_slice(s)),
-            Device::Wgpu(_) => sync(x.deep_clone().unwrap()),
+            Device::Wgpu(_) | Device::Meta(_) => sync(x.deep_clone().unwrap()),
         },
     );
     rows.push(Row {

@@ -56,6 +56,11 @@ pub enum Error {
     #[error("wgpu: {0}")]
     Gpu(String),
 
+    /// A run whose sizes overflow the arithmetic or need more memory than the device has, found
+    /// before anything is allocated (see `train::run_size`).
+    #[error("{field}: {detail}")]
+    TooLarge { field: String, detail: String },
+
     // ---- files: checkpoints, configs, data --------------------------------------------------
     #[error("{path}: {source}")]
     Io {

@@ -80,8 +80,20 @@ impl Tensor {
         }))
     }
 
+    /// The element count of `shape`, checked: a plain product wraps in release builds, and a
+    /// wrapped count would make a small buffer for a huge shape.
+    pub fn elements(op: &'static str, shape: &[usize]) -> Result<usize> {
+        shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| Error::Shape {
+                op,
+                detail: format!("shape {shape:?} has more elements than a usize holds"),
+            })
+    }
+
     fn check_len(op: &'static str, len: usize, shape: &[usize]) -> Result<()> {
-        let n: usize = shape.iter().product();
+        let n = Self::elements(op, shape)?;
         if n != len {
             return shape_err(
                 op,
@@ -104,14 +116,29 @@ impl Tensor {
     }
 
     pub fn zeros(shape: &[usize], device: &Device) -> Result<Self> {
-        let n: usize = shape.iter().product();
+        let n = Self::elements("zeros", shape)?;
         let storage = device.backend().zeros(n)?;
         Ok(Self::from_storage(storage, shape, DType::F32))
     }
 
     pub fn full(value: f32, shape: &[usize], device: &Device) -> Result<Self> {
-        let n: usize = shape.iter().product();
+        let n = Self::elements("full", shape)?;
         Self::from_f32(vec![value; n], shape, device)
+    }
+
+    /// A parameter (a variable) of `shape`, its values from `fill` (a random init). On the meta
+    /// device `fill` is not called: a model too large for the host is still counted, not built.
+    pub fn init_variable(
+        shape: &[usize],
+        device: &Device,
+        fill: impl FnOnce() -> Vec<f32>,
+    ) -> Result<Self> {
+        let t = if device.is_meta() {
+            Self::zeros(shape, device)?
+        } else {
+            Self::from_f32(fill(), shape, device)?
+        };
+        Ok(t.as_variable())
     }
 
     /// A kernel's result (storage of `shape`'s element count).
@@ -170,7 +197,7 @@ impl Tensor {
 
     /// A view with another shape of the same element count; free (no copy).
     pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
-        if shape.iter().product::<usize>() != self.elem_count() {
+        if Self::elements("reshape", shape)? != self.elem_count() {
             return shape_err(
                 "reshape",
                 format!("cannot view {:?} as {shape:?}", self.shape()),

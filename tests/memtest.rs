@@ -104,3 +104,47 @@ fn checkpointing_lowers_the_step_peak() {
     // The backward holds one segment's recomputed activations at a time.
     assert!(checkpointed.peak < plain.peak, "{what}");
 }
+
+/// The meta device counts what the cpu allocates: one step of the same model on both, each
+/// phase's peak above what was live before the model was made, within 5% (the contract asks the
+/// meta kernels for the cpu's result sizes, so in practice they are equal).
+#[test]
+fn meta_device_counts_what_the_cpu_step_allocates() {
+    let _one = COUNTERS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut plain = CrsmConfig::new(300, 32, 2);
+    plain.state_size = 8;
+    let mut recurrent = CrsmConfig::new(128, 24, 3);
+    recurrent.crsm_recurrent_depth = 2;
+    recurrent.crsm_fusion = true;
+    for (config, segments, batch, seq) in [(plain, 0, 2, 80), (recurrent, 2, 3, 70)] {
+        let step = |device: &Device| {
+            let base = device.memory_stats().live_bytes;
+            let mut model = Backbone::init(config.clone(), 5, device).unwrap();
+            model.set_checkpoint_segments(segments);
+            let m = measure_training_step(&mut model, batch, seq).unwrap();
+            [m.forward_peak, m.backward_peak, m.optimizer_peak, m.peak].map(|b| b - base)
+        };
+        let real = step(&Device::Cpu);
+        let meta = step(&Device::meta());
+        for (r, m) in real.iter().zip(&meta) {
+            let off = (*r as f64 - *m as f64).abs() / *r as f64;
+            assert!(off <= 0.05, "real {real:?} meta {meta:?}");
+        }
+        eprintln!("real {real:?}\nmeta {meta:?}");
+    }
+}
+
+/// A model far larger than any machine is counted on the meta device in well under a second: its
+/// parameters are never filled and its kernels never run.
+#[test]
+fn meta_device_counts_a_huge_model_without_allocating_it() {
+    let mut c = CrsmConfig::new(50_000, 16_384, 4);
+    c.state_size = 16;
+    let start = std::time::Instant::now();
+    let device = Device::meta();
+    let mut model = Backbone::init(c, 0, &device).unwrap();
+    let m = measure_training_step(&mut model, 2, 128).unwrap();
+    assert!(m.parameters > 10 << 30, "{m:?}");
+    assert!(m.peak > 4 * m.parameters, "{m:?}");
+    assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+}

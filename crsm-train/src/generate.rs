@@ -64,6 +64,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let text_tokenizer = if has_tokenizer_json {
         Some(Tokenizer::from_file(&tok_path)?)
     } else if args.prompt.is_some() {
+        eprintln!(
+            "note: {} has no tokenizer.json; the prompt's UTF-8 bytes are used as token ids",
+            args.model.display()
+        );
         Some(Tokenizer::byte_level())
     } else {
         None

@@ -14,6 +14,7 @@ mod prepare;
 mod pretrain;
 mod progress;
 mod quickstart;
+mod size_check;
 mod tokenizer_cmd;
 
 use anyhow::Result;

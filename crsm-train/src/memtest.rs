@@ -1,7 +1,13 @@
 //! `crsm-train memtest`: the peak device memory of one training micro-step of a run config (its
-//! model with random weights, its batch, sequence length and `checkpoint_segments`), from the
-//! engine's own byte accounting, and whether it fits a budget. Exit status 0 when it fits (or no
-//! budget is given), 3 when it does not, so scripts can gate a run on it.
+//! model, its batch, sequence length and `checkpoint_segments`), and whether it fits a budget
+//! (by default the machine's memory). Exit status 0 when it fits, 3 when it does not, so scripts
+//! can gate a run on it.
+//!
+//! The step runs on the meta device (shapes without values, `crsm::backend::meta`), which keeps
+//! the engine's byte accounting without allocating: a config larger than the machine is answered
+//! in seconds, not killed by the OOM killer. Sizes that overflow, or whose lower bound
+//! (`train::run_size`) already exceeds the budget, are answered before the step is even counted.
+//! `--real` also runs the step on `--device` and reports its measured peak beside the count.
 
 use std::path::PathBuf;
 
@@ -10,9 +16,11 @@ use clap::Args;
 use crsm::Device;
 use crsm::model::Backbone;
 use crsm::train::RunConfig;
-use crsm::train::memtest::measure_training_step;
+use crsm::train::memtest::{StepMemory, measure_training_step};
+use crsm::train::run_size::{check_fits, run_size};
 
 use crate::device_arg::CpuDeviceArg;
+use crate::size_check::device_memory;
 
 /// The exit status when the step does not fit the budget.
 const DOES_NOT_FIT: i32 = 3;
@@ -31,11 +39,16 @@ pub struct MemtestArgs {
     /// Checkpoint segments (default: the config's checkpoint_segments; 0 = off).
     #[arg(long)]
     segments: Option<usize>,
-    /// The memory to fit in: 6GB (10^9 bytes), 6GiB (2^30), 512MB, 512MiB, 4kB, or plain bytes.
+    /// The memory to fit in: 6GB (10^9 bytes), 6GiB (2^30), 512MB, 512MiB, 4kB, or plain bytes
+    /// (default: the machine's memory, where the device reports it).
     #[arg(long, value_parser = parse_bytes)]
     budget: Option<u64>,
     #[command(flatten)]
     device: CpuDeviceArg,
+    /// Also run the step for real on the device (after the count says it fits) and report its
+    /// measured peak.
+    #[arg(long)]
+    real: bool,
     /// Print one JSON line instead of sentences.
     #[arg(long)]
     json: bool,
@@ -48,15 +61,29 @@ pub fn run(args: MemtestArgs) -> Result<()> {
     let batch = args.batch.unwrap_or(run.training.batch_size);
     let seq = args.seq.unwrap_or(run.training.seq_len);
     let segments = args.segments.unwrap_or(run.training.checkpoint_segments);
-    let mut model = Backbone::init(run.model.clone(), 0, &device)?;
-    model.set_checkpoint_segments(segments);
-    let m = measure_training_step(&mut model, batch, seq)?;
-    // The driver's view, where wgpu reports it: what its allocator holds after the step.
-    let driver = match &device {
-        Device::Wgpu(ctx) => ctx.driver_memory(),
-        Device::Cpu => None,
+    let budget = args.budget.or_else(|| device_memory(&device));
+    // Sizes that overflow, or a lower bound already over the budget: no need to count the step.
+    match (run_size(&run.model, batch, seq), budget) {
+        (Err(e), _) => does_not_fit(&e.to_string()),
+        (Ok(size), Some(b)) => {
+            if let Err(e) = check_fits(&size, b, "the budget") {
+                does_not_fit(&e.to_string())
+            }
+        }
+        _ => {}
+    }
+    let m = count_step(&run, batch, seq, segments, &Device::meta())?;
+    let fits = budget.map(|b| m.peak <= b);
+    let real = if args.real && fits != Some(false) {
+        Some(count_step(&run, batch, seq, segments, &device)?)
+    } else {
+        None
     };
-    let fits = args.budget.map(|b| m.peak <= b);
+    // The driver's view, where wgpu reports it: what its allocator holds after a real step.
+    let driver = match &device {
+        Device::Wgpu(ctx) if real.is_some() => ctx.driver_memory(),
+        _ => None,
+    };
     if args.json {
         let line = serde_json::json!({
             "config": args.config.display().to_string(), "device": device.name(),
@@ -66,12 +93,14 @@ pub fn run(args: MemtestArgs) -> Result<()> {
             "transient_bytes": m.transient(), "forward_peak_bytes": m.forward_peak,
             "backward_peak_bytes": m.backward_peak, "optimizer_peak_bytes": m.optimizer_peak,
             "driver_allocated_bytes": driver.map(|d| d.0), "driver_reserved_bytes": driver.map(|d| d.1),
-            "budget_bytes": args.budget, "fits": fits,
+            "budget_bytes": budget, "fits": fits, "counted_on": "meta",
+            "real_peak_bytes": real.map(|r| r.peak),
         });
         println!("{line}");
     } else {
         println!(
-            "{}: one step of batch {batch} x {seq}, {segments} checkpoint segments, on {}",
+            "{}: one step of batch {batch} x {seq}, {segments} checkpoint segments, counted \
+             on the meta device (as {} allocates)",
             args.config.display(),
             device.name()
         );
@@ -88,6 +117,9 @@ pub fn run(args: MemtestArgs) -> Result<()> {
             human(m.backward_peak),
             human(m.optimizer_peak)
         );
+        if let Some(r) = real {
+            println!("  measured on {}: peak {}", device.name(), human(r.peak));
+        }
         if let Some((allocated, reserved)) = driver {
             println!(
                 "  driver after the step: {} allocated, {} reserved",
@@ -95,7 +127,7 @@ pub fn run(args: MemtestArgs) -> Result<()> {
                 human(reserved)
             );
         }
-        match (args.budget, fits) {
+        match (budget, fits) {
             (Some(b), Some(true)) => println!("fits {} ({} to spare)", human(b), human(b - m.peak)),
             (Some(b), _) => println!("does NOT fit {} ({} over)", human(b), human(m.peak - b)),
             _ => {}
@@ -105,6 +137,25 @@ pub fn run(args: MemtestArgs) -> Result<()> {
         std::process::exit(DOES_NOT_FIT);
     }
     Ok(())
+}
+
+/// One step of `run`'s model at batch x seq on `device`, measured by the engine's accounting.
+fn count_step(
+    run: &RunConfig,
+    batch: usize,
+    seq: usize,
+    segments: usize,
+    device: &Device,
+) -> Result<StepMemory> {
+    let mut model = Backbone::init(run.model.clone(), 0, device)?;
+    model.set_checkpoint_segments(segments);
+    Ok(measure_training_step(&mut model, batch, seq)?)
+}
+
+/// Says why the run cannot fit (on stderr) and exits with `DOES_NOT_FIT`.
+fn does_not_fit(why: &str) -> ! {
+    eprintln!("does NOT fit: {why}");
+    std::process::exit(DOES_NOT_FIT);
 }
 
 /// `6GB` = 6 * 10^9 (SI, as drive and card makers write it), `6GiB` = 6 * 2^30; also kB/KiB, MB/MiB,

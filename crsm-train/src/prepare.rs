@@ -48,6 +48,13 @@ pub fn run(args: PrepareArgs) -> Result<()> {
         BadLines::Fail => BadLinePolicy::Fail,
     };
     let s = prepare(&args.input, &args.tokenizer, &args.out, &val, policy)
+        .map_err(|e| match e {
+            // The flag that leaves bad lines out is this command's (the tokenizer has none).
+            crsm::Error::Data { line: Some(_), .. } => {
+                anyhow::anyhow!("{e}; --bad-lines skip leaves such lines out")
+            }
+            e => e.into(),
+        })
         .with_context(|| format!("preparing {}", args.input.display()))?;
     let mut skipped = s.report.skipped_lines;
     report_skipped(&s.report);

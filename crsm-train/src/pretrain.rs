@@ -40,12 +40,30 @@ pub fn run_pretrain(args: PretrainArgs) -> Result<()> {
 }
 
 pub fn run_sft(args: SftArgs) -> Result<()> {
+    let config = RunConfig::from_json_file(&args.run.config)?;
+    refuse_shards_without_responses(&config)?;
     train(args.run, Some(args.init))
+}
+
+/// SFT scores only response tokens; shards prepared from plain text have no response spans, and
+/// training on them would silently score every token (pretraining under another name).
+fn refuse_shards_without_responses(config: &RunConfig) -> Result<()> {
+    let dir = std::path::Path::new(&config.training.data);
+    let shard = crsm::data::TokenShard::open(dir, "train", None)?;
+    if shard.header().loss_spans.is_none() {
+        anyhow::bail!(
+            "sft: {} has no response spans (loss_spans): it was prepared from plain text, and              every token would carry loss; prepare instruction data (prompt/response or Alpaca              JSONL) for sft, or use pretrain",
+            shard.file()
+        );
+    }
+    Ok(())
 }
 
 fn train(args: PretrainArgs, init: Option<PathBuf>) -> Result<()> {
     let config = RunConfig::from_json_file(&args.config)?;
     let device = args.device.open(&config.training.device)?;
+    let t = &config.training;
+    crate::size_check::refuse_too_large(&config.model, t.batch_size, t.seq_len, &device)?;
     let mut trainer = if args.resume {
         Trainer::resume(config, &device).context("resuming")?
     } else if let Some(init) = init {

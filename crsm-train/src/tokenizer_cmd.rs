@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use crsm::data::train_bpe;
+use crsm::data::{MAX_VOCAB, MIN_VOCAB, train_bpe};
 
 #[derive(Args)]
 pub struct TokenizerArgs {
@@ -21,6 +21,13 @@ pub struct TokenizerArgs {
 }
 
 pub fn run(args: TokenizerArgs) -> Result<()> {
+    // Before the corpus is read (minutes on a large one), and naming the flag.
+    if !(MIN_VOCAB..=MAX_VOCAB).contains(&args.vocab_size) {
+        anyhow::bail!(
+            "--vocab-size {} must be between {MIN_VOCAB} and {MAX_VOCAB}",
+            args.vocab_size
+        );
+    }
     let tok = train_bpe(&args.corpus, args.vocab_size).context("training the tokenizer")?;
     tok.save(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;

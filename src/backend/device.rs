@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::contract::Backend;
 use super::cpu::Cpu;
 use super::memory::MemoryStats;
+use super::meta::Meta;
 use super::storage::Storage;
 use super::wgpu::{AdapterKind, WgpuContext};
 use crate::error::{Error, Result};
@@ -17,6 +18,8 @@ use crate::error::{Error, Result};
 pub enum Device {
     Cpu,
     Wgpu(Arc<WgpuContext>),
+    /// Shapes without values: kernels only count the bytes their results would take.
+    Meta(Meta),
 }
 
 impl Device {
@@ -25,6 +28,7 @@ impl Device {
         match self {
             Device::Cpu => &Cpu,
             Device::Wgpu(ctx) => ctx,
+            Device::Meta(m) => m,
         }
     }
 
@@ -33,12 +37,22 @@ impl Device {
         match storage {
             Storage::Cpu(_) => Device::Cpu,
             Storage::Wgpu(b) => Device::Wgpu(b.context().clone()),
+            Storage::Meta(m) => Device::Meta(Meta::with_counters(m.counters().clone())),
         }
     }
 
     /// A short human name, e.g. `cpu` or `wgpu:llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
     pub fn name(&self) -> String {
         self.backend().name()
+    }
+
+    /// A new shapes-only device with its own byte count (see `backend/meta`).
+    pub fn meta() -> Device {
+        Device::Meta(Meta::new())
+    }
+
+    pub fn is_meta(&self) -> bool {
+        matches!(self, Device::Meta(_))
     }
 
     pub fn is_cpu(&self) -> bool {
@@ -49,7 +63,7 @@ impl Device {
     /// mixed-precision training needs. The cpu backend has only the f32 reference.
     pub fn supports_f16(&self) -> bool {
         match self {
-            Device::Cpu => false,
+            Device::Cpu | Device::Meta(_) => false,
             Device::Wgpu(ctx) => ctx.supports_f16(),
         }
     }
@@ -69,6 +83,7 @@ impl Device {
         match (self, other) {
             (Device::Cpu, Device::Cpu) => true,
             (Device::Wgpu(a), Device::Wgpu(b)) => Arc::ptr_eq(a, b),
+            (Device::Meta(a), Device::Meta(b)) => a.same_as(b),
             _ => false,
         }
     }

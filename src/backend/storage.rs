@@ -3,9 +3,12 @@
 //! `backend/` holds a `Storage` and hands it back to the device's kernels.
 
 use super::cpu::CpuStorage;
+use super::meta::MetaStorage;
 use super::wgpu::GpuBuffer;
 
 pub enum Storage {
     Cpu(CpuStorage),
     Wgpu(GpuBuffer),
+    /// A size without values (the meta device: memtest's byte count).
+    Meta(MetaStorage),
 }

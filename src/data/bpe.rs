@@ -22,6 +22,11 @@ pub const END_OF_TEXT: &str = "<|endoftext|>";
 /// The smallest vocabulary: the 256 byte symbols and `<|endoftext|>`.
 pub const MIN_VOCAB: usize = 257;
 
+/// The largest vocabulary trained: 2^21 ids, eight times the largest released tokenizers'. The
+/// trainer reserves memory by the vocabulary it is asked for, so `--vocab-size 1000000000` would
+/// abort in the allocator before reading a line.
+pub const MAX_VOCAB: usize = 1 << 21;
+
 /// Trains on the documents under `corpus_files` (files or directories, read as `read_corpus`
 /// reads them: a bad JSONL line is an error). The result may have fewer than `vocab_size` ids
 /// when the corpus has fewer distinct pairs to merge.
@@ -49,6 +54,11 @@ pub fn train_bpe_on_texts(
     if vocab_size < MIN_VOCAB {
         return Err(err(format!(
             "vocab size {vocab_size} is below {MIN_VOCAB} (256 bytes + {END_OF_TEXT})"
+        )));
+    }
+    if vocab_size > MAX_VOCAB {
+        return Err(err(format!(
+            "vocab size {vocab_size} is above the maximum of {MAX_VOCAB}"
         )));
     }
     let alphabet: HashSet<char> = ByteLevel::alphabet().into_iter().collect();

@@ -235,7 +235,7 @@ fn read_file(
                     return Err(Error::Data {
                         file: bad.file,
                         line: Some(bad.line),
-                        detail: format!("{} (--bad-lines skip leaves such lines out)", bad.reason),
+                        detail: format!("{} (fix or remove the line)", bad.reason),
                     });
                 }
                 report.skipped_lines += 1;

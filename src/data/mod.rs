@@ -13,13 +13,14 @@ mod tokenizer;
 pub use batches::{
     Batch, BatchStream, DataPosition, IGNORE, bits_per_byte, eval_batches, permutation,
 };
-pub use bpe::{END_OF_TEXT, MIN_VOCAB, train_bpe, train_bpe_on_texts};
+pub use bpe::{END_OF_TEXT, MAX_VOCAB, MIN_VOCAB, train_bpe, train_bpe_on_texts};
 pub use corpus::{
     BAD_LINES_KEPT, BadLine, BadLinePolicy, Corpus, CorpusReport, Document, Segment, alpaca,
     alpaca_prompt, for_each_batch, read_corpus,
 };
 pub use prepare::{
-    BATCH_BYTES, PrepareSummary, ValSource, prepare, prepare_in_batches, tokenize_documents,
+    BATCH_BYTES, PIECE_BYTES, PrepareSummary, ValSource, encode_in_pieces, prepare,
+    prepare_in_batches, split_text, tokenize_documents,
 };
 pub use shards::{
     ShardHeader, SplitWriter, TokenDType, TokenShard, Tokenized, sha256_file, write_split,

@@ -13,6 +13,13 @@
 //! memory holds one batch (and the largest single file), never the corpus. A fraction split needs
 //! the total token count before it can route tokens, so a corpus larger than one batch is
 //! tokenized twice (once to count, once to write); one batch is tokenized once and kept.
+//!
+//! A long segment is tokenized in pieces of at most `PIECE_BYTES`, cut after a paragraph break
+//! (or a line break, or a space, or a character where there is none): the `tokenizers` crate
+//! holds about 120 bytes per input byte while it encodes, so one 50 MB document in one call
+//! needed 6 GB. Where a piece ends, the ids can differ from one-piece tokenization: a whitespace
+//! run split by the cut becomes two pre-tokens (`\n\n` as `\n` + `\n`, or the reverse), and
+//! nothing merges across the cut. The text decodes back the same either way.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +32,9 @@ use crate::error::{Error, Result};
 
 /// Text read and tokenized at a time (whole files; a larger file is one batch of its own).
 pub const BATCH_BYTES: usize = 64 << 20;
+
+/// The longest text tokenized in one call (see the module doc).
+pub const PIECE_BYTES: usize = 256 << 10;
 
 /// Where the validation split comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -193,7 +203,12 @@ fn stream_pieces(
 fn document_pieces(tok: &Tokenizer, documents: &[Document]) -> Result<Vec<Piece>> {
     let encoded: Vec<Vec<Vec<u32>>> = documents
         .par_iter()
-        .map(|doc| doc.segments.iter().map(|s| tok.encode(&s.text)).collect())
+        .map(|doc| {
+            doc.segments
+                .iter()
+                .map(|s| encode_in_pieces(tok, &s.text, PIECE_BYTES))
+                .collect()
+        })
         .collect::<Result<_>>()?;
     let mut pieces = Vec::new();
     for (doc, segments) in documents.iter().zip(encoded) {
@@ -213,6 +228,47 @@ fn document_pieces(tok: &Tokenizer, documents: &[Document]) -> Result<Vec<Piece>
         }
     }
     Ok(pieces)
+}
+
+/// `text`'s ids, tokenized in pieces of at most `max` bytes (in parallel), so that memory is
+/// bounded by the piece, not the document.
+pub fn encode_in_pieces(tok: &Tokenizer, text: &str, max: usize) -> Result<Vec<u32>> {
+    if text.len() <= max {
+        return tok.encode(text);
+    }
+    let pieces = split_text(text, max);
+    let ids: Vec<Vec<u32>> = pieces
+        .par_iter()
+        .map(|p| tok.encode(p))
+        .collect::<Result<_>>()?;
+    Ok(ids.concat())
+}
+
+/// `text` cut into consecutive pieces of at most `max` bytes (max >= 4, a UTF-8 character),
+/// each ending after the last paragraph break in its reach, else the last line break, else the
+/// last space, else at a character boundary.
+pub fn split_text(text: &str, max: usize) -> Vec<&str> {
+    let max = max.max(4);
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut end = max;
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let window = &rest[..end];
+        let cut = ["\n\n", "\n", " "]
+            .iter()
+            .find_map(|sep| window.rfind(sep).map(|i| i + sep.len()))
+            .filter(|&i| i > 0)
+            .unwrap_or(end);
+        pieces.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() {
+        pieces.push(rest);
+    }
+    pieces
 }
 
 /// Documents to one token stream with loss flags (see the module doc for the EOS rule).

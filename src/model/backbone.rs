@@ -61,7 +61,7 @@ impl Backbone {
         let var = |data: Vec<f32>, shape: &[usize]| -> Result<Tensor> {
             Ok(Tensor::from_f32(data, shape, device)?.as_variable())
         };
-        let embeddings = var(rng.normal_vec(v * d, std), &[v, d])?;
+        let embeddings = Tensor::init_variable(&[v, d], device, || rng.normal_vec(v * d, std))?;
         let blocks = (0..config.num_hidden_layers)
             .map(|_| {
                 let eps = config.layer_norm_epsilon as f32;
@@ -78,7 +78,9 @@ impl Backbone {
         let lm_head = if config.tie_word_embeddings {
             None
         } else {
-            Some(var(rng.normal_vec(v * d, std), &[v, d])?)
+            Some(Tensor::init_variable(&[v, d], device, || {
+                rng.normal_vec(v * d, std)
+            })?)
         };
         let fusion = if config.crsm_fusion {
             Some(var(

@@ -93,7 +93,11 @@ impl MambaBlock {
             conv_kernel: k,
         } = dims;
         let var = |data: Vec<f32>, shape: &[usize]| -> Result<Tensor> {
-            Ok(Tensor::from_f32(data, shape, device)?.as_variable())
+            Tensor::init_variable(shape, device, || data)
+        };
+        // The large ones are filled only on a device with values (see `Tensor::init_variable`).
+        let init = |shape: &[usize], fill: &mut dyn FnMut() -> Vec<f32>| -> Result<Tensor> {
+            Tensor::init_variable(shape, device, fill)
         };
         let bound = |fan_in: usize| 1.0 / (fan_in as f32).sqrt();
         let a_log: Vec<f32> = (0..e)
@@ -107,16 +111,20 @@ impl MambaBlock {
                 dt + (-(-dt).exp_m1()).ln() // inverse softplus: dt + log(1 - e^-dt)
             })
             .collect();
-        let in_proj = var(rng.uniform_vec(2 * e * dm, bound(dm)), &[2 * e, dm])?;
-        let conv_weight = var(rng.uniform_vec(e * k, bound(k)), &[e, k])?;
+        let in_proj = init(&[2 * e, dm], &mut || rng.uniform_vec(2 * e * dm, bound(dm)))?;
+        let conv_weight = init(&[e, k], &mut || rng.uniform_vec(e * k, bound(k)))?;
         let conv_bias = if use_conv_bias {
             Some(var(rng.uniform_vec(e, bound(k)), &[e])?)
         } else {
             None
         };
-        let x_proj = var(rng.uniform_vec((r + 2 * n) * e, bound(e)), &[r + 2 * n, e])?;
-        let dt_proj = var(rng.uniform_vec(e * r, (r as f32).powf(-0.5)), &[e, r])?;
-        let out_proj = var(rng.uniform_vec(dm * e, bound(e)), &[dm, e])?;
+        let x_proj = init(&[r + 2 * n, e], &mut || {
+            rng.uniform_vec((r + 2 * n) * e, bound(e))
+        })?;
+        let dt_proj = init(&[e, r], &mut || {
+            rng.uniform_vec(e * r, (r as f32).powf(-0.5))
+        })?;
+        let out_proj = init(&[dm, e], &mut || rng.uniform_vec(dm * e, bound(e)))?;
         let (in_proj_bias, out_proj_bias) = if use_bias {
             (
                 Some(var(vec![0.0; 2 * e], &[2 * e])?),

@@ -186,8 +186,11 @@ impl RunConfig {
         }
         let model =
             CrsmConfig::from_json_str(&model.to_string(), &format!("{file} (model section)"))?;
-        let training: TrainingConfig =
-            serde_json::from_value(training).map_err(|e| err("training", e.to_string()))?;
+        let training: TrainingConfig = serde_json::from_value(training.clone()).map_err(|e| {
+            let key =
+                wrong_key(&training).map_or("training".to_string(), |k| format!("training.{k}"));
+            err(&key, e.to_string())
+        })?;
         training.validate(file)?;
         Ok(RunConfig { model, training })
     }
@@ -215,6 +218,20 @@ impl RunConfig {
         text.push('\n');
         Ok(text)
     }
+}
+
+/// The key of a `training` section whose value has the wrong type or range: serde's error on
+/// the whole section names only the section, so each key is tried alone (a lone key misses the
+/// required fields, a different error from a bad value).
+fn wrong_key(section: &Value) -> Option<String> {
+    let map = section.as_object()?;
+    map.iter().find_map(|(key, value)| {
+        let alone = serde_json::json!({ key: value });
+        let e = serde_json::from_value::<TrainingConfig>(alone)
+            .err()?
+            .to_string();
+        (e.starts_with("invalid type") || e.starts_with("invalid value")).then(|| key.clone())
+    })
 }
 
 impl TrainingConfig {
@@ -263,10 +280,18 @@ impl TrainingConfig {
                 return err(field, format!("must be in [0, 1), got {v}"));
             }
         }
-        if !(self.weight_decay >= 0.0 && self.grad_clip >= 0.0 && self.eps > 0.0) {
+        for (field, v) in [
+            ("weight_decay", self.weight_decay),
+            ("grad_clip", self.grad_clip),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return err(field, format!("must be a number >= 0, got {v}"));
+            }
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
             return err(
-                "weight_decay",
-                "weight_decay and grad_clip must be >= 0, eps > 0".into(),
+                "eps",
+                format!("must be a positive number, got {}", self.eps),
             );
         }
         if !(self.loss_scale_init.is_finite() && self.loss_scale_init >= 1.0) {

@@ -10,6 +10,7 @@ pub mod memtest;
 pub mod metrics;
 mod objective;
 pub mod random_step;
+pub mod run_size;
 mod schedule;
 pub mod task;
 mod trainer;

@@ -52,11 +52,12 @@ pub fn run(args: DecodeBenchArgs) -> Result<()> {
     let device = args.device.open()?;
     let model = match &args.model {
         Some(dir) => Backbone::load(dir, &device)?,
-        None => Backbone::init(
-            CrsmConfig::new(args.vocab, args.d_model, args.layers),
-            0,
-            &device,
-        )?,
+        None => {
+            let config = CrsmConfig::new(args.vocab, args.d_model, args.layers);
+            // The weights alone (batch 0: no activations) must fit before they are made.
+            crate::size_check::refuse_too_large(&config, 0, 0, &device)?;
+            Backbone::init(config, 0, &device)?
+        }
     };
     let model = if args.weights == "bf16" {
         model.with_bf16_weights()?
@@ -64,9 +65,11 @@ pub fn run(args: DecodeBenchArgs) -> Result<()> {
         model
     };
     let _off = crsm::no_grad();
-    let vocab = model.config.vocab_size as u32;
-    let prompt: Vec<u32> = (0..args.prompt as u32)
-        .map(|t| (t * 7919 + 13) % vocab)
+    refuse_long_prompt(&model.config, args.prompt, &device)?;
+    let vocab = model.config.vocab_size as u64;
+    // In u64: a prompt past 2^32 tokens must not wrap (it is refused above when it cannot fit).
+    let prompt: Vec<u32> = (0..args.prompt as u64)
+        .map(|t| ((t * 7919 + 13) % vocab) as u32)
         .collect();
     let prompt = Tensor::from_u32(prompt, &[1, args.prompt], &device)?;
     let prefill_seconds = time_per_call(1, 2, 2.0, || {
@@ -163,6 +166,8 @@ fn weight_bytes_per_token(model: &Backbone) -> u64 {
 fn copy_bandwidth(device: &Device) -> Result<f64> {
     let n = 16 << 20;
     let seconds = match device {
+        // The meta device moves no bytes; `--device` never opens it.
+        Device::Meta(_) => anyhow::bail!("the meta device has no bandwidth to measure"),
         Device::Cpu => {
             let src = vec![1f32; n];
             let mut dst = vec![0f32; n];
@@ -184,4 +189,22 @@ fn copy_bandwidth(device: &Device) -> Result<f64> {
         }
     };
     Ok(2.0 * 4.0 * n as f64 / seconds / 1e9)
+}
+
+/// Refuses a prompt whose ids and one block's activations over it (about 4 x d_inner floats a
+/// token, a lower bound of the prefill) overflow or exceed the device's memory, naming --prompt.
+fn refuse_long_prompt(config: &CrsmConfig, prompt: usize, device: &Device) -> Result<()> {
+    let per_token = 4 * (1 + 4 * config.d_inner() as u64);
+    let need = (prompt as u64).checked_mul(per_token);
+    let available = crate::size_check::device_memory(device);
+    match (need, available) {
+        (None, _) => anyhow::bail!(
+            "--prompt {prompt}: {prompt} tokens x {per_token} bytes overflows a 64-bit byte count"
+        ),
+        (Some(need), Some(available)) if need > available => anyhow::bail!(
+            "--prompt {prompt}: the prefill needs at least {need} bytes and {} has {available}",
+            device.name()
+        ),
+        _ => Ok(()),
+    }
 }

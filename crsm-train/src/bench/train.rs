@@ -76,12 +76,13 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
             device.name()
         );
     }
-    let mut model = Backbone::init(config.clone(), 0, &device)?;
-    let params: usize = model.parameters().iter().map(|p| p.elem_count()).sum();
     let (b, l) = (
         args.batch.or(run_shape.map(|s| s.0)).unwrap_or(8),
         args.seq.or(run_shape.map(|s| s.1)).unwrap_or(256),
     );
+    crate::size_check::refuse_too_large(&config, b, l, &device)?;
+    let mut model = Backbone::init(config.clone(), 0, &device)?;
+    let params: usize = model.parameters().iter().map(|p| p.elem_count()).sum();
     let (inputs, targets) = random_tokens(config.vocab_size, b, l, 7, &device)?;
     let mut optimizer = AdamW::new(AdamWConfig::default());
     let seconds = time_per_call(args.warmup, args.steps, 3.0, || {
