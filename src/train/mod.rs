@@ -9,6 +9,7 @@ pub mod memtest;
 pub mod metrics;
 mod objective;
 pub mod random_step;
+pub mod rotation;
 mod schedule;
 mod trainer;
 

@@ -407,7 +407,9 @@ impl Trainer {
         self.metrics.save(&self.out_dir.join(METRICS_FILE))
     }
 
-    /// Writes the checkpoint (and metrics) for the current step.
+    /// Writes the metrics and the checkpoint for the current step. The metrics go first: a crash
+    /// between the two leaves metrics ahead of the checkpoint, which a resume truncates, never
+    /// behind it.
     pub fn save_checkpoint(&self) -> Result<PathBuf> {
         let state = TrainerState {
             step: self.state_step,
@@ -417,15 +419,14 @@ impl Trainer {
             data: self.train.position(),
             loss_scale: self.scaler.as_ref().map(LossScaler::state),
         };
+        self.save_metrics()?;
         save_checkpoint(
             &self.out_dir,
             &self.model,
             &self.optimizer,
             &state,
             &self.tokenizer,
-        )?;
-        self.save_metrics()?;
-        Ok(self.out_dir.join(super::checkpoint::CHECKPOINT_DIR))
+        )
     }
 
     /// Runs to `max_steps` (or until the time budget is spent or `stop_at` is reached), with
