@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe};
 use crsm::generate::{GenerateOptions, SamplingConfig, Session, generate};
-use crsm::train::{RunConfig, Trainer};
+use crsm::train::{RunConfig, Trainer, remove_run};
 
 use crate::device_arg::DeviceOverride;
 use crate::progress::TrainProgress;
@@ -97,8 +97,10 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
         );
     }
 
-    // 2. Pretraining from scratch.
+    // 2. Pretraining from scratch, replacing an earlier quickstart's run (not its data).
     let device = args.device.open(&t.device)?;
+    remove_run(Path::new(&t.out_dir))
+        .with_context(|| format!("replacing the run in {}", t.out_dir))?;
     let mut trainer = Trainer::new(config, &device)?;
     let params: usize = trainer
         .model

@@ -18,12 +18,13 @@ use crate::io::{HostTensor, TensorMap, load_safetensors_file, save_safetensors, 
 use crate::model::Backbone;
 use crate::tensor::Tensor;
 use crate::train::AdamW;
+use crate::train::drift::RunRecord;
 use crate::train::loss_scale::LossScaleState;
 use crate::train::rotation;
 
 pub use super::rotation::CHECKPOINT_DIR;
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
-const STATE_FILE: &str = "trainer_state.json";
+pub const STATE_FILE: &str = "trainer_state.json";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
 /// The loop's counters at a checkpoint.
@@ -39,6 +40,10 @@ pub struct TrainerState {
     /// The dynamic loss scale and its good-step count (f16 runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_scale: Option<LossScaleState>,
+    /// What the run trains on and how, checked on resume (`drift.rs`); absent in checkpoints
+    /// from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunRecord>,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {

@@ -4,18 +4,21 @@
 mod adamw;
 pub mod checkpoint;
 mod config;
+pub mod drift;
 pub mod loss_scale;
 pub mod memtest;
 pub mod metrics;
 mod objective;
 pub mod random_step;
 pub mod rotation;
+pub mod run_dir;
 mod schedule;
 mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use config::{Precision, RunConfig, TrainingConfig};
 pub use objective::causal_lm_loss;
+pub use run_dir::remove_run;
 pub use schedule::LrSchedule;
 pub use trainer::{
     MAX_CONSECUTIVE_SKIPS, METRICS_FILE, Silent, StepOutcome, TrainObserver, Trainer,
