@@ -1,7 +1,8 @@
 //! `crsm-train quickstart`: the default job, one command on a fresh machine. Trains a byte-level
 //! BPE tokenizer on the shipped Austen novels, prepares shards (Persuasion, the last book, held
 //! out), pretrains the nano config within its time budget while printing held-out loss and bits
-//! per byte, saves a checkpoint, and ends by generating a paragraph. The last line is
+//! per byte, saves a checkpoint (replacing an earlier quickstart's run in the same folder, but
+//! not its tokenizer or shards), and ends by generating a paragraph. The last line is
 //! `quickstart: held_out_bpb=<x> minutes=<m>` for scripts.
 
 use std::io::Write;
