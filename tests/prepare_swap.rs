@@ -84,7 +84,7 @@ fn a_prepare_killed_at_any_step_never_leaves_mixed_splits() {
     fault::arm(None);
     run(&b).unwrap();
     let steps = fault::disarm();
-    for i in 0..steps.len() {
+    for (i, step) in steps.iter().enumerate() {
         copy_dir(&saved_a, &out);
         fault::arm(Some((i, Fault::Die)));
         let _ = run(&b);
@@ -93,8 +93,7 @@ fn a_prepare_killed_at_any_step_never_leaves_mixed_splits() {
             let got = headers(&out);
             assert!(
                 got == from_a || got == from_b,
-                "killed at step {i} ({:?}): mixed splits {got:?}",
-                steps[i]
+                "killed at step {i} ({step:?}): mixed splits {got:?}"
             );
         }
         // A real kill leaves a dead PID's leftovers, which the next prepare removes (tested

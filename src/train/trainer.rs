@@ -182,18 +182,18 @@ impl Trainer {
             });
         }
         let state_file = dir.join(STATE_FILE).display().to_string();
-        Self::from_parts(
-            config,
-            loaded.model,
-            Some((loaded.moments, loaded.state, state_file)),
-            lock,
-        )
+        let resumed = Resumed {
+            moments: loaded.moments,
+            state: loaded.state,
+            state_file,
+        };
+        Self::from_parts(config, loaded.model, Some(resumed), lock)
     }
 
     fn from_parts(
         config: RunConfig,
         mut model: Backbone,
-        resumed: Option<(Vec<(Tensor, Tensor)>, TrainerState, String)>,
+        resumed: Option<Resumed>,
         lock: RunLock,
     ) -> Result<Self> {
         model.set_checkpoint_segments(config.training.checkpoint_segments);
@@ -205,15 +205,10 @@ impl Trainer {
             &config.training,
         )?;
         let mut resume_warnings = Vec::new();
-        if let Some((
-            _,
-            TrainerState {
-                run: Some(saved), ..
-            },
-            file,
-        )) = &resumed
+        if let Some(r) = &resumed
+            && let Some(saved) = &r.state.run
         {
-            resume_warnings = record.check_resume_of(saved, file)?;
+            resume_warnings = record.check_resume_of(saved, &r.state_file)?;
         }
         let t = &config.training;
         let device = model.device();
@@ -243,7 +238,7 @@ impl Trainer {
             run: None,
         };
         let mut metrics = Metrics::default();
-        if let Some((moments, state, _)) = resumed {
+        if let Some(Resumed { moments, state, .. }) = resumed {
             optimizer.restore(state.optimizer_steps, moments);
             let metrics_path = out_dir.join(METRICS_FILE);
             if metrics_path.is_file() {
@@ -509,6 +504,14 @@ impl Trainer {
         }
         Ok(last_eval)
     }
+}
+
+/// What a resumed run starts from: the optimizer's moments and the counters of its checkpoint,
+/// and the file those came from (for errors).
+struct Resumed {
+    moments: Vec<(Tensor, Tensor)>,
+    state: TrainerState,
+    state_file: String,
 }
 
 /// Locks the out_dir of a new run, refusing one that holds an earlier run.
