@@ -578,9 +578,12 @@ fn a_failed_prepare_leaves_no_shards_or_temporary_files() {
         msg.contains("empty corpus") && msg.contains("empty.txt"),
         "{msg}"
     );
-    let left: Vec<_> = std::fs::read_dir(&out)
+    // The splits were staged beside `out`, which a failure never creates.
+    assert!(!out.exists(), "{} was created", out.display());
+    let left: Vec<_> = std::fs::read_dir(&dir.0)
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".prepared"))
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -341,6 +341,8 @@ fn the_trainer_applies_checkpoint_segments_to_its_model() {
     let mut trainer = Trainer::new(config.clone(), &Device::Cpu).unwrap();
     assert_eq!(trainer.model.checkpoint_segments(), 2);
     trainer.run(None, &mut Silent).unwrap();
+    // The run's lock on its folder goes with it.
+    drop(trainer);
     config.training.checkpoint_segments = 3;
     let resumed = Trainer::resume(config, &Device::Cpu).unwrap();
     assert_eq!(resumed.model.checkpoint_segments(), 3);

@@ -2,11 +2,11 @@
 //! `crsm-train sft --config C --init CKPT`: the same loop from pretrained weights, where the
 //! shards' loss spans (responses) decide which tokens are scored.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use crsm::train::{RunConfig, Trainer};
+use crsm::train::{RunConfig, Trainer, remove_run};
 
 use crate::device_arg::DeviceOverride;
 use crate::progress::TrainProgress;
@@ -18,9 +18,13 @@ pub struct PretrainArgs {
     config: PathBuf,
     #[command(flatten)]
     device: DeviceOverride,
-    /// Continue the run from the checkpoint in training.out_dir.
+    /// Continue the run from the newest complete checkpoint in training.out_dir.
     #[arg(long)]
     resume: bool,
+    /// Delete the run in training.out_dir (checkpoints and metrics) and start over; without it,
+    /// a folder that holds a run is refused.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Stop after this step (the schedule still spans training.max_steps).
     #[arg(long)]
     stop_at: Option<usize>,
@@ -64,8 +68,19 @@ fn train(args: PretrainArgs, init: Option<PathBuf>) -> Result<()> {
     let device = args.device.open(&config.training.device)?;
     let t = &config.training;
     crate::size_check::refuse_too_large(&config.model, t.batch_size, t.seq_len, &device)?;
+    if args.overwrite {
+        let out_dir = Path::new(&config.training.out_dir);
+        remove_run(out_dir).with_context(|| format!("overwriting {}", out_dir.display()))?;
+    }
     let mut trainer = if args.resume {
-        Trainer::resume(config, &device).context("resuming")?
+        let trainer = Trainer::resume(config, &device).context("resuming")?;
+        if !trainer.resume_warnings().is_empty() {
+            eprintln!(
+                "warning: resuming with changed settings: {} (the run goes on, but not as it began)",
+                trainer.resume_warnings().join(", ")
+            );
+        }
+        trainer
     } else if let Some(init) = init {
         Trainer::from_weights(config, &init, &device)
             .with_context(|| format!("starting from {}", init.display()))?

@@ -1,7 +1,8 @@
 //! `crsm-train quickstart`: the default job, one command on a fresh machine. Trains a byte-level
 //! BPE tokenizer on the shipped Austen novels, prepares shards (Persuasion, the last book, held
 //! out), pretrains the nano config within its time budget while printing held-out loss and bits
-//! per byte, saves a checkpoint, and ends by generating a paragraph. The last line is
+//! per byte, saves a checkpoint (replacing an earlier quickstart's run in the same folder, but
+//! not its tokenizer or shards), and ends by generating a paragraph. The last line is
 //! `quickstart: held_out_bpb=<x> minutes=<m>` for scripts.
 
 use std::io::Write;
@@ -12,7 +13,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe};
 use crsm::generate::{GenerateOptions, SamplingConfig, Session, generate};
-use crsm::train::{RunConfig, Trainer};
+use crsm::train::{RunConfig, Trainer, remove_run};
 
 use crate::device_arg::DeviceOverride;
 use crate::progress::TrainProgress;
@@ -97,8 +98,10 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
         );
     }
 
-    // 2. Pretraining from scratch.
+    // 2. Pretraining from scratch, replacing an earlier quickstart's run (not its data).
     let device = args.device.open(&t.device)?;
+    remove_run(Path::new(&t.out_dir))
+        .with_context(|| format!("replacing the run in {}", t.out_dir))?;
     let mut trainer = Trainer::new(config, &device)?;
     let params: usize = trainer
         .model

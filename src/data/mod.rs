@@ -7,6 +7,7 @@ mod bpe;
 mod corpus;
 mod prepare;
 mod shards;
+mod staging;
 mod stream;
 mod tokenizer;
 

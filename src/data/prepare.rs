@@ -28,6 +28,7 @@ use rayon::prelude::*;
 use super::Tokenizer;
 use super::corpus::{BadLinePolicy, CorpusReport, Document, for_each_batch};
 use super::shards::{ShardHeader, SplitWriter, Tokenized, sha256_file};
+use super::staging::Staging;
 use crate::error::{Error, Result};
 
 /// Text read and tokenized at a time (whole files; a larger file is one batch of its own).
@@ -57,7 +58,9 @@ pub struct PrepareSummary {
 }
 
 /// Reads `input`, tokenizes it with `tokenizer_file` and writes `out/train.{bin,json}` and
-/// `out/val.{bin,json}` (creating `out`), streaming the corpus in batches of `BATCH_BYTES`.
+/// `out/val.{bin,json}`, streaming the corpus in batches of `BATCH_BYTES`. The splits are written
+/// into a temporary folder that then replaces `out` as a whole (`staging.rs`), so `out` must hold
+/// nothing else.
 pub fn prepare(
     input: &Path,
     tokenizer_file: &Path,
@@ -79,14 +82,12 @@ pub fn prepare_in_batches(
 ) -> Result<PrepareSummary> {
     let tok = Tokenizer::from_file(tokenizer_file)?;
     let hash = sha256_file(tokenizer_file)?;
-    std::fs::create_dir_all(out).map_err(|source| Error::Io {
-        path: out.display().to_string(),
-        source,
-    })?;
+    let staging = Staging::begin(out)?;
+    let dir = staging.dir().to_path_buf();
     let writer =
-        |split: &str| SplitWriter::create(out, split, tok.vocab_size(), &hash, tok.eos_id());
+        |split: &str| SplitWriter::create(&dir, split, tok.vocab_size(), &hash, tok.eos_id());
     let input_files = [input.to_path_buf()];
-    match val {
+    let summary = match val {
         ValSource::Fraction(f) => {
             let err = |detail: String| Error::Data {
                 file: input.display().to_string(),
@@ -165,7 +166,9 @@ pub fn prepare_in_batches(
                 val_report: Some(val_report),
             })
         }
-    }
+    }?;
+    staging.commit()?;
+    Ok(summary)
 }
 
 /// One segment's tokens (or a document's EOS, with no bytes), in stream order.

@@ -8,6 +8,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::fault::{self, FsOp, Verdict};
 use crate::error::{Error, Result};
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
@@ -56,6 +57,7 @@ impl AtomicFile {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let tmp = dir.join(tmp_name);
+        fault::check(FsOp::CreateFile, &tmp).map_err(|e| io_err(&tmp, e))?;
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -75,6 +77,16 @@ impl AtomicFile {
             .file
             .as_mut()
             .expect("an AtomicFile is open until commit");
+        match fault::step(FsOp::Write, &self.tmp) {
+            Verdict::Proceed => {}
+            Verdict::Die => {
+                // Killed mid-write: half the bytes reached the file.
+                let _ = file.write_all(&bytes[..bytes.len() / 2]);
+                let _ = file.flush();
+                return Err(io_err(&self.tmp, fault::injected(Verdict::Die)));
+            }
+            v => return Err(io_err(&self.tmp, fault::injected(v))),
+        }
         file.write_all(bytes).map_err(|e| io_err(&self.tmp, e))
     }
 
@@ -87,8 +99,10 @@ impl AtomicFile {
         let file = file
             .into_inner()
             .map_err(|e| io_err(&self.tmp, e.into_error()))?;
+        fault::check(FsOp::Fsync, &self.tmp).map_err(|e| io_err(&self.tmp, e))?;
         file.sync_all().map_err(|e| io_err(&self.tmp, e))?;
         drop(file);
+        fault::check(FsOp::Rename, &self.path).map_err(|e| io_err(&self.path, e))?;
         fs::rename(&self.tmp, &self.path).map_err(|e| io_err(&self.path, e))?;
         // Renamed: nothing left for `drop` to clean up.
         self.tmp = PathBuf::new();
@@ -102,15 +116,18 @@ impl Drop for AtomicFile {
         if !self.tmp.as_os_str().is_empty() {
             drop(self.file.take());
             // Best effort: the error that matters is the one that stopped the writing.
-            let _ = fs::remove_file(&self.tmp);
+            if fault::check(FsOp::Remove, &self.tmp).is_ok() {
+                let _ = fs::remove_file(&self.tmp);
+            }
         }
     }
 }
 
 /// Makes the rename durable. Only unix can open a directory to sync it; elsewhere, and on file
 /// systems that refuse, the rename is still atomic, just not yet guaranteed on disk.
-fn sync_dir(dir: &Path) {
-    if cfg!(unix)
+pub(crate) fn sync_dir(dir: &Path) {
+    if fault::check(FsOp::SyncDir, dir).is_ok()
+        && cfg!(unix)
         && let Ok(d) = File::open(dir)
     {
         let _ = d.sync_all();

@@ -8,8 +8,10 @@
 //! atomically (`write_atomic`), so a crash mid-save never leaves a half checkpoint behind.
 
 mod atomic;
+pub mod fault;
 mod safetensors;
 mod shards;
+pub mod steps;
 
 use std::collections::BTreeMap;
 

@@ -3,10 +3,9 @@
 //! `OUT/checkpoint/` holds `config.json` + `model.safetensors` (the backbone, loadable by every
 //! other command and by transformers when the CRSM additions are off), `tokenizer.json`,
 //! `optimizer.safetensors` (AdamW's moments, `m.<name>` and `v.<name>`) and `trainer_state.json`
-//! (step, optimizer step count, tokens read, data position, elapsed time, loss scale). The set is written
-//! into `checkpoint.partial/` and swapped in with renames, so a crash at any moment leaves either
-//! the previous checkpoint or the new one (in `checkpoint.old/` for the instant of the swap,
-//! which `latest_checkpoint` also looks at).
+//! (step, optimizer step count, tokens read, data position, elapsed time, loss scale). How a new
+//! set replaces the last one, so that a crash at any instant leaves a complete checkpoint, is
+//! `rotation.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,13 +18,13 @@ use crate::io::{HostTensor, TensorMap, load_safetensors_file, save_safetensors, 
 use crate::model::Backbone;
 use crate::tensor::Tensor;
 use crate::train::AdamW;
+use crate::train::drift::RunRecord;
 use crate::train::loss_scale::LossScaleState;
+use crate::train::rotation;
 
-pub const CHECKPOINT_DIR: &str = "checkpoint";
-const PARTIAL_DIR: &str = "checkpoint.partial";
-const OLD_DIR: &str = "checkpoint.old";
+pub use super::rotation::CHECKPOINT_DIR;
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
-const STATE_FILE: &str = "trainer_state.json";
+pub const STATE_FILE: &str = "trainer_state.json";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
 /// The loop's counters at a checkpoint.
@@ -41,6 +40,10 @@ pub struct TrainerState {
     /// The dynamic loss scale and its good-step count (f16 runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_scale: Option<LossScaleState>,
+    /// What the run trains on and how, checked on resume (`drift.rs`); absent in checkpoints
+    /// from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunRecord>,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
@@ -50,22 +53,30 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-/// Writes the checkpoint of `out_dir` (replacing the previous one as described above).
+/// Writes the checkpoint of `out_dir` for `state.step`, replacing the previous one by the
+/// rotation of `rotation.rs`. Returns the checkpoint's folder.
 pub fn save_checkpoint(
     out_dir: &Path,
     model: &Backbone,
     optimizer: &AdamW,
     state: &TrainerState,
     tokenizer: &Path,
+) -> Result<PathBuf> {
+    rotation::commit(out_dir, state.step, |dir| {
+        write_contents(dir, model, optimizer, state, tokenizer)
+    })
+}
+
+fn write_contents(
+    dir: &Path,
+    model: &Backbone,
+    optimizer: &AdamW,
+    state: &TrainerState,
+    tokenizer: &Path,
 ) -> Result<()> {
-    let partial = out_dir.join(PARTIAL_DIR);
-    if partial.exists() {
-        fs::remove_dir_all(&partial).map_err(|e| io_err(&partial, e))?;
-    }
-    fs::create_dir_all(&partial).map_err(|e| io_err(&partial, e))?;
-    model.save(&partial)?;
+    model.save(dir)?;
     let tokenizer_bytes = fs::read(tokenizer).map_err(|e| io_err(tokenizer, e))?;
-    write_atomic(&partial.join(TOKENIZER_FILE), &tokenizer_bytes)?;
+    write_atomic(&dir.join(TOKENIZER_FILE), &tokenizer_bytes)?;
     let mut moments = TensorMap::new();
     for ((name, _), (m, v)) in model
         .named_parameters()
@@ -75,34 +86,18 @@ pub fn save_checkpoint(
         moments.insert(format!("m.{name}"), HostTensor::from_tensor(m)?);
         moments.insert(format!("v.{name}"), HostTensor::from_tensor(v)?);
     }
-    save_safetensors(&partial.join(OPTIMIZER_FILE), &moments)?;
+    save_safetensors(&dir.join(OPTIMIZER_FILE), &moments)?;
     let state_text = serde_json::to_string_pretty(state).map_err(|e| Error::Config {
         file: STATE_FILE.into(),
         field: String::new(),
         detail: e.to_string(),
     })?;
-    write_atomic(&partial.join(STATE_FILE), state_text.as_bytes())?;
-
-    let (current, old) = (out_dir.join(CHECKPOINT_DIR), out_dir.join(OLD_DIR));
-    if old.exists() {
-        fs::remove_dir_all(&old).map_err(|e| io_err(&old, e))?;
-    }
-    if current.exists() {
-        fs::rename(&current, &old).map_err(|e| io_err(&current, e))?;
-    }
-    fs::rename(&partial, &current).map_err(|e| io_err(&partial, e))?;
-    if old.exists() {
-        fs::remove_dir_all(&old).map_err(|e| io_err(&old, e))?;
-    }
-    Ok(())
+    write_atomic(&dir.join(STATE_FILE), state_text.as_bytes())
 }
 
-/// The newest complete checkpoint under `out_dir`, if any.
+/// The newest complete checkpoint under `out_dir` (in whichever slot it is), if any.
 pub fn latest_checkpoint(out_dir: &Path) -> Option<PathBuf> {
-    [CHECKPOINT_DIR, OLD_DIR]
-        .iter()
-        .map(|d| out_dir.join(d))
-        .find(|d| d.join(STATE_FILE).is_file())
+    rotation::newest_complete(out_dir).map(|(dir, _)| dir)
 }
 
 /// A checkpoint read back: the model, the optimizer's moments (in `named_parameters` order) and

@@ -4,12 +4,15 @@
 mod adamw;
 pub mod checkpoint;
 mod config;
+pub mod drift;
 pub mod dynamics_task;
 pub mod loss_scale;
 pub mod memtest;
 pub mod metrics;
 mod objective;
 pub mod random_step;
+pub mod rotation;
+pub mod run_dir;
 pub mod run_size;
 mod schedule;
 pub mod task;
@@ -18,6 +21,7 @@ mod trainer;
 pub use adamw::{AdamW, AdamWConfig};
 pub use config::{Precision, RunConfig, TrainingConfig};
 pub use objective::causal_lm_loss;
+pub use run_dir::remove_run;
 pub use schedule::LrSchedule;
 pub use task::{Task, TaskEval};
 pub use trainer::{

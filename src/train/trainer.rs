@@ -19,9 +19,13 @@ use crate::error::{Error, Result};
 use crate::model::Backbone;
 use crate::ops;
 use crate::tensor::Tensor;
-use crate::train::checkpoint::{TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint};
+use crate::train::checkpoint::{
+    STATE_FILE, TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint,
+};
+use crate::train::drift::RunRecord;
 use crate::train::loss_scale::LossScaler;
 use crate::train::metrics::{EvalRecord, Metrics, SkipRecord, StepRecord};
+use crate::train::run_dir::{RunLock, refuse_earlier_run};
 use crate::train::{AdamW, AdamWConfig, LrSchedule, Precision, RunConfig, causal_lm_loss};
 
 /// After this many skipped steps in a row the run stops with an error: the model is broken, and
@@ -68,6 +72,12 @@ pub struct Trainer {
     /// Present when `training.precision` is f16.
     scaler: Option<LossScaler>,
     pub metrics: Metrics,
+    /// What this run trains on and how, saved with each checkpoint.
+    record: RunRecord,
+    /// Settings changed since the checkpoint this run resumed from, one per field.
+    resume_warnings: Vec<String>,
+    /// This run's hold on `out_dir`, released when the trainer is dropped.
+    _lock: RunLock,
 }
 
 /// Weight decay applies to matrices and embeddings, not to norms, biases, A_log or D (Mamba's
@@ -103,8 +113,8 @@ fn schedule_for(config: &RunConfig) -> LrSchedule {
 }
 
 /// Opens the train and validation shards of `config`, checking they were made with its tokenizer
-/// and fit its model's vocabulary.
-fn open_shards(config: &RunConfig) -> Result<(TokenShard, TokenShard)> {
+/// and fit its model's vocabulary; also returns the tokenizer's hash.
+fn open_shards(config: &RunConfig) -> Result<(TokenShard, TokenShard, String)> {
     let t = &config.training;
     let hash = sha256_file(Path::new(&t.tokenizer))?;
     let dir = Path::new(&t.data);
@@ -123,19 +133,22 @@ fn open_shards(config: &RunConfig) -> Result<(TokenShard, TokenShard)> {
             });
         }
     }
-    Ok((train, val))
+    Ok((train, val, hash))
 }
 
 impl Trainer {
-    /// A new run: a freshly initialised model (seeded by `training.seed`) at step 0.
+    /// A new run: a freshly initialised model (seeded by `training.seed`) at step 0. Refused
+    /// when `training.out_dir` holds a run (`run_dir::remove_run` deletes one).
     pub fn new(config: RunConfig, device: &Device) -> Result<Self> {
+        let lock = lock_for_new_run(&config)?;
         let model = Backbone::init(config.model.clone(), config.training.seed, device)?;
-        Self::from_parts(config, model, None)
+        Self::from_parts(config, model, None, lock)
     }
 
     /// A new run that starts from the weights of `init` (a model folder), e.g. SFT from a
     /// pretrained checkpoint; the optimizer and schedule start fresh.
     pub fn from_weights(config: RunConfig, init: &Path, device: &Device) -> Result<Self> {
+        let lock = lock_for_new_run(&config)?;
         let model = Backbone::load(init, device)?;
         if model.config != config.model {
             return Err(Error::Config {
@@ -145,13 +158,14 @@ impl Trainer {
                     .into(),
             });
         }
-        Self::from_parts(config, model, None)
+        Self::from_parts(config, model, None, lock)
     }
 
     /// Continues the run whose checkpoint is in `training.out_dir`: the same model, optimizer
     /// state, step, data position and metrics, so it goes on as if never stopped.
     pub fn resume(config: RunConfig, device: &Device) -> Result<Self> {
         let out_dir = PathBuf::from(&config.training.out_dir);
+        let lock = RunLock::acquire(&out_dir)?;
         let dir = latest_checkpoint(&out_dir).ok_or_else(|| Error::Io {
             path: out_dir.display().to_string(),
             source: std::io::Error::new(
@@ -167,16 +181,35 @@ impl Trainer {
                 detail: "the checkpoint's model differs from the run config's model section".into(),
             });
         }
-        Self::from_parts(config, loaded.model, Some((loaded.moments, loaded.state)))
+        let state_file = dir.join(STATE_FILE).display().to_string();
+        let resumed = Resumed {
+            moments: loaded.moments,
+            state: loaded.state,
+            state_file,
+        };
+        Self::from_parts(config, loaded.model, Some(resumed), lock)
     }
 
     fn from_parts(
         config: RunConfig,
         mut model: Backbone,
-        resumed: Option<(Vec<(Tensor, Tensor)>, TrainerState)>,
+        resumed: Option<Resumed>,
+        lock: RunLock,
     ) -> Result<Self> {
         model.set_checkpoint_segments(config.training.checkpoint_segments);
-        let (train_shard, val) = open_shards(&config)?;
+        let (train_shard, val, tokenizer_hash) = open_shards(&config)?;
+        let record = RunRecord::new(
+            tokenizer_hash,
+            train_shard.header(),
+            val.header(),
+            &config.training,
+        )?;
+        let mut resume_warnings = Vec::new();
+        if let Some(r) = &resumed
+            && let Some(saved) = &r.state.run
+        {
+            resume_warnings = record.check_resume_of(saved, &r.state_file)?;
+        }
         let t = &config.training;
         let device = model.device();
         if t.precision == Precision::F16 && !device.supports_f16() {
@@ -190,10 +223,6 @@ impl Trainer {
             });
         }
         let out_dir = PathBuf::from(&t.out_dir);
-        std::fs::create_dir_all(&out_dir).map_err(|source| Error::Io {
-            path: out_dir.display().to_string(),
-            source,
-        })?;
         let mut optimizer = optimizer_for(&model, &config);
         let mut trainer_state = TrainerState {
             step: 0,
@@ -206,9 +235,10 @@ impl Trainer {
                 index: 0,
             },
             loss_scale: None,
+            run: None,
         };
         let mut metrics = Metrics::default();
-        if let Some((moments, state)) = resumed {
+        if let Some(Resumed { moments, state, .. }) = resumed {
             optimizer.restore(state.optimizer_steps, moments);
             let metrics_path = out_dir.join(METRICS_FILE);
             if metrics_path.is_file() {
@@ -239,11 +269,20 @@ impl Trainer {
             train,
             val,
             metrics,
+            record,
+            resume_warnings,
+            _lock: lock,
         })
     }
 
     pub fn out_dir(&self) -> &Path {
         &self.out_dir
+    }
+
+    /// The settings changed since the checkpoint this run resumed from (`drift.rs`), each as
+    /// `training.<field> <was> -> <now>`, for the caller to warn about.
+    pub fn resume_warnings(&self) -> &[String] {
+        &self.resume_warnings
     }
 
     fn elapsed(&self) -> f64 {
@@ -407,7 +446,9 @@ impl Trainer {
         self.metrics.save(&self.out_dir.join(METRICS_FILE))
     }
 
-    /// Writes the checkpoint (and metrics) for the current step.
+    /// Writes the metrics and the checkpoint for the current step. The metrics go first: a crash
+    /// between the two leaves metrics ahead of the checkpoint, which a resume truncates, never
+    /// behind it.
     pub fn save_checkpoint(&self) -> Result<PathBuf> {
         let state = TrainerState {
             step: self.state_step,
@@ -416,16 +457,16 @@ impl Trainer {
             elapsed_s: self.elapsed(),
             data: self.train.position(),
             loss_scale: self.scaler.as_ref().map(LossScaler::state),
+            run: Some(self.record.clone()),
         };
+        self.save_metrics()?;
         save_checkpoint(
             &self.out_dir,
             &self.model,
             &self.optimizer,
             &state,
             &self.tokenizer,
-        )?;
-        self.save_metrics()?;
-        Ok(self.out_dir.join(super::checkpoint::CHECKPOINT_DIR))
+        )
     }
 
     /// Runs to `max_steps` (or until the time budget is spent or `stop_at` is reached), with
@@ -463,6 +504,22 @@ impl Trainer {
         }
         Ok(last_eval)
     }
+}
+
+/// What a resumed run starts from: the optimizer's moments and the counters of its checkpoint,
+/// and the file those came from (for errors).
+struct Resumed {
+    moments: Vec<(Tensor, Tensor)>,
+    state: TrainerState,
+    state_file: String,
+}
+
+/// Locks the out_dir of a new run, refusing one that holds an earlier run.
+fn lock_for_new_run(config: &RunConfig) -> Result<RunLock> {
+    let out_dir = Path::new(&config.training.out_dir);
+    let lock = RunLock::acquire(out_dir)?;
+    refuse_earlier_run(out_dir)?;
+    Ok(lock)
 }
 
 /// `a + b` per parameter (gradient accumulation), without recording a graph.
