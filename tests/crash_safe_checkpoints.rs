@@ -78,6 +78,7 @@ struct Outcome {
 fn outcome(t: &Trainer) -> Outcome {
     Outcome {
         weights: t
+            .task
             .model
             .parameters()
             .iter()

@@ -69,6 +69,7 @@ fn tiny_f16_run(dir: &Path, max_steps: usize, loss_scale_init: f32, growth: usiz
 
 fn weights(trainer: &Trainer) -> Vec<Vec<f32>> {
     trainer
+        .task
         .model
         .parameters()
         .iter()
@@ -258,6 +259,7 @@ fn a_non_finite_loss_skips_the_step_and_keeps_the_weights() {
     let mut trainer = Trainer::new(tiny_run(&dir, 50), &Device::Cpu).unwrap();
     // Poison the final norm: every loss becomes NaN.
     let norm_f = trainer
+        .task
         .model
         .parameters_mut()
         .into_iter()
@@ -327,7 +329,7 @@ fn a_short_run_learns_and_writes_checkpoint_and_metrics() {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let reloaded = crsm::model::Backbone::load(&out.join("checkpoint"), &Device::Cpu).unwrap();
-    assert_eq!(reloaded.config, trainer.model.config);
+    assert_eq!(reloaded.config, trainer.task.model.config);
 }
 
 /// Checkpointing changes no result, so only the model's own setting shows that the trainer applied
@@ -339,13 +341,13 @@ fn the_trainer_applies_checkpoint_segments_to_its_model() {
     let mut config = tiny_run(&dir, 2);
     config.training.checkpoint_segments = 2;
     let mut trainer = Trainer::new(config.clone(), &Device::Cpu).unwrap();
-    assert_eq!(trainer.model.checkpoint_segments(), 2);
+    assert_eq!(trainer.task.model.checkpoint_segments(), 2);
     trainer.run(None, &mut Silent).unwrap();
     // The run's lock on its folder goes with it.
     drop(trainer);
     config.training.checkpoint_segments = 3;
     let resumed = Trainer::resume(config, &Device::Cpu).unwrap();
-    assert_eq!(resumed.model.checkpoint_segments(), 3);
+    assert_eq!(resumed.task.model.checkpoint_segments(), 3);
 }
 
 #[test]

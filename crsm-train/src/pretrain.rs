@@ -87,7 +87,7 @@ fn train(args: PretrainArgs, init: Option<PathBuf>) -> Result<()> {
     } else {
         Trainer::new(config, &device)?
     };
-    let t = trainer.config.training.clone();
+    let t = trainer.training.clone();
     let plot = trainer.out_dir().join("loss.png");
     let mut progress =
         TrainProgress::new(t.max_steps, trainer.state_step, t.eval_every.min(50), plot);

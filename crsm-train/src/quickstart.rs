@@ -104,6 +104,7 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
         .with_context(|| format!("replacing the run in {}", t.out_dir))?;
     let mut trainer = Trainer::new(config, &device)?;
     let params: usize = trainer
+        .task
         .model
         .parameters()
         .iter()
@@ -124,7 +125,7 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
     progress.finish();
 
     // 3. The held-out score on the whole held-out book.
-    trainer.config.training.eval_tokens = 0;
+    trainer.training.eval_tokens = 0;
     let held_out = trainer.evaluate()?;
     eprintln!(
         "held out ({}): loss {:.4} nats/token, {:.4} bits/byte over {} tokens; checkpoint in {}",
@@ -171,7 +172,7 @@ fn print_paragraph(trainer: &Trainer, tokenizer: &Path, prompt: &str) -> Result<
         stop_on_eos: tok.eos_id(),
         stop_strings: Vec::new(),
     };
-    let mut session = Session::new(&trainer.model)?;
+    let mut session = Session::new(&trainer.task.model)?;
     let mut stream = tok.stream_decoder_after(&prompt_ids);
     let mut stdout = std::io::stdout();
     print!("\n{prompt}");

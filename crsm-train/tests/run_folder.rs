@@ -48,6 +48,30 @@ fn make_data(dir: &Path, name: &str, seed: usize, vocab: usize) -> usize {
 
 /// A run config `dir/{file}` training a tiny model on data `name`, writing to `out`, with
 /// `training` fields overridden by `extra`.
+/// Instruction data (loss on the responses only) for `sft`, tokenized with `name`'s tokenizer
+/// into `{name}-sft-data`.
+fn make_sft_data(dir: &Path, name: &str) -> PathBuf {
+    let jsonl = dir.join(format!("{name}-sft.jsonl"));
+    let lines: Vec<String> = (0..40)
+        .map(|i| {
+            serde_json::json!({"instruction": corpus(i)[..40].to_string(), "input": "",
+                               "output": corpus(i + 1)[..60].to_string()})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&jsonl, lines.join("\n")).unwrap();
+    let data = dir.join(format!("{name}-sft-data"));
+    prepare(
+        &jsonl,
+        &dir.join(format!("{name}.json")),
+        &data,
+        &ValSource::Fraction(0.2),
+        BadLinePolicy::Fail,
+    )
+    .unwrap();
+    data
+}
+
 fn config(dir: &Path, file: &str, name: &str, out: &Path, extra: serde_json::Value) -> PathBuf {
     let mut json = serde_json::json!({
         "model": {"vocab_size": 300, "hidden_size": 8, "num_hidden_layers": 1, "state_size": 2},
@@ -122,7 +146,21 @@ fn a_folder_holding_a_run_is_not_overwritten_without_overwrite() {
         "{e}"
     );
     let init = out.join("checkpoint");
-    let e = refused(crsm_train(&["sft", "--config", s(&c), "--init", s(&init)]));
+    let sft_data = make_sft_data(&dir, "a");
+    let sft = config(
+        &dir,
+        "sft.json",
+        "a",
+        &out,
+        serde_json::json!({"data": sft_data}),
+    );
+    let e = refused(crsm_train(&[
+        "sft",
+        "--config",
+        s(&sft),
+        "--init",
+        s(&init),
+    ]));
     assert!(e.contains("--resume") && e.contains("--overwrite"), "{e}");
     assert_eq!(
         state_step(&out),

@@ -105,6 +105,11 @@ impl BatchStream {
         &self.shard
     }
 
+    /// Tokens per sequence.
+    pub fn seq(&self) -> usize {
+        self.seq
+    }
+
     /// The next `batch` sequences; an epoch that runs out mid-batch continues into the next one.
     pub fn next_batch(&mut self, batch: usize) -> Batch {
         let mut out = Batch::empty(self.seq);

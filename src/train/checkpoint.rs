@@ -1,9 +1,11 @@
 //! Training checkpoints: everything a run needs to continue exactly where it stopped.
 //!
-//! `OUT/checkpoint/` holds `config.json` + `model.safetensors` (the backbone, loadable by every
-//! other command and by transformers when the CRSM additions are off), `tokenizer.json`,
-//! `optimizer.safetensors` (AdamW's moments, `m.<name>` and `v.<name>`) and `trainer_state.json`
-//! (step, optimizer step count, tokens read, data position, elapsed time, loss scale). How a new
+//! `OUT/checkpoint/` holds the task's weights (`Task::save_weights`: for the backbone
+//! `config.json` + `model.safetensors`, loadable by every other command and by transformers when
+//! the CRSM additions are off; for the dynamics `dynamics.safetensors`), `tokenizer.json` where
+//! the task reads text, `optimizer.safetensors` (AdamW's moments, `m.<name>` and `v.<name>`, by
+//! the task's parameter names) and `trainer_state.json` (step, optimizer step count, tokens read,
+//! data position, elapsed time, loss scale). How a new
 //! set replaces the last one, so that a crash at any instant leaves a complete checkpoint, is
 //! `rotation.rs`.
 
@@ -15,12 +17,12 @@ use serde::{Deserialize, Serialize};
 use crate::data::DataPosition;
 use crate::error::{Error, Result};
 use crate::io::{HostTensor, TensorMap, load_safetensors_file, save_safetensors, write_atomic};
-use crate::model::Backbone;
 use crate::tensor::Tensor;
 use crate::train::AdamW;
 use crate::train::drift::RunRecord;
 use crate::train::loss_scale::LossScaleState;
 use crate::train::rotation;
+use crate::train::task::Task;
 
 pub use super::rotation::CHECKPOINT_DIR;
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -57,32 +59,30 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
 /// rotation of `rotation.rs`. Returns the checkpoint's folder.
 pub fn save_checkpoint(
     out_dir: &Path,
-    model: &Backbone,
+    task: &dyn Task,
     optimizer: &AdamW,
     state: &TrainerState,
-    tokenizer: &Path,
+    tokenizer: Option<&Path>,
 ) -> Result<PathBuf> {
     rotation::commit(out_dir, state.step, |dir| {
-        write_contents(dir, model, optimizer, state, tokenizer)
+        write_contents(dir, task, optimizer, state, tokenizer)
     })
 }
 
 fn write_contents(
     dir: &Path,
-    model: &Backbone,
+    task: &dyn Task,
     optimizer: &AdamW,
     state: &TrainerState,
-    tokenizer: &Path,
+    tokenizer: Option<&Path>,
 ) -> Result<()> {
-    model.save(dir)?;
-    let tokenizer_bytes = fs::read(tokenizer).map_err(|e| io_err(tokenizer, e))?;
-    write_atomic(&dir.join(TOKENIZER_FILE), &tokenizer_bytes)?;
+    task.save_weights(dir)?;
+    if let Some(tokenizer) = tokenizer {
+        let tokenizer_bytes = fs::read(tokenizer).map_err(|e| io_err(tokenizer, e))?;
+        write_atomic(&dir.join(TOKENIZER_FILE), &tokenizer_bytes)?;
+    }
     let mut moments = TensorMap::new();
-    for ((name, _), (m, v)) in model
-        .named_parameters()
-        .into_iter()
-        .zip(optimizer.moments())
-    {
+    for ((name, _), (m, v)) in task.named_parameters().into_iter().zip(optimizer.moments()) {
         moments.insert(format!("m.{name}"), HostTensor::from_tensor(m)?);
         moments.insert(format!("v.{name}"), HostTensor::from_tensor(v)?);
     }
@@ -100,16 +100,19 @@ pub fn latest_checkpoint(out_dir: &Path) -> Option<PathBuf> {
     rotation::newest_complete(out_dir).map(|(dir, _)| dir)
 }
 
-/// A checkpoint read back: the model, the optimizer's moments (in `named_parameters` order) and
-/// the counters. Every moment must be present with its parameter's shape.
+/// The optimizer's side of a checkpoint read back: the moments (in the order of `params`, the
+/// task's `named_parameters`, whose weights the task loaded itself) and the counters. Every moment
+/// must be present with its parameter's shape.
 pub struct LoadedCheckpoint {
-    pub model: Backbone,
     pub moments: Vec<(Tensor, Tensor)>,
     pub state: TrainerState,
 }
 
-pub fn load_checkpoint(dir: &Path, device: &crate::Device) -> Result<LoadedCheckpoint> {
-    let model = Backbone::load(dir, device)?;
+pub fn load_checkpoint(
+    dir: &Path,
+    params: &[(String, &Tensor)],
+    device: &crate::Device,
+) -> Result<LoadedCheckpoint> {
     let state_path = dir.join(STATE_FILE);
     let state: TrainerState = crate::io::read_json(&state_path)?;
     let opt_path = dir.join(OPTIMIZER_FILE);
@@ -118,9 +121,9 @@ pub fn load_checkpoint(dir: &Path, device: &crate::Device) -> Result<LoadedCheck
     let mut moments = Vec::new();
     // Before AdamW's first step (every step so far skipped) there are no moments to restore.
     let params = if state.optimizer_steps == 0 && map.is_empty() {
-        Vec::new()
+        &[][..]
     } else {
-        model.named_parameters()
+        params
     };
     for (name, p) in params {
         let mut take = |key: String| -> Result<Tensor> {
@@ -149,9 +152,5 @@ pub fn load_checkpoint(dir: &Path, device: &crate::Device) -> Result<LoadedCheck
             detail: "not a moment of any parameter of this model".into(),
         });
     }
-    Ok(LoadedCheckpoint {
-        model,
-        moments,
-        state,
-    })
+    Ok(LoadedCheckpoint { moments, state })
 }

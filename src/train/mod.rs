@@ -6,6 +6,7 @@ pub mod checkpoint;
 mod config;
 pub mod drift;
 pub mod dynamics_task;
+pub mod lm_task;
 pub mod loss_scale;
 pub mod memtest;
 pub mod metrics;
@@ -25,5 +26,5 @@ pub use run_dir::remove_run;
 pub use schedule::LrSchedule;
 pub use task::{Task, TaskEval};
 pub use trainer::{
-    MAX_CONSECUTIVE_SKIPS, METRICS_FILE, Silent, StepOutcome, TrainObserver, Trainer,
+    MAX_CONSECUTIVE_SKIPS, METRICS_FILE, Silent, Start, StepOutcome, TrainObserver, Trainer,
 };

@@ -1,8 +1,10 @@
-//! The training loop: micro-batches with gradient accumulation, global-norm clipping, AdamW with
-//! the warmup + cosine schedule, a guard that skips a step whose loss or gradients are not finite,
-//! dynamic loss scaling when `training.precision` is f16 (`loss_scale`), periodic evaluation on
-//! the validation shard, `metrics.json`, and checkpoints from which
-//! `Trainer::resume` continues the very same run.
+//! The training loop, for every stage: micro-batches with gradient accumulation, global-norm
+//! clipping, AdamW with the warmup + cosine schedule, a guard that skips a step whose loss or
+//! gradients are not finite, dynamic loss scaling when `training.precision` is f16
+//! (`loss_scale`), periodic held-out evaluation, `metrics.json`, and checkpoints from which a
+//! resumed run continues the very same run. What is trained on what is the `Task` (`task.rs`):
+//! the backbone on next-token loss (`lm_task.rs`, whose constructors are `Trainer::new`,
+//! `from_weights` and `resume`), the dynamics on its unrolled loss (`dynamics_task.rs`).
 //!
 //! The loop reports to a `TrainObserver` (the command line draws a progress bar with it); the
 //! library itself prints nothing.
@@ -10,23 +12,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::Device;
 use crate::autograd::{Gradients, no_grad};
-use crate::data::{
-    BatchStream, DataPosition, TokenShard, bits_per_byte, eval_batches, sha256_file,
-};
+use crate::data::DataPosition;
 use crate::error::{Error, Result};
-use crate::model::Backbone;
 use crate::ops;
 use crate::tensor::Tensor;
 use crate::train::checkpoint::{
     STATE_FILE, TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint,
 };
 use crate::train::drift::RunRecord;
+use crate::train::lm_task::LmTask;
 use crate::train::loss_scale::LossScaler;
 use crate::train::metrics::{EvalRecord, Metrics, SkipRecord, StepRecord};
 use crate::train::run_dir::{RunLock, refuse_earlier_run};
-use crate::train::{AdamW, AdamWConfig, LrSchedule, Precision, RunConfig, causal_lm_loss};
+use crate::train::task::Task;
+use crate::train::{AdamW, AdamWConfig, LrSchedule, Precision, TrainingConfig};
 
 /// After this many skipped steps in a row the run stops with an error: the model is broken, and
 /// going on would only burn time. Gradient overflows that the loss scale answers by halving do
@@ -54,14 +54,15 @@ pub enum StepOutcome {
     Skipped(SkipRecord),
 }
 
-pub struct Trainer {
-    pub config: RunConfig,
-    pub model: Backbone,
+/// The loop over a task `T` (the backbone on next-token loss unless said otherwise).
+pub struct Trainer<T: Task = LmTask> {
+    /// The loop's settings (the run config's `training` section, or a stage's).
+    pub training: TrainingConfig,
+    pub task: T,
     optimizer: AdamW,
     schedule: LrSchedule,
-    train: BatchStream,
-    val: TokenShard,
-    tokenizer: PathBuf,
+    /// Copied into each checkpoint when the task reads text.
+    tokenizer: Option<PathBuf>,
     out_dir: PathBuf,
     pub state_step: usize,
     tokens: u64,
@@ -80,30 +81,17 @@ pub struct Trainer {
     _lock: RunLock,
 }
 
-/// Weight decay applies to matrices and embeddings, not to norms, biases, A_log or D (Mamba's
-/// `_no_weight_decay` parameters), fusion weights or adapters (all of rank 1 except A_log).
-fn decays(name: &str, shape: &[usize]) -> bool {
-    shape.len() >= 2 && !name.ends_with("A_log")
-}
-
-fn optimizer_for(model: &Backbone, config: &RunConfig) -> AdamW {
-    let t = &config.training;
-    let mask = model
-        .named_parameters()
-        .iter()
-        .map(|(name, p)| decays(name, p.shape()))
-        .collect();
+fn optimizer_for(decays: Vec<bool>, t: &TrainingConfig) -> AdamW {
     AdamW::new(AdamWConfig {
         beta1: t.beta1,
         beta2: t.beta2,
         eps: t.eps,
         weight_decay: t.weight_decay,
     })
-    .with_decay_mask(mask)
+    .with_decay_mask(decays)
 }
 
-fn schedule_for(config: &RunConfig) -> LrSchedule {
-    let t = &config.training;
+fn schedule_for(t: &TrainingConfig) -> LrSchedule {
     LrSchedule {
         peak: t.lr,
         floor: t.min_lr,
@@ -112,133 +100,77 @@ fn schedule_for(config: &RunConfig) -> LrSchedule {
     }
 }
 
-/// Opens the train and validation shards of `config`, checking they were made with its tokenizer
-/// and fit its model's vocabulary; also returns the tokenizer's hash.
-fn open_shards(config: &RunConfig) -> Result<(TokenShard, TokenShard, String)> {
-    let t = &config.training;
-    let hash = sha256_file(Path::new(&t.tokenizer))?;
-    let dir = Path::new(&t.data);
-    let train = TokenShard::open(dir, "train", Some(&hash))?;
-    let val = TokenShard::open(dir, "val", Some(&hash))?;
-    for shard in [&train, &val] {
-        let v = shard.header().vocab_size;
-        if v > config.model.vocab_size {
-            return Err(Error::Config {
-                file: t.data.clone(),
-                field: "model.vocab_size".into(),
-                detail: format!(
-                    "the shards' tokenizer has {v} tokens, the model only {}",
-                    config.model.vocab_size
-                ),
-            });
-        }
-    }
-    Ok((train, val, hash))
+/// How a task's run begins: fresh, or from the newest checkpoint of its folder.
+pub enum Start {
+    Fresh,
+    Resume,
 }
 
-impl Trainer {
-    /// A new run: a freshly initialised model (seeded by `training.seed`) at step 0. Refused
-    /// when `training.out_dir` holds a run (`run_dir::remove_run` deletes one).
-    pub fn new(config: RunConfig, device: &Device) -> Result<Self> {
-        let lock = lock_for_new_run(&config)?;
-        let model = Backbone::init(config.model.clone(), config.training.seed, device)?;
-        Self::from_parts(config, model, None, lock)
-    }
-
-    /// A new run that starts from the weights of `init` (a model folder), e.g. SFT from a
-    /// pretrained checkpoint; the optimizer and schedule start fresh.
-    pub fn from_weights(config: RunConfig, init: &Path, device: &Device) -> Result<Self> {
-        let lock = lock_for_new_run(&config)?;
-        let model = Backbone::load(init, device)?;
-        if model.config != config.model {
-            return Err(Error::Config {
-                file: init.join("config.json").display().to_string(),
-                field: "model".into(),
-                detail: "the initial weights' config differs from the run config's model section"
-                    .into(),
-            });
-        }
-        Self::from_parts(config, model, None, lock)
-    }
-
-    /// Continues the run whose checkpoint is in `training.out_dir`: the same model, optimizer
-    /// state, step, data position and metrics, so it goes on as if never stopped.
-    pub fn resume(config: RunConfig, device: &Device) -> Result<Self> {
-        let out_dir = PathBuf::from(&config.training.out_dir);
-        let lock = RunLock::acquire(&out_dir)?;
-        let dir = latest_checkpoint(&out_dir).ok_or_else(|| Error::Io {
-            path: out_dir.display().to_string(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no checkpoint to resume from",
-            ),
-        })?;
-        let loaded = load_checkpoint(&dir, device)?;
-        if loaded.model.config != config.model {
-            return Err(Error::Config {
-                file: dir.join("config.json").display().to_string(),
-                field: "model".into(),
-                detail: "the checkpoint's model differs from the run config's model section".into(),
-            });
-        }
-        let state_file = dir.join(STATE_FILE).display().to_string();
-        let resumed = Resumed {
-            moments: loaded.moments,
-            state: loaded.state,
-            state_file,
-        };
-        Self::from_parts(config, loaded.model, Some(resumed), lock)
-    }
-
-    fn from_parts(
-        config: RunConfig,
-        mut model: Backbone,
-        resumed: Option<Resumed>,
-        lock: RunLock,
+impl<T: Task> Trainer<T> {
+    /// A run of `task` in `training.out_dir`. `Start::Fresh` locks a folder that holds no earlier
+    /// run and starts at step 0 (`make_task(None, seed position)`); `Start::Resume` locks the
+    /// folder, finds its newest complete checkpoint, has `make_task(Some(dir), saved position)`
+    /// build the task with that checkpoint's weights, and restores the optimizer, the counters
+    /// and the metrics, so the run goes on as if never stopped. `record` says what the run trains
+    /// on; a resume refuses other data and names changed settings (`drift.rs`).
+    pub fn start(
+        training: TrainingConfig,
+        start: Start,
+        record: RunRecord,
+        tokenizer: Option<PathBuf>,
+        make_task: impl FnOnce(Option<&Path>, DataPosition) -> Result<T>,
     ) -> Result<Self> {
-        model.set_checkpoint_segments(config.training.checkpoint_segments);
-        let (train_shard, val, tokenizer_hash) = open_shards(&config)?;
-        let record = RunRecord::new(
-            tokenizer_hash,
-            train_shard.header(),
-            val.header(),
-            &config.training,
-        )?;
+        let out_dir = PathBuf::from(&training.out_dir);
+        let lock = RunLock::acquire(&out_dir)?;
+        let fresh_position = DataPosition {
+            seed: training.seed,
+            epoch: 0,
+            index: 0,
+        };
+        let (task, resumed) = match start {
+            Start::Fresh => {
+                refuse_earlier_run(&out_dir)?;
+                (make_task(None, fresh_position)?, None)
+            }
+            Start::Resume => {
+                let dir = latest_checkpoint(&out_dir).ok_or_else(|| Error::Io {
+                    path: out_dir.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no checkpoint to resume from",
+                    ),
+                })?;
+                let state_file = dir.join(STATE_FILE).display().to_string();
+                let saved: TrainerState = crate::io::read_json(&dir.join(STATE_FILE))?;
+                let task = make_task(Some(&dir), saved.data)?;
+                let device = task
+                    .named_parameters()
+                    .first()
+                    .map(|(_, p)| p.device())
+                    .unwrap_or(crate::Device::Cpu);
+                let loaded = load_checkpoint(&dir, &task.named_parameters(), &device)?;
+                (task, Some((loaded.moments, loaded.state, state_file)))
+            }
+        };
         let mut resume_warnings = Vec::new();
-        if let Some(r) = &resumed
-            && let Some(saved) = &r.state.run
+        if let Some((_, state, file)) = &resumed
+            && let Some(saved) = &state.run
         {
-            resume_warnings = record.check_resume_of(saved, &r.state_file)?;
+            resume_warnings = record.check_resume_of(saved, file)?;
         }
-        let t = &config.training;
-        let device = model.device();
-        if t.precision == Precision::F16 && !device.supports_f16() {
-            return Err(Error::Config {
-                file: "the run config".into(),
-                field: "training.precision".into(),
-                detail: format!(
-                    "f16 needs a device with shader-f16, and {} has none; use \"f32\"",
-                    device.name()
-                ),
-            });
-        }
-        let out_dir = PathBuf::from(&t.out_dir);
-        let mut optimizer = optimizer_for(&model, &config);
+        let t = &training;
+        let mut optimizer = optimizer_for(task.decays(), t);
         let mut trainer_state = TrainerState {
             step: 0,
             optimizer_steps: 0,
             tokens: 0,
             elapsed_s: 0.0,
-            data: DataPosition {
-                seed: t.seed,
-                epoch: 0,
-                index: 0,
-            },
+            data: fresh_position,
             loss_scale: None,
             run: None,
         };
         let mut metrics = Metrics::default();
-        if let Some(Resumed { moments, state, .. }) = resumed {
+        if let Some((moments, state, _)) = resumed {
             optimizer.restore(state.optimizer_steps, moments);
             let metrics_path = out_dir.join(METRICS_FILE);
             if metrics_path.is_file() {
@@ -252,10 +184,9 @@ impl Trainer {
         if let (Some(s), Some(saved)) = (scaler.as_mut(), trainer_state.loss_scale) {
             s.restore(saved);
         }
-        let train = BatchStream::resume(train_shard, t.seq_len, trainer_state.data)?;
         Ok(Trainer {
-            schedule: schedule_for(&config),
-            tokenizer: PathBuf::from(&t.tokenizer),
+            schedule: schedule_for(t),
+            tokenizer,
             out_dir,
             state_step: trainer_state.step,
             tokens: trainer_state.tokens,
@@ -263,11 +194,9 @@ impl Trainer {
             started: Instant::now(),
             consecutive_skips: 0,
             scaler,
-            config,
-            model,
+            training,
+            task,
             optimizer,
-            train,
-            val,
             metrics,
             record,
             resume_warnings,
@@ -297,23 +226,20 @@ impl Trainer {
     /// scaled gradients' norm divided by s, and 1/s joins the clipping factor in AdamW's gradient
     /// scale, so no pass over the gradients is added. s is a power of two, so both are exact.
     pub fn step(&mut self) -> Result<StepOutcome> {
-        let t = self.config.training.clone();
-        let device = self.model.device();
+        let t = self.training.clone();
         let mut summed: Option<Gradients> = None;
         let mut loss_sum = 0f64;
         let mut bad = None;
         let loss_scale = self.scaler.as_ref().map(LossScaler::scale);
         for _ in 0..t.grad_accum {
-            let batch = self.train.next_batch(t.batch_size);
-            self.tokens += (batch.batch * batch.seq) as u64;
+            // Every micro-batch is drawn, also after a bad one, so the data order does not
+            // depend on the numbers.
+            let (loss, tokens) = self.task.next_loss(t.batch_size)?;
+            self.tokens += tokens;
             if bad.is_some() {
                 continue;
             }
-            let inputs = Tensor::from_u32(batch.inputs, &[batch.batch, batch.seq], &device)?;
-            let targets = Tensor::from_u32(batch.targets, &[batch.batch, batch.seq], &device)?;
-            // f16 matmul operands in the forward (and so in its backward); evaluation stays f32.
-            let _precision = ops::set_f16_matmuls(t.precision == Precision::F16);
-            let loss = causal_lm_loss(&self.model, &inputs, &targets)?;
+            let device = loss.device();
             let value = loss.scalar()?;
             if !value.is_finite() {
                 bad = Some(format!("loss is {value}"));
@@ -326,15 +252,15 @@ impl Trainer {
             };
             summed = Some(match summed {
                 None => grads,
-                Some(acc) => add_gradients(acc, grads, &self.model)?,
+                Some(acc) => add_gradients(acc, grads, &self.task)?,
             });
         }
         self.state_step += 1;
         let step = self.state_step;
         let grad_norm = match (&bad, &summed) {
             (None, Some(g)) => {
-                let params = self.model.parameters();
-                let list: Vec<&Tensor> = params.iter().filter_map(|p| g.get(p)).collect();
+                let params = self.task.named_parameters();
+                let list: Vec<&Tensor> = params.iter().filter_map(|(_, p)| g.get(p)).collect();
                 ops::global_norm(&list)? / t.grad_accum as f32 / loss_scale.unwrap_or(1.0)
             }
             _ => f32::NAN,
@@ -384,7 +310,7 @@ impl Trainer {
         };
         let lr = self.schedule.at(step - 1);
         self.optimizer.step(
-            self.model.parameters_mut(),
+            self.task.parameters_mut(),
             &grads,
             lr,
             clip / t.grad_accum as f32 / loss_scale.unwrap_or(1.0),
@@ -404,38 +330,16 @@ impl Trainer {
         Ok(StepOutcome::Took(record))
     }
 
-    /// Mean loss and bits per byte on the first `eval_tokens` tokens of the validation shard.
+    /// Mean loss (and bits per byte where the task reads text) on the first `eval_tokens` items of
+    /// the held-out data.
     pub fn evaluate(&mut self) -> Result<EvalRecord> {
-        let _off = no_grad();
-        let t = &self.config.training;
-        let device = self.model.device();
-        let (mut nats, mut count) = (0f64, 0usize);
-        let max_tokens = if t.eval_tokens == 0 {
-            usize::MAX
-        } else {
-            t.eval_tokens
-        };
-        for batch in eval_batches(&self.val, t.batch_size, t.seq_len, max_tokens) {
-            if batch.loss_tokens == 0 {
-                continue;
-            }
-            let inputs = Tensor::from_u32(batch.inputs, &[batch.batch, batch.seq], &device)?;
-            let targets = Tensor::from_u32(batch.targets, &[batch.batch, batch.seq], &device)?;
-            let loss = causal_lm_loss(&self.model, &inputs, &targets)?.scalar()?;
-            nats += loss as f64 * batch.loss_tokens as f64;
-            count += batch.loss_tokens;
-        }
-        if count == 0 {
-            return Err(Error::InvalidArgument {
-                op: "Trainer::evaluate",
-                detail: format!("the validation shard in {} has no scored tokens", t.data),
-            });
-        }
+        let t = &self.training;
+        let e = self.task.evaluate(t.batch_size, t.eval_tokens)?;
         let record = EvalRecord {
             step: self.state_step,
-            loss: nats / count as f64,
-            bpb: bits_per_byte(nats, count, self.val.header()).unwrap_or(f64::NAN),
-            tokens: count,
+            loss: e.loss,
+            bpb: e.bpb.unwrap_or(f64::NAN),
+            tokens: e.count,
         };
         self.metrics.evals.push(record.clone());
         self.save_metrics()?;
@@ -455,17 +359,17 @@ impl Trainer {
             optimizer_steps: self.optimizer.steps(),
             tokens: self.tokens,
             elapsed_s: self.elapsed(),
-            data: self.train.position(),
+            data: self.task.data_position(),
             loss_scale: self.scaler.as_ref().map(LossScaler::state),
             run: Some(self.record.clone()),
         };
         self.save_metrics()?;
         save_checkpoint(
             &self.out_dir,
-            &self.model,
+            &self.task,
             &self.optimizer,
             &state,
-            &self.tokenizer,
+            self.tokenizer.as_deref(),
         )
     }
 
@@ -477,7 +381,7 @@ impl Trainer {
         stop_at: Option<usize>,
         observer: &mut dyn TrainObserver,
     ) -> Result<Option<EvalRecord>> {
-        let t = self.config.training.clone();
+        let t = self.training.clone();
         let last = stop_at.unwrap_or(t.max_steps).min(t.max_steps);
         let budget_s = t.time_budget_minutes.map(|m| m * 60.0);
         let mut last_eval = None;
@@ -506,26 +410,10 @@ impl Trainer {
     }
 }
 
-/// What a resumed run starts from: the optimizer's moments and the counters of its checkpoint,
-/// and the file those came from (for errors).
-struct Resumed {
-    moments: Vec<(Tensor, Tensor)>,
-    state: TrainerState,
-    state_file: String,
-}
-
-/// Locks the out_dir of a new run, refusing one that holds an earlier run.
-fn lock_for_new_run(config: &RunConfig) -> Result<RunLock> {
-    let out_dir = Path::new(&config.training.out_dir);
-    let lock = RunLock::acquire(out_dir)?;
-    refuse_earlier_run(out_dir)?;
-    Ok(lock)
-}
-
 /// `a + b` per parameter (gradient accumulation), without recording a graph.
-fn add_gradients(mut a: Gradients, mut b: Gradients, model: &Backbone) -> Result<Gradients> {
+fn add_gradients(mut a: Gradients, mut b: Gradients, task: &impl Task) -> Result<Gradients> {
     let _off = no_grad();
-    for p in model.parameters() {
+    for (_, p) in task.named_parameters() {
         match (a.remove(p), b.remove(p)) {
             (Some(x), Some(y)) => a.insert(p, ops::add(&x, &y)?),
             (Some(x), None) | (None, Some(x)) => a.insert(p, x),
