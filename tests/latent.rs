@@ -653,4 +653,81 @@ mod dynamics_task {
                 && saved.contains_key("crsm.latent.std")
         );
     }
+
+    #[test]
+    fn the_trainer_trains_the_dynamics_and_resumes_it_exactly() {
+        use crsm::train::drift::RunRecord;
+        use crsm::train::{RunConfig, Silent, Start, Trainer};
+        let dir = Scratch::new("latent", "dynamics-trainer");
+        let (model, _, val) = setup(&dir);
+        let traces = dir.join("traces");
+        let run = |out: &str, max_steps: usize| {
+            let json = serde_json::json!({
+                "model": {"vocab_size": 31, "hidden_size": 16, "num_hidden_layers": 2},
+                "training": {
+                    "data": traces, "tokenizer": "none", "out_dir": dir.join(out),
+                    "batch_size": 8, "seq_len": 8, "grad_accum": 2, "max_steps": max_steps,
+                    "lr": 0.003, "warmup_steps": 1, "eval_every": 3, "eval_tokens": 0,
+                    "checkpoint_every": 3, "device": "cpu", "seed": 4
+                }
+            });
+            RunConfig::from_json_str(&json.to_string(), "dynamics run")
+                .unwrap()
+                .training
+        };
+        let record = |training: &crsm::train::TrainingConfig| RunRecord {
+            tokenizer_sha256: "tok".into(),
+            shards_sha256: crsm::data::sha256_file(&traces.join("traces.json")).unwrap(),
+            training: serde_json::to_value(training).unwrap(),
+        };
+        let make = |ckpt: Option<&std::path::Path>, at: DataPosition| {
+            let set = TraceSet::open(&traces, Some("m"))?;
+            let mut t = task(&model, set, val.clone(), at);
+            if let Some(ckpt) = ckpt {
+                t.load_weights(ckpt)?;
+            }
+            Ok(t)
+        };
+        let losses = |t: &Trainer<DynamicsTask>| -> Vec<f32> {
+            t.metrics.steps.iter().map(|s| s.loss).collect()
+        };
+        // Six steps at once ...
+        let training = run("whole", 6);
+        let mut whole = Trainer::start(
+            training.clone(),
+            Start::Fresh,
+            record(&training),
+            None,
+            make,
+        )
+        .unwrap();
+        whole.run(None, &mut Silent).unwrap();
+        let evals: Vec<f64> = whole.metrics.evals.iter().map(|e| e.loss).collect();
+        assert!(evals[1] < evals[0], "held-out loss {evals:?}");
+        // ... and three, a stop, three more from the checkpoint: the same losses, bit for bit.
+        let training = run("halves", 6);
+        let mut first = Trainer::start(
+            training.clone(),
+            Start::Fresh,
+            record(&training),
+            None,
+            make,
+        )
+        .unwrap();
+        first.run(Some(3), &mut Silent).unwrap();
+        drop(first);
+        let mut second = Trainer::start(
+            training.clone(),
+            Start::Resume,
+            record(&training),
+            None,
+            make,
+        )
+        .unwrap();
+        assert_eq!(second.state_step, 3);
+        second.run(None, &mut Silent).unwrap();
+        assert_eq!(losses(&second), losses(&whole));
+        let w = whole.task.dynamics.w_out.to_vec_f32().unwrap();
+        assert_eq!(second.task.dynamics.w_out.to_vec_f32().unwrap(), w);
+    }
 }

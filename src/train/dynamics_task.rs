@@ -12,7 +12,7 @@ use crate::Device;
 use crate::autograd::no_grad;
 use crate::data::{DataPosition, permutation};
 use crate::error::{Error, Result};
-use crate::io::{HostTensor, TensorMap, save_safetensors};
+use crate::io::{HostTensor, TensorMap, load_safetensors_file, save_safetensors};
 use crate::latent::trace_shards::TraceSet;
 use crate::latent::{Dynamics, LatentTrace, Standardizer, TokenInputs};
 use crate::tensor::Tensor;
@@ -74,6 +74,49 @@ impl DynamicsTask {
         };
         task.plan_epoch();
         Ok(task)
+    }
+
+    /// Puts back the weights and the standardiser a checkpoint saved (`save_weights`); every
+    /// tensor must be there with its shape.
+    pub fn load_weights(&mut self, dir: &Path) -> Result<()> {
+        let path = dir.join(DYNAMICS_FILE);
+        let mut map = load_safetensors_file(&path)?;
+        let file = path.display().to_string();
+        let mut take = |name: String, shape: &[usize]| -> Result<Vec<f32>> {
+            let t = map.remove(&name).ok_or_else(|| Error::Checkpoint {
+                file: file.clone(),
+                tensor: name.clone(),
+                detail: "missing".into(),
+            })?;
+            if t.shape != shape {
+                return Err(Error::Checkpoint {
+                    file: file.clone(),
+                    tensor: name,
+                    detail: format!("shape {:?}, expected {shape:?}", t.shape),
+                });
+            }
+            Ok(t.data)
+        };
+        let names: Vec<(String, Vec<usize>)> = self
+            .named_parameters()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+            .collect();
+        let mut values = Vec::with_capacity(names.len());
+        for (name, shape) in &names {
+            values.push(Tensor::from_f32(
+                take(name.clone(), shape)?,
+                shape,
+                &self.device,
+            )?);
+        }
+        let (layers, d) = (self.standardizer.layers, self.standardizer.d_model);
+        self.standardizer.mean = take("crsm.latent.mean".into(), &[layers, d])?;
+        self.standardizer.std = take("crsm.latent.std".into(), &[layers, d])?;
+        for (p, v) in self.dynamics.parameters_mut().into_iter().zip(values) {
+            *p = v.as_variable();
+        }
+        Ok(())
     }
 
     fn samples_per_window(&self) -> usize {

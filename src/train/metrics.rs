@@ -31,7 +31,9 @@ pub struct EvalRecord {
     pub step: usize,
     /// Mean validation loss, nats per token.
     pub loss: f64,
-    /// Bits per UTF-8 byte of validation text: comparable across tokenizers.
+    /// Bits per UTF-8 byte of validation text: comparable across tokenizers. NaN where the task
+    /// predicts no text (the dynamics, the critic), written as JSON `null` and read back as NaN.
+    #[serde(deserialize_with = "nan_from_null")]
     pub bpb: f64,
     /// Validation tokens scored.
     pub tokens: usize,
@@ -77,4 +79,9 @@ impl Metrics {
     pub fn last_eval(&self) -> Option<&EvalRecord> {
         self.evals.last()
     }
+}
+
+/// JSON has no NaN: serde_json writes it as `null`; read `null` back as NaN.
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
