@@ -5,6 +5,7 @@
 mod allocator;
 mod bench;
 mod device_arg;
+mod distill;
 mod generate;
 mod info;
 mod logits;
@@ -46,6 +47,9 @@ enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Supervised fine-tuning from pretrained weights: loss on response tokens only.
     Sft(pretrain::SftArgs),
+    /// Stage 2: latent traces of the stage-1 backbone, the dynamics trained on them, and its
+    /// open-loop fit beside the identity and least-squares baselines.
+    Distill(distill::DistillArgs),
     /// Throughput: `bench train` (training tokens/s), `bench decode` (prefill and decode tokens/s).
     Bench(bench::BenchArgs),
     /// Train a byte-level BPE tokenizer on text/JSONL files and write tokenizer.json.
@@ -67,6 +71,7 @@ fn main() -> Result<()> {
         Command::Quickstart(args) => quickstart::run(args),
         Command::Pretrain(args) => pretrain::run_pretrain(args),
         Command::Sft(args) => pretrain::run_sft(args),
+        Command::Distill(args) => distill::run(args),
         Command::Tokenizer(args) => tokenizer_cmd::run(args),
         Command::Prepare(args) => prepare::run(args),
         Command::Memtest(args) => memtest::run(args),

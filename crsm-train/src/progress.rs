@@ -70,10 +70,19 @@ impl TrainObserver for TrainProgress {
     }
 
     fn on_eval(&mut self, r: &EvalRecord) {
-        self.say(&format!(
-            "step {}: held-out loss {:.4} nats/token, {:.4} bits/byte ({} tokens)",
-            r.step, r.loss, r.bpb, r.tokens
-        ));
+        // A task that predicts no text (the dynamics) has no bits per byte.
+        let line = if r.bpb.is_nan() {
+            format!(
+                "step {}: held-out loss {:.4} ({} items)",
+                r.step, r.loss, r.tokens
+            )
+        } else {
+            format!(
+                "step {}: held-out loss {:.4} nats/token, {:.4} bits/byte ({} tokens)",
+                r.step, r.loss, r.bpb, r.tokens
+            )
+        };
+        self.say(&line);
     }
 
     fn on_checkpoint(&mut self, step: usize, dir: &Path, metrics: &Metrics) {

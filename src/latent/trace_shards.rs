@@ -323,6 +323,19 @@ impl TraceSet {
         })
     }
 
+    /// Parts `0..parts` (all of them at most) as one `LatentTrace` (held-out traces, a baseline's
+    /// fit), so the caller bounds the memory.
+    pub fn first_parts(&self, parts: usize) -> Result<LatentTrace> {
+        let mut all = self.part(0)?;
+        for p in 1..parts.min(self.header.parts()) {
+            let next = self.part(p)?;
+            all.windows += next.windows;
+            all.tokens.extend(next.tokens);
+            all.z.extend(next.z);
+        }
+        Ok(all)
+    }
+
     /// Part `part` as a `LatentTrace`.
     pub fn part(&self, part: usize) -> Result<LatentTrace> {
         let h = &self.header;

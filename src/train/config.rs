@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::model::CrsmConfig;
+use crate::train::distill_config::DistillConfig;
 
 /// Everything about a training run except the model's shape. Paths are relative to the
 /// directory the command runs in. Defaults are what the nano config would use.
@@ -151,11 +152,13 @@ mod defaults {
     }
 }
 
-/// A whole run file: `{"model": {...}, "training": {...}}`.
+/// A whole run file: `{"model": {...}, "training": {...}}`, and a section per later stage
+/// (`distill`, see `distill_config.rs`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunConfig {
     pub model: CrsmConfig,
     pub training: TrainingConfig,
+    pub distill: Option<DistillConfig>,
 }
 
 impl RunConfig {
@@ -178,10 +181,12 @@ impl RunConfig {
         let training = map
             .remove("training")
             .ok_or_else(|| err("training", "missing section".into()))?;
+        let distill = map.remove("distill");
         if let Some(key) = map.keys().next() {
             return Err(err(
                 key,
-                "unknown top-level key (expected `model` and `training`)".into(),
+                "unknown top-level key (expected `model`, `training` and optionally `distill`)"
+                    .into(),
             ));
         }
         let model =
@@ -192,7 +197,20 @@ impl RunConfig {
             err(&key, e.to_string())
         })?;
         training.validate(file)?;
-        Ok(RunConfig { model, training })
+        let distill = match distill {
+            None => None,
+            Some(section) => {
+                let d: DistillConfig =
+                    serde_json::from_value(section).map_err(|e| err("distill", e.to_string()))?;
+                d.validate(file)?;
+                Some(d)
+            }
+        };
+        Ok(RunConfig {
+            model,
+            training,
+            distill,
+        })
     }
 
     pub fn to_json_string(&self) -> Result<String> {
@@ -207,10 +225,15 @@ impl RunConfig {
             field: "training".into(),
             detail: e.to_string(),
         })?;
-        let mut text = serde_json::to_string_pretty(
-            &serde_json::json!({"model": model, "training": training}),
-        )
-        .map_err(|e| Error::Config {
+        let mut whole = serde_json::json!({"model": model, "training": training});
+        if let Some(d) = &self.distill {
+            whole["distill"] = serde_json::to_value(d).map_err(|e| Error::Config {
+                file: "config".into(),
+                field: "distill".into(),
+                detail: e.to_string(),
+            })?;
+        }
+        let mut text = serde_json::to_string_pretty(&whole).map_err(|e| Error::Config {
             file: "config".into(),
             field: String::new(),
             detail: e.to_string(),

@@ -4,6 +4,8 @@
 mod adamw;
 pub mod checkpoint;
 mod config;
+pub mod distill;
+pub mod distill_config;
 pub mod drift;
 pub mod dynamics_task;
 pub mod lm_task;
@@ -21,6 +23,7 @@ mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use config::{Precision, RunConfig, TrainingConfig};
+pub use distill_config::DistillConfig;
 pub use objective::causal_lm_loss;
 pub use run_dir::remove_run;
 pub use schedule::LrSchedule;

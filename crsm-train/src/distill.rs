@@ -1,0 +1,177 @@
+//! `crsm-train distill --config C`: stage 2. Collects latent traces from the stage-1 checkpoint
+//! in `training.out_dir`, fits the identity and least-squares baselines, trains the dynamics
+//! with the `distill` section's loop, and prints the open-loop fit of all three on held-out
+//! traces (also in `distill.out_dir/fit.json`). The last line is
+//! `distill: dynamics_r2_1=A dynamics_r2_8=B linear_r2_1=C linear_r2_8=D minutes=M` for scripts.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use crsm::train::distill::{DistillObserver, distill};
+use crsm::train::metrics::{EvalRecord, Metrics, SkipRecord, StepRecord};
+use crsm::train::{RunConfig, TrainObserver, remove_run};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::device_arg::DeviceOverride;
+use crate::progress::TrainProgress;
+
+#[derive(Args)]
+pub struct DistillArgs {
+    /// Run config with a `distill` section, e.g. configs/nano.json.
+    #[arg(long)]
+    config: PathBuf,
+    #[command(flatten)]
+    device: DeviceOverride,
+    /// Continue the dynamics' training from its newest checkpoint (traces on disk are always
+    /// reused and an unfinished collection continued).
+    #[arg(long)]
+    resume: bool,
+    /// Delete the dynamics' earlier run (checkpoints and metrics; not the traces) and start over.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
+}
+
+/// A bar per trace split, then the trainer's bar.
+struct Progress {
+    traces: Option<(String, ProgressBar)>,
+    train: Option<TrainProgress>,
+    max_steps: usize,
+    eval_every: usize,
+    plot: PathBuf,
+}
+
+impl Progress {
+    fn train(&mut self) -> &mut TrainProgress {
+        if let Some((_, bar)) = self.traces.take() {
+            bar.finish_and_clear();
+        }
+        self.train.get_or_insert_with(|| {
+            TrainProgress::new(
+                self.max_steps,
+                0,
+                self.eval_every.min(50),
+                self.plot.clone(),
+            )
+        })
+    }
+}
+
+impl DistillObserver for Progress {
+    fn on_traces(&mut self, split: &str, done: usize, total: usize) {
+        if self.traces.as_ref().is_none_or(|(s, _)| s != split) {
+            if let Some((_, bar)) = self.traces.take() {
+                bar.finish_and_clear();
+            }
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} parts, {elapsed} elapsed, ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{split} traces"));
+            self.traces = Some((split.to_string(), bar));
+        }
+        if let Some((_, bar)) = &self.traces {
+            bar.set_position(done as u64);
+            if bar.is_hidden() && done == total {
+                eprintln!("{split} traces: {total} parts");
+            }
+        }
+    }
+
+    fn on_note(&mut self, line: &str) {
+        if let Some((_, bar)) = self.traces.take() {
+            bar.finish_and_clear();
+        }
+        eprintln!("{line}");
+    }
+}
+
+impl TrainObserver for Progress {
+    fn on_step(&mut self, r: &StepRecord, max_steps: usize) {
+        self.train().on_step(r, max_steps);
+    }
+    fn on_skip(&mut self, r: &SkipRecord) {
+        self.train().on_skip(r);
+    }
+    fn on_eval(&mut self, r: &EvalRecord) {
+        self.train().on_eval(r);
+    }
+    fn on_checkpoint(&mut self, step: usize, dir: &Path, metrics: &Metrics) {
+        self.train().on_checkpoint(step, dir, metrics);
+    }
+}
+
+pub fn run(args: DistillArgs) -> Result<()> {
+    let file = args.config.display().to_string();
+    let config = RunConfig::from_json_file(&args.config)?;
+    let device = args.device.open(&config.training.device)?;
+    let d = config
+        .distill
+        .clone()
+        .with_context(|| format!("{file}: no `distill` section (see configs/nano.json)"))?;
+    let loop_config = d.loop_config(&file)?;
+    if args.overwrite {
+        let out = Path::new(&loop_config.out_dir);
+        remove_run(out).with_context(|| format!("overwriting {}", out.display()))?;
+    }
+    let mut progress = Progress {
+        traces: None,
+        train: None,
+        max_steps: loop_config.max_steps,
+        eval_every: loop_config.eval_every,
+        plot: Path::new(&loop_config.out_dir).join("loss.png"),
+    };
+    let report = distill(&config, &file, &device, args.resume, &mut progress)?;
+    if let Some(t) = &progress.train {
+        t.finish();
+    }
+    println!(
+        "open-loop fit on held-out traces ({} -> {}):",
+        report.source_checkpoint,
+        Path::new(&d.out_dir).join("fit.json").display()
+    );
+    println!(
+        "  k   R^2 identity / linear / dynamics     policy top-1 identity / linear / dynamics   KL (nats)"
+    );
+    for ((i, l), g) in report
+        .identity
+        .fits
+        .iter()
+        .zip(&report.linear.fits)
+        .zip(&report.dynamics.fits)
+    {
+        println!(
+            "  {:<3} {:>8.3} / {:>6.3} / {:>8.3}          {:>6.3} / {:>6.3} / {:>6.3}            {:.3} / {:.3} / {:.3}",
+            i.k,
+            i.r2_change,
+            l.r2_change,
+            g.r2_change,
+            i.policy_top1.unwrap_or(f64::NAN),
+            l.policy_top1.unwrap_or(f64::NAN),
+            g.policy_top1.unwrap_or(f64::NAN),
+            i.policy_kl.unwrap_or(f64::NAN),
+            l.policy_kl.unwrap_or(f64::NAN),
+            g.policy_kl.unwrap_or(f64::NAN),
+        );
+    }
+    println!(
+        "  dynamics: {} parameters ({:.2}% of the backbone's {})",
+        report.dynamics_parameters,
+        100.0 * report.dynamics_parameters as f64 / report.backbone_parameters as f64,
+        report.backbone_parameters
+    );
+    let r2 = |f: &crsm::latent::FitReport, k| f.at(k).map_or(f64::NAN, |x| x.r2_change);
+    println!(
+        "distill: dynamics_r2_1={:.4} dynamics_r2_8={:.4} linear_r2_1={:.4} linear_r2_8={:.4} minutes={:.2}",
+        r2(&report.dynamics, 1),
+        r2(&report.dynamics, 8),
+        r2(&report.linear, 1),
+        r2(&report.linear, 8),
+        report.minutes
+    );
+    Ok(())
+}
