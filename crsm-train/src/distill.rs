@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device_arg::DeviceOverride;
 use crate::progress::TrainProgress;
+use crate::run_start_arg::RunStart;
 
 #[derive(Args)]
 pub struct DistillArgs {
@@ -23,13 +24,10 @@ pub struct DistillArgs {
     config: PathBuf,
     #[command(flatten)]
     device: DeviceOverride,
-    /// Continue the dynamics' training from its newest checkpoint (traces on disk are always
-    /// reused and an unfinished collection continued).
-    #[arg(long)]
-    resume: bool,
-    /// Delete the dynamics' earlier run (checkpoints and metrics; not the traces) and start over.
-    #[arg(long, conflicts_with = "resume")]
-    overwrite: bool,
+    /// --resume | --overwrite, for the dynamics' run in distill.out_dir/dynamics (traces on disk
+    /// are always reused, and an unfinished collection continued).
+    #[command(flatten)]
+    start: RunStart,
 }
 
 /// A bar per trace split, then the trainer's bar.
@@ -114,7 +112,7 @@ pub fn run(args: DistillArgs) -> Result<()> {
         .clone()
         .with_context(|| format!("{file}: no `distill` section (see configs/nano.json)"))?;
     let loop_config = d.loop_config(&file)?;
-    if args.overwrite {
+    if args.start.overwrite {
         let out = Path::new(&loop_config.out_dir);
         remove_run(out).with_context(|| format!("overwriting {}", out.display()))?;
     }
@@ -125,7 +123,7 @@ pub fn run(args: DistillArgs) -> Result<()> {
         eval_every: loop_config.eval_every,
         plot: Path::new(&loop_config.out_dir).join("loss.png"),
     };
-    let report = distill(&config, &file, &device, args.resume, &mut progress)?;
+    let report = distill(&config, &file, &device, args.start.resume, &mut progress)?;
     if let Some(t) = &progress.train {
         t.finish();
     }

@@ -15,6 +15,7 @@ mod prepare;
 mod pretrain;
 mod progress;
 mod quickstart;
+mod run_start_arg;
 mod size_check;
 mod tokenizer_cmd;
 

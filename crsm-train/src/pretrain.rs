@@ -10,6 +10,7 @@ use crsm::train::{RunConfig, Trainer, remove_run};
 
 use crate::device_arg::DeviceOverride;
 use crate::progress::TrainProgress;
+use crate::run_start_arg::RunStart;
 
 #[derive(Args)]
 pub struct PretrainArgs {
@@ -18,13 +19,9 @@ pub struct PretrainArgs {
     config: PathBuf,
     #[command(flatten)]
     device: DeviceOverride,
-    /// Continue the run from the newest complete checkpoint in training.out_dir.
-    #[arg(long)]
-    resume: bool,
-    /// Delete the run in training.out_dir (checkpoints and metrics) and start over; without it,
-    /// a folder that holds a run is refused.
-    #[arg(long, conflicts_with = "resume")]
-    overwrite: bool,
+    /// --resume | --overwrite, for the run in training.out_dir.
+    #[command(flatten)]
+    start: RunStart,
     /// Stop after this step (the schedule still spans training.max_steps).
     #[arg(long)]
     stop_at: Option<usize>,
@@ -68,11 +65,11 @@ fn train(args: PretrainArgs, init: Option<PathBuf>) -> Result<()> {
     let device = args.device.open(&config.training.device)?;
     let t = &config.training;
     crate::size_check::refuse_too_large(&config.model, t.batch_size, t.seq_len, &device)?;
-    if args.overwrite {
+    if args.start.overwrite {
         let out_dir = Path::new(&config.training.out_dir);
         remove_run(out_dir).with_context(|| format!("overwriting {}", out_dir.display()))?;
     }
-    let mut trainer = if args.resume {
+    let mut trainer = if args.start.resume {
         let trainer = Trainer::resume(config, &device).context("resuming")?;
         if !trainer.resume_warnings().is_empty() {
             eprintln!(
