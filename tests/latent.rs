@@ -731,3 +731,49 @@ mod dynamics_task {
         assert_eq!(second.task.dynamics.w_out.to_vec_f32().unwrap(), w);
     }
 }
+
+#[test]
+fn trace_values_read_the_next_tokens_log_probabilities_through_the_head() {
+    use crsm::latent::PolicyHead;
+    use crsm::latent::value_target::trace_values;
+    /// log p(v | position t) = -(t + 1) - v / 100, whatever the latent says about t: the row index.
+    struct Known {
+        vocab: usize,
+    }
+    impl PolicyHead for Known {
+        fn log_probs(&self, _raw: &[f32], rows: usize) -> crsm::Result<Vec<f32>> {
+            Ok((0..rows)
+                .flat_map(|t| (0..self.vocab).map(move |v| -(t as f32 + 1.0) - v as f32 / 100.0))
+                .collect())
+        }
+    }
+    let (windows, len, layers, d) = (2, 5, 1, 2);
+    let tokens: Vec<u32> = vec![0, 1, 2, 3, 4, 4, 3, 2, 1, 0];
+    let trace = LatentTrace {
+        windows,
+        len,
+        layers,
+        d_model: d,
+        tokens: tokens.clone(),
+        z: vec![0.0; windows * len * layers * d],
+    };
+    let v = trace_values(&Known { vocab: 5 }, &trace, 2, 0.5).unwrap();
+    for w in 0..windows {
+        let next = |t: usize| -(t as f32 + 1.0) - tokens[w * len + t + 1] as f32 / 100.0;
+        for t in 0..len {
+            let got = v[w * len + t];
+            if t + 2 < len {
+                let want = (next(t) + 0.5 * next(t + 1)) / 1.5;
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "window {w} t {t}: {got} vs {want}"
+                );
+            } else {
+                assert!(
+                    got.is_nan(),
+                    "window {w} t {t} has no 2 tokens ahead: {got}"
+                );
+            }
+        }
+    }
+}

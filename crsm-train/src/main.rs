@@ -4,6 +4,7 @@
 
 mod allocator;
 mod bench;
+mod critic;
 mod device_arg;
 mod distill;
 mod generate;
@@ -51,6 +52,9 @@ enum Command {
     /// Stage 2: latent traces of the stage-1 backbone, the dynamics trained on them, and its
     /// open-loop fit beside the identity and least-squares baselines.
     Distill(distill::DistillArgs),
+    /// Stage 4: one value head per layer on the distill stage's traces, and its held-out
+    /// correlation and calibration.
+    Critic(critic::CriticArgs),
     /// Throughput: `bench train` (training tokens/s), `bench decode` (prefill and decode tokens/s).
     Bench(bench::BenchArgs),
     /// Train a byte-level BPE tokenizer on text/JSONL files and write tokenizer.json.
@@ -73,6 +77,7 @@ fn main() -> Result<()> {
         Command::Pretrain(args) => pretrain::run_pretrain(args),
         Command::Sft(args) => pretrain::run_sft(args),
         Command::Distill(args) => distill::run(args),
+        Command::Critic(args) => critic::run(args),
         Command::Tokenizer(args) => tokenizer_cmd::run(args),
         Command::Prepare(args) => prepare::run(args),
         Command::Memtest(args) => memtest::run(args),

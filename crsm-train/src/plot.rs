@@ -1,6 +1,6 @@
-//! The loss curve of a run as a PNG (`OUT/loss.png`): training loss per step and held-out loss
-//! per evaluation, nats per token, drawn with plotters into memory, encoded with `png` and
-//! written atomically. The font is egui's bundled Ubuntu Light, so no system font is needed.
+//! Plots as PNG: the loss curve of a run (`OUT/loss.png`: training loss per step and held-out loss
+//! per evaluation) and the critic's calibration (`critic.out_dir/calibration.png`), nats per
+//! token, drawn with plotters into memory, encoded with `png` and written atomically. The font is egui's bundled Ubuntu Light, so no system font is needed.
 
 use std::path::Path;
 use std::sync::Once;
@@ -89,17 +89,82 @@ pub fn plot_loss_curve(metrics: &Metrics, title: &str, path: &Path) -> Result<()
             .map_err(|e| anyhow!("{e}"))?;
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
+    write_png(&rgb, path)
+}
+
+/// Encodes a WIDTH x HEIGHT RGB buffer as PNG and writes it atomically.
+fn write_png(rgb: &[u8], path: &Path) -> Result<()> {
     let mut png_bytes = Vec::new();
     {
         let mut encoder = png::Encoder::new(&mut png_bytes, WIDTH, HEIGHT);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().context("encoding the loss curve")?;
-        writer
-            .write_image_data(&rgb)
-            .context("encoding the loss curve")?;
+        let mut writer = encoder.write_header().context("encoding a plot")?;
+        writer.write_image_data(rgb).context("encoding a plot")?;
     }
     crsm::io::write_atomic(path, &png_bytes)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// The critic's calibration as a PNG: per bin of predicted value, the mean realised value
+/// against the mean predicted (nats per token), beside the diagonal a perfect critic would
+/// follow. `bins` are (predicted, realised, count).
+pub fn plot_calibration(bins: &[(f64, f64, usize)], title: &str, path: &Path) -> Result<()> {
+    if bins.is_empty() {
+        return Ok(());
+    }
+    register_font();
+    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let values = bins
+            .iter()
+            .flat_map(|b| [b.0, b.1])
+            .filter(|v| v.is_finite());
+        let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let pad = ((hi - lo) * 0.05).max(1e-3);
+        let range = (lo - pad)..(hi + pad);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(range.clone(), range.clone())
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("predicted value (mean of the heads, nats / token)")
+            .y_desc("realised value (nats / token)")
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(LineSeries::new(
+                vec![(range.start, range.start), (range.end, range.end)],
+                BLACK.mix(0.4),
+            ))
+            .map_err(|e| anyhow!("{e}"))?
+            .label("perfect calibration")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.4)));
+        let points: Vec<(f64, f64)> = bins.iter().map(|b| (b.0, b.1)).collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), RED.stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label("held-out bins")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED));
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, RED.filled())))
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    write_png(&rgb, path)
 }

@@ -1,5 +1,5 @@
-//! `crsm-train distill` end to end on a tiny run: pretrain a few steps, distill, and the report,
-//! the traces and the dynamics' checkpoint are there; the stage refuses a run file without a
+//! `crsm-train distill` and `critic` end to end on a tiny run: pretrain a few steps, distill,
+//! train the critic, and the reports, the traces, the plot and both checkpoints are there; the stage refuses a run file without a
 //! `distill` section and a folder without a stage-1 checkpoint, naming what to do.
 
 use std::path::{Path, PathBuf};
@@ -25,7 +25,11 @@ fn corpus() -> String {
 }
 
 /// A tiny run file over freshly prepared shards; `distill` is the stage's section (or none).
-fn run_file(dir: &Path, distill: Option<serde_json::Value>) -> PathBuf {
+fn run_file(
+    dir: &Path,
+    distill: Option<serde_json::Value>,
+    critic: Option<serde_json::Value>,
+) -> PathBuf {
     let tok = train_bpe_on_texts(std::iter::once(corpus()), 300).unwrap();
     let tok_path = dir.join("tokenizer.json");
     tok.save(&tok_path).unwrap();
@@ -46,6 +50,9 @@ fn run_file(dir: &Path, distill: Option<serde_json::Value>) -> PathBuf {
     });
     if let Some(d) = distill {
         json["distill"] = d;
+    }
+    if let Some(c) = critic {
+        json["critic"] = c;
     }
     let path = dir.join("run.json");
     std::fs::write(&path, json.to_string()).unwrap();
@@ -72,7 +79,12 @@ fn distill_collects_traces_trains_the_dynamics_and_reports_the_fit() {
         "training": {"batch_size": 8, "max_steps": 6, "lr": 0.003, "eval_every": 3,
                      "eval_tokens": 0, "checkpoint_every": 3}
     });
-    let config = run_file(&dir, Some(distill));
+    let critic = serde_json::json!({
+        "out_dir": dir.join("critic"), "horizon": 3, "gamma": 0.5, "hidden": 4,
+        "training": {"batch_size": 8, "max_steps": 4, "lr": 0.003, "eval_every": 2,
+                     "eval_tokens": 0, "checkpoint_every": 2}
+    });
+    let config = run_file(&dir, Some(distill), Some(critic));
     // Before stage 1 there is nothing to distill from.
     let out = crsm_train(&["distill", "--config", s(&config), "--device", "cpu"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -123,6 +135,29 @@ fn distill_collects_traces_trains_the_dynamics_and_reports_the_fit() {
         dir.join("distill/dynamics/checkpoint/dynamics.safetensors")
             .is_file()
     );
+    // Stage 4 on the same traces: a report, a calibration plot and the summary line.
+    let out = crsm_train(&["critic", "--config", s(&config), "--device", "cpu"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("critic: pearson_mean="), "{stdout}");
+    assert!(dir.join("critic/calibration.png").is_file());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("critic/critic.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        report["heads"].as_array().unwrap().len(),
+        2,
+        "one head per layer"
+    );
+    assert!(
+        dir.join("critic/heads/checkpoint/critic.safetensors")
+            .is_file()
+    );
     // Again without --resume: the dynamics' run is not overwritten silently.
     let out = crsm_train(&["distill", "--config", s(&config), "--device", "cpu"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -137,7 +172,7 @@ fn distill_collects_traces_trains_the_dynamics_and_reports_the_fit() {
 #[test]
 fn a_run_file_without_a_distill_section_is_refused_by_name() {
     let dir = scratch("no-section");
-    let config = run_file(&dir, None);
+    let config = run_file(&dir, None, None);
     let out = crsm_train(&["distill", "--config", s(&config), "--device", "cpu"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

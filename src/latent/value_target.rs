@@ -9,6 +9,8 @@
 //! Positions with fewer than H tokens after them in their window have no target. On task data
 //! the target is instead the task reward of sampled completions (the reasoning-suite issue).
 
+use super::fit::PolicyHead;
+use super::trace::LatentTrace;
 use crate::error::{Result, shape_err};
 
 /// The discounted, per-token-normalised log-likelihood targets of one window: `log_probs[t]` is
@@ -40,4 +42,35 @@ pub fn discounted_log_likelihood(
             (v / norm) as f32
         })
         .collect())
+}
+
+/// The value target at every position of every window of `trace`, read through `head` (the
+/// backbone's own head at the real latents gives log p(x_{t+1} | x_{<=t})): [windows * len],
+/// NaN where fewer than `horizon` tokens follow in the window.
+pub fn trace_values(
+    head: &dyn PolicyHead,
+    trace: &LatentTrace,
+    horizon: usize,
+    gamma: f32,
+) -> Result<Vec<f32>> {
+    let n = trace.layers * trace.d_model;
+    let mut out = vec![f32::NAN; trace.windows * trace.len];
+    for w in 0..trace.windows {
+        let raw = &trace.z[w * trace.len * n..][..trace.len * n];
+        let log_probs = head.log_probs(raw, trace.len)?;
+        let vocab = log_probs.len() / trace.len;
+        let next: Vec<f32> = (0..trace.len - 1)
+            .map(|t| log_probs[t * vocab + trace.token(w, t + 1) as usize])
+            .collect();
+        if next.len() < horizon {
+            continue;
+        }
+        for (t, v) in discounted_log_likelihood(&next, horizon, gamma)?
+            .into_iter()
+            .enumerate()
+        {
+            out[w * trace.len + t] = v;
+        }
+    }
+    Ok(out)
 }

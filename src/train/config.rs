@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::model::CrsmConfig;
+use crate::train::critic_config::CriticStageConfig;
 use crate::train::distill_config::DistillConfig;
 
 /// Everything about a training run except the model's shape. Paths are relative to the
@@ -159,6 +160,7 @@ pub struct RunConfig {
     pub model: CrsmConfig,
     pub training: TrainingConfig,
     pub distill: Option<DistillConfig>,
+    pub critic: Option<CriticStageConfig>,
 }
 
 impl RunConfig {
@@ -182,10 +184,11 @@ impl RunConfig {
             .remove("training")
             .ok_or_else(|| err("training", "missing section".into()))?;
         let distill = map.remove("distill");
+        let critic = map.remove("critic");
         if let Some(key) = map.keys().next() {
             return Err(err(
                 key,
-                "unknown top-level key (expected `model`, `training` and optionally `distill`)"
+                "unknown top-level key (expected `model`, `training` and optionally `distill`, `critic`)"
                     .into(),
             ));
         }
@@ -206,10 +209,26 @@ impl RunConfig {
                 Some(d)
             }
         };
+        let critic = match critic {
+            None => None,
+            Some(section) => {
+                let c: CriticStageConfig =
+                    serde_json::from_value(section).map_err(|e| err("critic", e.to_string()))?;
+                c.validate(file)?;
+                if distill.is_none() {
+                    return Err(err(
+                        "critic",
+                        "trains on the distill stage's traces: add a `distill` section".into(),
+                    ));
+                }
+                Some(c)
+            }
+        };
         Ok(RunConfig {
             model,
             training,
             distill,
+            critic,
         })
     }
 
@@ -230,6 +249,13 @@ impl RunConfig {
             whole["distill"] = serde_json::to_value(d).map_err(|e| Error::Config {
                 file: "config".into(),
                 field: "distill".into(),
+                detail: e.to_string(),
+            })?;
+        }
+        if let Some(c) = &self.critic {
+            whole["critic"] = serde_json::to_value(c).map_err(|e| Error::Config {
+                file: "config".into(),
+                field: "critic".into(),
                 detail: e.to_string(),
             })?;
         }

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::train::TrainingConfig;
+use crate::train::stage_loop::stage_loop_config;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,63 +96,16 @@ impl DistillConfig {
         format!("{}/traces/{split}", self.out_dir)
     }
 
-    /// The dynamics' training loop as a `TrainingConfig`: the `training` object with `data`,
-    /// `tokenizer` and `out_dir` set by the stage.
+    /// The dynamics' training loop as a `TrainingConfig` (`stage_loop.rs`): data = the training
+    /// traces, out_dir = `out_dir/dynamics`.
     pub fn loop_config(&self, file: &str) -> Result<TrainingConfig> {
-        let field = |key: &str| {
-            format!(
-                "distill.training{}",
-                if key.is_empty() {
-                    String::new()
-                } else {
-                    format!(".{key}")
-                }
-            )
-        };
-        let mut map = match &self.training {
-            Value::Object(m) => m.clone(),
-            other => {
-                return Err(Error::Config {
-                    file: file.into(),
-                    field: field(""),
-                    detail: format!("must be an object, got {other}"),
-                });
-            }
-        };
-        for key in ["data", "tokenizer", "out_dir"] {
-            if map.contains_key(key) {
-                return Err(Error::Config {
-                    file: file.into(),
-                    field: field(key),
-                    detail: "is set by the stage (its traces and out_dir); remove it".into(),
-                });
-            }
-        }
-        map.insert("data".into(), Value::String(self.traces_dir("train")));
-        map.insert("tokenizer".into(), Value::String(String::new()));
-        map.insert(
-            "out_dir".into(),
-            Value::String(format!("{}/dynamics", self.out_dir)),
-        );
-        map.entry("seed").or_insert(Value::from(self.seed));
-        let config: TrainingConfig =
-            serde_json::from_value(Value::Object(map)).map_err(|e| Error::Config {
-                file: file.into(),
-                field: field(""),
-                detail: e.to_string(),
-            })?;
-        config.validate(file).map_err(|e| match e {
-            Error::Config {
-                file,
-                field,
-                detail,
-            } => Error::Config {
-                file,
-                field: format!("distill.{field}"),
-                detail,
-            },
-            other => other,
-        })?;
-        Ok(config)
+        stage_loop_config(
+            "distill",
+            &self.training,
+            self.traces_dir("train"),
+            format!("{}/dynamics", self.out_dir),
+            self.seed,
+            file,
+        )
     }
 }

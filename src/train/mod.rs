@@ -4,6 +4,9 @@
 mod adamw;
 pub mod checkpoint;
 mod config;
+pub mod critic_config;
+pub mod critic_stage;
+pub mod critic_task;
 pub mod distill;
 pub mod distill_config;
 pub mod drift;
@@ -18,6 +21,7 @@ pub mod rotation;
 pub mod run_dir;
 pub mod run_size;
 mod schedule;
+pub mod stage_loop;
 pub mod task;
 mod trainer;
 

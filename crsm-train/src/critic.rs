@@ -1,0 +1,85 @@
+//! `crsm-train critic --config C`: stage 4. Value targets on the distill stage's traces through
+//! the stage-1 backbone's head, one value head per layer trained with the `critic` section's
+//! loop, and the held-out report: Pearson and Spearman per head and for the heads' mean, each
+//! head's held-out RMSE, `critic.out_dir/critic.json` and `calibration.png`. The last line is
+//! `critic: pearson_mean=P spearman_mean=S minutes=M` for scripts.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use crsm::train::critic_stage::critic;
+use crsm::train::{RunConfig, remove_run};
+
+use crate::device_arg::DeviceOverride;
+use crate::plot::plot_calibration;
+use crate::progress::TrainProgress;
+use crate::run_start_arg::RunStart;
+
+#[derive(Args)]
+pub struct CriticArgs {
+    /// Run config with `distill` and `critic` sections, e.g. configs/nano.json.
+    #[arg(long)]
+    config: std::path::PathBuf,
+    #[command(flatten)]
+    device: DeviceOverride,
+    /// --resume | --overwrite, for the heads' run in critic.out_dir/heads.
+    #[command(flatten)]
+    start: RunStart,
+}
+
+pub fn run(args: CriticArgs) -> Result<()> {
+    let file = args.config.display().to_string();
+    let config = RunConfig::from_json_file(&args.config)?;
+    let device = args.device.open(&config.training.device)?;
+    let c = config
+        .critic
+        .clone()
+        .with_context(|| format!("{file}: no `critic` section (see configs/nano.json)"))?;
+    let d = config
+        .distill
+        .clone()
+        .with_context(|| format!("{file}: no `distill` section, whose traces the critic reads"))?;
+    let loop_config = c.loop_config(&d.traces_dir("train"), &file)?;
+    let out = Path::new(&loop_config.out_dir);
+    if args.start.overwrite {
+        remove_run(out).with_context(|| format!("overwriting {}", out.display()))?;
+    }
+    let mut progress = TrainProgress::new(
+        loop_config.max_steps,
+        0,
+        loop_config.eval_every.min(50),
+        out.join("loss.png"),
+    );
+    let report = critic(&config, &file, &device, args.start.resume, &mut progress)?;
+    progress.finish();
+    let plot = Path::new(&c.out_dir).join("calibration.png");
+    plot_calibration(
+        &report.calibration,
+        &format!("critic calibration, H = {}, gamma = {}", c.horizon, c.gamma),
+        &plot,
+    )?;
+    println!(
+        "critic on {} held-out positions (report {}, plot {}):",
+        report.held_out_positions,
+        Path::new(&c.out_dir).join("critic.json").display(),
+        plot.display()
+    );
+    println!("  head   Pearson  Spearman  RMSE (std units)");
+    for (i, h) in report.heads.iter().enumerate() {
+        println!(
+            "  {i:<5} {:>8.3} {:>9.3} {:>10.3}",
+            h.pearson, h.spearman, h.rmse_standard
+        );
+    }
+    let m = &report.mean;
+    println!(
+        "  mean  {:>8.3} {:>9.3} {:>10.3}",
+        m.pearson, m.spearman, m.rmse_standard
+    );
+    println!(
+        "critic: pearson_mean={:.4} spearman_mean={:.4} minutes={:.2}",
+        m.pearson, m.spearman, report.minutes
+    );
+    Ok(())
+}

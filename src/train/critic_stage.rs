@@ -1,0 +1,177 @@
+//! Stage 4, `crsm-train critic`: value targets on the distill stage's traces through the
+//! stage-1 backbone's own head, one value head per layer trained by the one trainer on
+//! `CriticTask`, and the held-out report: Pearson and Spearman of predicted against realised
+//! value per head and for the heads' mean, each head's held-out RMSE (what `confidence` reads),
+//! and calibration bins (`critic.json`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::Device;
+use crate::data::sha256_file;
+use crate::error::{Error, Result};
+use crate::io::write_atomic;
+use crate::latent::correlation::{pearson, spearman};
+use crate::latent::trace_shards::TraceSet;
+use crate::latent::value_target::trace_values;
+use crate::latent::{BackboneHead, Critic, CriticConfig, Standardizer};
+use crate::model::Backbone;
+use crate::train::checkpoint::latest_checkpoint;
+use crate::train::critic_task::{CriticTask, ValuedTrace};
+use crate::train::drift::RunRecord;
+use crate::train::{RunConfig, Start, TrainObserver, Trainer};
+
+/// Bins of the calibration curve (equal counts by predicted value).
+const CALIBRATION_BINS: usize = 10;
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HeadFit {
+    pub pearson: f64,
+    pub spearman: f64,
+    /// Held-out RMSE in standard units of the target (what `latent::confidence` reads).
+    pub rmse_standard: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CriticReport {
+    pub heads: Vec<HeadFit>,
+    /// The heads' mean prediction.
+    pub mean: HeadFit,
+    /// (mean predicted, mean realised, count) per bin of the heads' mean, nats per token.
+    pub calibration: Vec<(f64, f64, usize)>,
+    pub held_out_positions: usize,
+    pub critic_parameters: usize,
+    pub minutes: f64,
+}
+
+fn fit(pred: &[f64], real: &[f64], std: f64) -> HeadFit {
+    let mse = pred
+        .iter()
+        .zip(real)
+        .map(|(p, r)| (p - r).powi(2))
+        .sum::<f64>()
+        / pred.len() as f64;
+    HeadFit {
+        pearson: pearson(pred, real),
+        spearman: spearman(pred, real),
+        rmse_standard: mse.sqrt() / std,
+    }
+}
+
+fn calibration(pred: &[f64], real: &[f64]) -> Vec<(f64, f64, usize)> {
+    let mut order: Vec<usize> = (0..pred.len()).collect();
+    order.sort_by(|&a, &b| pred[a].total_cmp(&pred[b]));
+    order
+        .chunks(pred.len().div_ceil(CALIBRATION_BINS).max(1))
+        .map(|bin| {
+            let n = bin.len() as f64;
+            (
+                bin.iter().map(|&i| pred[i]).sum::<f64>() / n,
+                bin.iter().map(|&i| real[i]).sum::<f64>() / n,
+                bin.len(),
+            )
+        })
+        .collect()
+}
+
+pub fn critic(
+    config: &RunConfig,
+    file: &str,
+    device: &Device,
+    resume: bool,
+    observer: &mut dyn TrainObserver,
+) -> Result<CriticReport> {
+    let started = Instant::now();
+    let missing = |field: &str, detail: &str| Error::Config {
+        file: file.into(),
+        field: field.into(),
+        detail: detail.into(),
+    };
+    let c = config
+        .critic
+        .clone()
+        .ok_or_else(|| missing("critic", "missing section (see configs/nano.json)"))?;
+    let d = config
+        .distill
+        .clone()
+        .ok_or_else(|| missing("distill", "the critic trains on the distill stage's traces"))?;
+    let t = &config.training;
+    let source = latest_checkpoint(Path::new(&t.out_dir)).ok_or_else(|| {
+        missing(
+            "training.out_dir",
+            "holds no stage-1 checkpoint; run pretrain, then distill, first",
+        )
+    })?;
+    let model = Backbone::load(&source, device)?;
+    let source_hash = sha256_file(&source.join("model.safetensors"))?;
+    let open = |split: &str| -> Result<TraceSet> {
+        TraceSet::open(&PathBuf::from(d.traces_dir(split)), Some(&source_hash)).map_err(|e| {
+            Error::Config {
+                file: file.into(),
+                field: "distill.out_dir".into(),
+                detail: format!(
+                    "no usable traces ({e}); run `crsm-train distill --config {file}` first"
+                ),
+            }
+        })
+    };
+    let (train_set, val_set) = (open("train")?, open("val")?);
+    let head = BackboneHead(&model);
+    let valued = |set: &TraceSet, parts: usize| -> Result<ValuedTrace> {
+        let trace = set.first_parts(parts)?;
+        let values = trace_values(&head, &trace, c.horizon, c.gamma)?;
+        Ok(ValuedTrace { trace, values })
+    };
+    let train = valued(&train_set, c.parts)?;
+    let val = valued(&val_set, usize::MAX)?;
+    let (layers, dm) = (train_set.header.layers, train_set.header.d_model);
+    let standardizer = Standardizer::fit(&train_set.part(0)?.z, layers, dm)?;
+    let training = c.loop_config(&d.traces_dir("train"), file)?;
+    let record = RunRecord {
+        tokenizer_sha256: train_set.header.tokenizer_hash.clone(),
+        shards_sha256: sha256_file(&PathBuf::from(d.traces_dir("train")).join("traces.json"))?,
+        training: serde_json::to_value(&training)
+            .map_err(|e| missing("critic.training", &e.to_string()))?,
+    };
+    let (mut train, mut val) = (Some(train), Some(val));
+    let make = |checkpoint: Option<&Path>, position| {
+        let critic = Critic::init(
+            CriticConfig {
+                layers,
+                d_model: dm,
+                hidden: c.hidden,
+            },
+            c.seed,
+            device,
+        )?;
+        let (tr, va) = (
+            train.take().expect("the task is made once"),
+            val.take().expect("the task is made once"),
+        );
+        let mut task = CriticTask::new(critic, standardizer.clone(), tr, va, position)?;
+        if let Some(dir) = checkpoint {
+            task.load_weights(dir)?;
+        }
+        Ok(task)
+    };
+    let start = if resume { Start::Resume } else { Start::Fresh };
+    let mut trainer = Trainer::start(training, start, record, None, make)?;
+    trainer.run(None, observer)?;
+    let task = &trainer.task;
+    let (heads, real) = task.held_out_predictions()?;
+    let std = task.value_std as f64;
+    let mean_pred: Vec<f64> = (0..real.len())
+        .map(|i| heads.iter().map(|h| h[i]).sum::<f64>() / heads.len() as f64)
+        .collect();
+    let report = CriticReport {
+        heads: heads.iter().map(|h| fit(h, &real, std)).collect(),
+        mean: fit(&mean_pred, &real, std),
+        calibration: calibration(&mean_pred, &real),
+        held_out_positions: real.len(),
+        critic_parameters: task.critic.parameter_count(),
+        minutes: started.elapsed().as_secs_f64() / 60.0,
+    };
+    let text = serde_json::to_string_pretty(&report).expect("a report serialises");
+    write_atomic(&Path::new(&c.out_dir).join("critic.json"), text.as_bytes())?;
+    Ok(report)
+}
