@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crsm::Device;
 use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe_on_texts};
 use crsm::io::fault::{self, Fault, FsOp};
+use crsm::train::lm_task::LmTask;
 use crsm::train::{RunConfig, Silent, Trainer};
 
 const CHECKPOINT_EVERY: usize = 2;
@@ -75,7 +76,7 @@ struct Outcome {
     steps: Vec<(usize, u32, u32)>,
 }
 
-fn outcome(t: &Trainer) -> Outcome {
+fn outcome(t: &Trainer<LmTask>) -> Outcome {
     Outcome {
         weights: t
             .task
@@ -113,7 +114,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn resume(d: &Data, out: &Path, max_steps: usize) -> Trainer {
+fn resume(d: &Data, out: &Path, max_steps: usize) -> Trainer<LmTask> {
     Trainer::resume(config(d, out, max_steps), &Device::Cpu)
         .unwrap_or_else(|e| panic!("resuming {}: {e}", out.display()))
 }

@@ -14,6 +14,7 @@ use lavapipe_device::lavapipe;
 use std::path::Path;
 
 use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe_on_texts};
+use crsm::train::lm_task::LmTask;
 use crsm::train::{
     AdamW, AdamWConfig, MAX_CONSECUTIVE_SKIPS, Precision, RunConfig, Silent, StepOutcome, Trainer,
 };
@@ -67,7 +68,7 @@ fn tiny_f16_run(dir: &Path, max_steps: usize, loss_scale_init: f32, growth: usiz
     config
 }
 
-fn weights(trainer: &Trainer) -> Vec<Vec<f32>> {
+fn weights(trainer: &Trainer<LmTask>) -> Vec<Vec<f32>> {
     trainer
         .task
         .model
@@ -100,7 +101,7 @@ fn assert_resume_is_exact(
     assert_eq!(second.state_step, 3);
     second.run(None, &mut Silent).unwrap();
 
-    let losses = |t: &Trainer| {
+    let losses = |t: &Trainer<LmTask>| {
         t.metrics
             .steps
             .iter()

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe};
 use crsm::generate::{GenerateOptions, SamplingConfig, Session, generate};
+use crsm::train::lm_task::LmTask;
 use crsm::train::{RunConfig, Trainer, remove_run};
 
 use crate::device_arg::DeviceOverride;
@@ -156,7 +157,7 @@ fn shards_match(dir: &Path, tokenizer: &Path) -> bool {
         .all(|split| crsm::data::TokenShard::open(dir, split, Some(&hash)).is_ok())
 }
 
-fn print_paragraph(trainer: &Trainer, tokenizer: &Path, prompt: &str) -> Result<()> {
+fn print_paragraph(trainer: &Trainer<LmTask>, tokenizer: &Path, prompt: &str) -> Result<()> {
     let tok = crsm::data::Tokenizer::from_file(tokenizer)?;
     let _off = crsm::no_grad();
     let prompt_ids = tok.encode(prompt)?;

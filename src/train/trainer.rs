@@ -21,7 +21,6 @@ use crate::train::checkpoint::{
     STATE_FILE, TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint,
 };
 use crate::train::drift::RunRecord;
-use crate::train::lm_task::LmTask;
 use crate::train::loss_scale::LossScaler;
 use crate::train::metrics::{EvalRecord, Metrics, SkipRecord, StepRecord};
 use crate::train::run_dir::{RunLock, refuse_earlier_run};
@@ -54,8 +53,8 @@ pub enum StepOutcome {
     Skipped(SkipRecord),
 }
 
-/// The loop over a task `T` (the backbone on next-token loss unless said otherwise).
-pub struct Trainer<T: Task = LmTask> {
+/// The loop over a task `T` (`LmTask`: the backbone on next-token loss; `DynamicsTask`, ...).
+pub struct Trainer<T: Task> {
     /// The loop's settings (the run config's `training` section, or a stage's).
     pub training: TrainingConfig,
     pub task: T,
