@@ -77,6 +77,12 @@ pub fn run(args: CriticArgs) -> Result<()> {
         "  mean  {:>8.3} {:>9.3} {:>10.3}",
         m.pearson, m.spearman, m.rmse_standard
     );
+    if let Some(s) = &report.same_text {
+        println!(
+            "  mean on unseen windows of the training text: Pearson {:.3}, Spearman {:.3}",
+            s.pearson, s.spearman
+        );
+    }
     println!(
         "critic: pearson_mean={:.4} spearman_mean={:.4} minutes={:.2}",
         m.pearson, m.spearman, report.minutes

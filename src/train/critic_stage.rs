@@ -2,7 +2,9 @@
 //! stage-1 backbone's own head, one value head per layer trained by the one trainer on
 //! `CriticTask`, and the held-out report: Pearson and Spearman of predicted against realised
 //! value per head and for the heads' mean, each head's held-out RMSE (what `confidence` reads),
-//! and calibration bins (`critic.json`).
+//! and calibration bins (`critic.json`); and, where the training traces have a part to spare,
+//! the heads' mean on that last part (unseen windows of the training text), which tells a shift
+//! between texts from a critic that ranks nothing.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,8 +37,11 @@ pub struct HeadFit {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CriticReport {
     pub heads: Vec<HeadFit>,
-    /// The heads' mean prediction.
+    /// The heads' mean prediction, on the held-out text (the val shard).
     pub mean: HeadFit,
+    /// The heads' mean on the last training part, never trained on (None when the traces have
+    /// one part only): held-out windows of the training text.
+    pub same_text: Option<HeadFit>,
     /// (mean predicted, mean realised, count) per bin of the heads' mean, nats per token.
     pub calibration: Vec<(f64, f64, usize)>,
     pub held_out_positions: usize,
@@ -122,7 +127,17 @@ pub fn critic(
         let values = trace_values(&head, &trace, c.horizon, c.gamma)?;
         Ok(ValuedTrace { trace, values })
     };
-    let train = valued(&train_set, c.parts)?;
+    // The last training part is kept out when there is more than one, for `same_text`.
+    let total = train_set.header.parts();
+    let train_parts = c.parts.min(total.saturating_sub(1)).max(1);
+    let train = valued(&train_set, train_parts)?;
+    let same_text = if total > train_parts {
+        let trace = train_set.part(total - 1)?;
+        let values = trace_values(&head, &trace, c.horizon, c.gamma)?;
+        Some(ValuedTrace { trace, values })
+    } else {
+        None
+    };
     let val = valued(&val_set, usize::MAX)?;
     let (layers, dm) = (train_set.header.layers, train_set.header.d_model);
     let standardizer = Standardizer::fit(&train_set.part(0)?.z, layers, dm)?;
@@ -163,9 +178,22 @@ pub fn critic(
     let mean_pred: Vec<f64> = (0..real.len())
         .map(|i| heads.iter().map(|h| h[i]).sum::<f64>() / heads.len() as f64)
         .collect();
+    let mean_of = |heads: &[Vec<f64>], n: usize| -> Vec<f64> {
+        (0..n)
+            .map(|i| heads.iter().map(|h| h[i]).sum::<f64>() / heads.len() as f64)
+            .collect()
+    };
+    let same_text = match &same_text {
+        Some(data) => {
+            let (h, r) = task.predictions(data)?;
+            Some(fit(&mean_of(&h, r.len()), &r, std))
+        }
+        None => None,
+    };
     let report = CriticReport {
         heads: heads.iter().map(|h| fit(h, &real, std)).collect(),
         mean: fit(&mean_pred, &real, std),
+        same_text,
         calibration: calibration(&mean_pred, &real),
         held_out_positions: real.len(),
         critic_parameters: task.critic.parameter_count(),

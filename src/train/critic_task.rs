@@ -105,12 +105,17 @@ impl CriticTask {
     /// Every head's prediction and the realised value at each held-out position, in nats per
     /// token: (per head, realised).
     pub fn held_out_predictions(&self) -> Result<(Vec<Vec<f64>>, Vec<f64>)> {
+        self.predictions(&self.val)
+    }
+
+    /// As `held_out_predictions`, on any traces with targets.
+    pub fn predictions(&self, data: &ValuedTrace) -> Result<(Vec<Vec<f64>>, Vec<f64>)> {
         let _off = no_grad();
-        let at = self.val.scored();
+        let at = data.scored();
         let layers = self.critic.config.layers;
         let mut heads = vec![Vec::with_capacity(at.len()); layers];
         for chunk in at.chunks(256) {
-            let (s, _) = self.batch(&self.val, chunk)?;
+            let (s, _) = self.batch(data, chunk)?;
             let v = self.critic.values(&s)?.to_vec_f32()?;
             for row in v.chunks_exact(layers) {
                 for (h, &x) in row.iter().enumerate() {
@@ -118,7 +123,7 @@ impl CriticTask {
                 }
             }
         }
-        let realised = at.iter().map(|&i| self.val.values[i] as f64).collect();
+        let realised = at.iter().map(|&i| data.values[i] as f64).collect();
         Ok((heads, realised))
     }
 
