@@ -10,17 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::Device;
-use crate::data::sha256_file;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::latent::correlation::{pearson, spearman};
 use crate::latent::trace_shards::TraceSet;
 use crate::latent::value_target::trace_values;
 use crate::latent::{BackboneHead, Critic, CriticConfig, Standardizer};
-use crate::model::Backbone;
-use crate::train::checkpoint::latest_checkpoint;
 use crate::train::critic_task::{CriticTask, ValuedTrace};
-use crate::train::drift::RunRecord;
+use crate::train::stage_source::{StageSource, stage1_source, traces_record};
 use crate::train::{RunConfig, Start, TrainObserver, Trainer};
 
 /// Bins of the calibration curve (equal counts by predicted value).
@@ -100,15 +97,11 @@ pub fn critic(
         .distill
         .clone()
         .ok_or_else(|| missing("distill", "the critic trains on the distill stage's traces"))?;
-    let t = &config.training;
-    let source = latest_checkpoint(Path::new(&t.out_dir)).ok_or_else(|| {
-        missing(
-            "training.out_dir",
-            "holds no stage-1 checkpoint; run pretrain, then distill, first",
-        )
-    })?;
-    let model = Backbone::load(&source, device)?;
-    let source_hash = sha256_file(&source.join("model.safetensors"))?;
+    let StageSource {
+        model,
+        hash: source_hash,
+        ..
+    } = stage1_source(config, file, device, "run pretrain, then distill, first")?;
     let open = |split: &str| -> Result<TraceSet> {
         TraceSet::open(&PathBuf::from(d.traces_dir(split)), Some(&source_hash)).map_err(|e| {
             Error::Config {
@@ -142,12 +135,13 @@ pub fn critic(
     let (layers, dm) = (train_set.header.layers, train_set.header.d_model);
     let standardizer = Standardizer::fit(&train_set.part(0)?.z, layers, dm)?;
     let training = c.loop_config(&d.traces_dir("train"), file)?;
-    let record = RunRecord {
-        tokenizer_sha256: train_set.header.tokenizer_hash.clone(),
-        shards_sha256: sha256_file(&PathBuf::from(d.traces_dir("train")).join("traces.json"))?,
-        training: serde_json::to_value(&training)
-            .map_err(|e| missing("critic.training", &e.to_string()))?,
-    };
+    let record = traces_record(
+        train_set.header.tokenizer_hash.clone(),
+        &PathBuf::from(d.traces_dir("train")),
+        &training,
+        "critic",
+        file,
+    )?;
     let (mut train, mut val) = (Some(train), Some(val));
     let make = |checkpoint: Option<&Path>, position| {
         let critic = Critic::init(
@@ -175,14 +169,12 @@ pub fn critic(
     let task = &trainer.task;
     let (heads, real) = task.held_out_predictions()?;
     let std = task.value_std as f64;
-    let mean_pred: Vec<f64> = (0..real.len())
-        .map(|i| heads.iter().map(|h| h[i]).sum::<f64>() / heads.len() as f64)
-        .collect();
     let mean_of = |heads: &[Vec<f64>], n: usize| -> Vec<f64> {
         (0..n)
             .map(|i| heads.iter().map(|h| h[i]).sum::<f64>() / heads.len() as f64)
             .collect()
     };
+    let mean_pred = mean_of(&heads, real.len());
     let same_text = match &same_text {
         Some(data) => {
             let (h, r) = task.predictions(data)?;

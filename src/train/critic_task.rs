@@ -8,10 +8,10 @@ use crate::Device;
 use crate::autograd::no_grad;
 use crate::data::{DataPosition, permutation};
 use crate::error::{Error, Result};
-use crate::io::{HostTensor, TensorMap, load_safetensors_file, save_safetensors};
 use crate::latent::{Critic, LatentTrace, Standardizer};
 use crate::tensor::Tensor;
 use crate::train::task::{Task, TaskEval};
+use crate::train::task_weights::{TaskWeights, names_and_shapes, save_task_weights};
 
 pub const CRITIC_FILE: &str = "critic.safetensors";
 
@@ -128,38 +128,13 @@ impl CriticTask {
     }
 
     pub fn load_weights(&mut self, dir: &Path) -> Result<()> {
-        let path = dir.join(CRITIC_FILE);
-        let mut map = load_safetensors_file(&path)?;
-        let file = path.display().to_string();
-        let mut take = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-            let t = map.remove(name).ok_or_else(|| Error::Checkpoint {
-                file: file.clone(),
-                tensor: name.into(),
-                detail: "missing".into(),
-            })?;
-            if t.shape != shape {
-                return Err(Error::Checkpoint {
-                    file: file.clone(),
-                    tensor: name.into(),
-                    detail: format!("shape {:?}, expected {shape:?}", t.shape),
-                });
-            }
-            Ok(t.data)
-        };
-        let named: Vec<(String, Vec<usize>)> = self
-            .named_parameters()
-            .iter()
-            .map(|(n, t)| (n.clone(), t.shape().to_vec()))
-            .collect();
-        let mut values = Vec::new();
-        for (name, shape) in &named {
-            values.push(Tensor::from_f32(take(name, shape)?, shape, &self.device)?);
-        }
-        self.value_mean = take("crsm.critic.value_mean", &[1])?[0];
-        self.value_std = take("crsm.critic.value_std", &[1])?[0];
-        for (p, v) in self.critic.parameters_mut().into_iter().zip(values) {
-            *p = v.as_variable();
-        }
+        let mut file = TaskWeights::open(&dir.join(CRITIC_FILE))?;
+        let named = names_and_shapes(&self.named_parameters());
+        let mean = file.take("crsm.critic.value_mean", &[1])?[0];
+        let std = file.take("crsm.critic.value_std", &[1])?[0];
+        file.take_parameters(&named, self.critic.parameters_mut(), &self.device)?;
+        self.value_mean = mean;
+        self.value_std = std;
         Ok(())
     }
 }
@@ -233,18 +208,13 @@ impl Task for CriticTask {
     }
 
     fn save_weights(&self, dir: &Path) -> Result<()> {
-        let mut map = TensorMap::new();
-        for (name, t) in self.named_parameters() {
-            map.insert(name, HostTensor::new(t.shape().to_vec(), t.to_vec_f32()?)?);
-        }
-        map.insert(
-            "crsm.critic.value_mean".into(),
-            HostTensor::new(vec![1], vec![self.value_mean])?,
-        );
-        map.insert(
-            "crsm.critic.value_std".into(),
-            HostTensor::new(vec![1], vec![self.value_std])?,
-        );
-        save_safetensors(&dir.join(CRITIC_FILE), &map)
+        save_task_weights(
+            &dir.join(CRITIC_FILE),
+            self.named_parameters(),
+            vec![
+                ("crsm.critic.value_mean", vec![1], vec![self.value_mean]),
+                ("crsm.critic.value_std", vec![1], vec![self.value_std]),
+            ],
+        )
     }
 }

@@ -15,11 +15,9 @@ use crate::latent::trace_shards::{FORMAT, TraceHeader, TraceSet, VERSION, collec
 use crate::latent::{
     BackboneHead, Dynamics, DynamicsConfig, LinearBaseline, Standardizer, TokenInputs,
 };
-use crate::model::Backbone;
 use crate::tensor::Tensor;
-use crate::train::checkpoint::latest_checkpoint;
-use crate::train::drift::RunRecord;
 use crate::train::dynamics_task::DynamicsTask;
+use crate::train::stage_source::{StageSource, stage1_source, traces_record};
 use crate::train::{DistillConfig, RunConfig, Start, TrainObserver, Trainer};
 
 /// Open-loop horizons of the fit report.
@@ -89,16 +87,12 @@ pub fn distill(
     let started = Instant::now();
     let d = section(config, file)?;
     let t = &config.training;
-    let source = latest_checkpoint(Path::new(&t.out_dir)).ok_or_else(|| Error::Config {
-        file: file.into(),
-        field: "training.out_dir".into(),
-        detail: format!(
-            "{} holds no stage-1 checkpoint to distill from; run `crsm-train pretrain --config {file}` first",
-            t.out_dir
-        ),
-    })?;
-    let model = Backbone::load(&source, device)?;
-    let source_hash = sha256_file(&source.join("model.safetensors"))?;
+    let first = format!("run `crsm-train pretrain --config {file}` first");
+    let StageSource {
+        dir: source,
+        model,
+        hash: source_hash,
+    } = stage1_source(config, file, device, &first)?;
     let tokenizer_hash = sha256_file(Path::new(&t.tokenizer))?;
     let mut sets = Vec::new();
     for (split, windows, seed) in [
@@ -148,16 +142,8 @@ pub fn distill(
     let linear = evaluate(&linear, &val, &standardizer, &ks, FIT_STRIDE, Some(&head))?;
 
     let training = d.loop_config(file)?;
-    let record = RunRecord {
-        tokenizer_sha256: tokenizer_hash.clone(),
-        shards_sha256: sha256_file(&PathBuf::from(d.traces_dir("train")).join("traces.json"))?,
-        training: serde_json::to_value(&training).map_err(|e| Error::Config {
-            file: file.into(),
-            field: "distill.training".into(),
-            detail: e.to_string(),
-        })?,
-    };
     let traces_dir = PathBuf::from(d.traces_dir("train"));
+    let record = traces_record(tokenizer_hash, &traces_dir, &training, "distill", file)?;
     let make = |checkpoint: Option<&Path>, position| {
         let dynamics = Dynamics::init(
             DynamicsConfig {

@@ -12,11 +12,11 @@ use crate::Device;
 use crate::autograd::no_grad;
 use crate::data::{DataPosition, permutation};
 use crate::error::{Error, Result};
-use crate::io::{HostTensor, TensorMap, load_safetensors_file, save_safetensors};
 use crate::latent::trace_shards::TraceSet;
 use crate::latent::{Dynamics, LatentTrace, Standardizer, TokenInputs};
 use crate::tensor::Tensor;
 use crate::train::task::{Task, TaskEval};
+use crate::train::task_weights::{TaskWeights, names_and_shapes, save_task_weights};
 
 pub const DYNAMICS_FILE: &str = "dynamics.safetensors";
 
@@ -79,43 +79,14 @@ impl DynamicsTask {
     /// Puts back the weights and the standardiser a checkpoint saved (`save_weights`); every
     /// tensor must be there with its shape.
     pub fn load_weights(&mut self, dir: &Path) -> Result<()> {
-        let path = dir.join(DYNAMICS_FILE);
-        let mut map = load_safetensors_file(&path)?;
-        let file = path.display().to_string();
-        let mut take = |name: String, shape: &[usize]| -> Result<Vec<f32>> {
-            let t = map.remove(&name).ok_or_else(|| Error::Checkpoint {
-                file: file.clone(),
-                tensor: name.clone(),
-                detail: "missing".into(),
-            })?;
-            if t.shape != shape {
-                return Err(Error::Checkpoint {
-                    file: file.clone(),
-                    tensor: name,
-                    detail: format!("shape {:?}, expected {shape:?}", t.shape),
-                });
-            }
-            Ok(t.data)
-        };
-        let names: Vec<(String, Vec<usize>)> = self
-            .named_parameters()
-            .iter()
-            .map(|(n, t)| (n.clone(), t.shape().to_vec()))
-            .collect();
-        let mut values = Vec::with_capacity(names.len());
-        for (name, shape) in &names {
-            values.push(Tensor::from_f32(
-                take(name.clone(), shape)?,
-                shape,
-                &self.device,
-            )?);
-        }
+        let mut file = TaskWeights::open(&dir.join(DYNAMICS_FILE))?;
+        let named = names_and_shapes(&self.named_parameters());
         let (layers, d) = (self.standardizer.layers, self.standardizer.d_model);
-        self.standardizer.mean = take("crsm.latent.mean".into(), &[layers, d])?;
-        self.standardizer.std = take("crsm.latent.std".into(), &[layers, d])?;
-        for (p, v) in self.dynamics.parameters_mut().into_iter().zip(values) {
-            *p = v.as_variable();
-        }
+        let mean = file.take("crsm.latent.mean", &[layers, d])?;
+        let std = file.take("crsm.latent.std", &[layers, d])?;
+        file.take_parameters(&named, self.dynamics.parameters_mut(), &self.device)?;
+        self.standardizer.mean = mean;
+        self.standardizer.std = std;
         Ok(())
     }
 
@@ -299,19 +270,15 @@ impl Task for DynamicsTask {
     }
 
     fn save_weights(&self, dir: &Path) -> Result<()> {
-        let mut map = TensorMap::new();
-        for (name, t) in self.named_parameters() {
-            map.insert(name, HostTensor::new(t.shape().to_vec(), t.to_vec_f32()?)?);
-        }
-        let (layers, d) = (self.standardizer.layers, self.standardizer.d_model);
-        map.insert(
-            "crsm.latent.mean".into(),
-            HostTensor::new(vec![layers, d], self.standardizer.mean.clone())?,
-        );
-        map.insert(
-            "crsm.latent.std".into(),
-            HostTensor::new(vec![layers, d], self.standardizer.std.clone())?,
-        );
-        save_safetensors(&dir.join(DYNAMICS_FILE), &map)
+        let st = &self.standardizer;
+        let shape = vec![st.layers, st.d_model];
+        save_task_weights(
+            &dir.join(DYNAMICS_FILE),
+            self.named_parameters(),
+            vec![
+                ("crsm.latent.mean", shape.clone(), st.mean.clone()),
+                ("crsm.latent.std", shape, st.std.clone()),
+            ],
+        )
     }
 }

@@ -22,7 +22,9 @@ pub mod run_dir;
 pub mod run_size;
 mod schedule;
 pub mod stage_loop;
+pub mod stage_source;
 pub mod task;
+pub mod task_weights;
 mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
