@@ -404,6 +404,10 @@ mod trace_shards {
             batch: 2,
             layers: model.config.applications(),
             d_model: model.config.hidden_size,
+            pairs_per_window: 2,
+            pair_top_k: 3,
+            d_inner: model.config.d_inner(),
+            d_state: model.config.state_size,
         }
     }
 
@@ -517,6 +521,31 @@ mod trace_shards {
             e.contains("part-00001.bin") && e.contains("truncated"),
             "{e}"
         );
+        std::fs::write(&part, &bytes).unwrap();
+        // So is a truncated pairs file, and a NaN in one is found when it is read.
+        let pairs = dir.join("pairs-00002.bin");
+        let pair_bytes = std::fs::read(&pairs).unwrap();
+        std::fs::write(&pairs, &pair_bytes[..pair_bytes.len() - 1]).unwrap();
+        let e = TraceSet::open(&dir, Some("abc")).err().unwrap().to_string();
+        assert!(
+            e.contains("pairs-00002.bin") && e.contains("truncated"),
+            "{e}"
+        );
+        let mut bad_pair = pair_bytes.clone();
+        let at = bad_pair.len() - 4;
+        bad_pair[at..].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        std::fs::write(&pairs, &bad_pair).unwrap();
+        let e = TraceSet::open(&dir, Some("abc"))
+            .unwrap()
+            .pairs(2)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("pairs-00002.bin") && e.contains("non-finite"),
+            "{e}"
+        );
+        std::fs::write(&pairs, &pair_bytes).unwrap();
         // A NaN written into a part is found when it is read.
         let mut bad = bytes.clone();
         let at = bad.len() - 4;
@@ -564,6 +593,10 @@ mod dynamics_task {
             batch: 4,
             layers: 2,
             d_model: 16,
+            pairs_per_window: 0,
+            pair_top_k: 0,
+            d_inner: 32,
+            d_state: 16,
         };
         let traces = dir.join("traces");
         collect(&traces, &header, &model, &shard, None, &mut |_, _| {}).unwrap();

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use crsm::train::distill::{DistillObserver, distill};
 use crsm::train::metrics::{EvalRecord, Metrics, SkipRecord, StepRecord};
-use crsm::train::{RunConfig, TrainObserver, remove_run};
+use crsm::train::{RunConfig, TrainObserver, TrainingConfig, remove_run};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device_arg::DeviceOverride;
@@ -86,6 +86,15 @@ impl DistillObserver for Progress {
         }
         eprintln!("{line}");
     }
+
+    fn on_loop(&mut self, training: &TrainingConfig) {
+        if let Some(t) = self.train.take() {
+            t.finish();
+        }
+        self.max_steps = training.max_steps;
+        self.eval_every = training.eval_every;
+        self.plot = Path::new(&training.out_dir).join("loss.png");
+    }
 }
 
 impl TrainObserver for Progress {
@@ -111,17 +120,22 @@ pub fn run(args: DistillArgs) -> Result<()> {
         .distill
         .clone()
         .with_context(|| format!("{file}: no `distill` section (see configs/nano.json)"))?;
-    let loop_config = d.loop_config(&file)?;
+    let loops = [
+        Some(d.loop_config(&file)?),
+        d.broadcaster_loop_config(&file)?,
+    ];
     if args.start.overwrite {
-        let out = Path::new(&loop_config.out_dir);
-        remove_run(out).with_context(|| format!("overwriting {}", out.display()))?;
+        for l in loops.iter().flatten() {
+            let out = Path::new(&l.out_dir);
+            remove_run(out).with_context(|| format!("overwriting {}", out.display()))?;
+        }
     }
     let mut progress = Progress {
         traces: None,
         train: None,
-        max_steps: loop_config.max_steps,
-        eval_every: loop_config.eval_every,
-        plot: Path::new(&loop_config.out_dir).join("loss.png"),
+        max_steps: 0,
+        eval_every: 1,
+        plot: PathBuf::new(),
     };
     let report = distill(&config, &file, &device, args.start.resume, &mut progress)?;
     if let Some(t) = &progress.train {
@@ -162,6 +176,32 @@ pub fn run(args: DistillArgs) -> Result<()> {
         100.0 * report.dynamics_parameters as f64 / report.backbone_parameters as f64,
         report.backbone_parameters
     );
+    if let Some(b) = &report.broadcaster {
+        println!(
+            "broadcaster on {} held-out state pairs ({} parameters, {:.2}% of the backbone):",
+            b.pairs,
+            report.broadcaster_parameters,
+            100.0 * report.broadcaster_parameters as f64 / report.backbone_parameters as f64
+        );
+        let layers: Vec<String> = b.delta_r2.iter().map(|r| format!("{r:.3}")).collect();
+        println!(
+            "  R^2 of the state deltas (0 = no injection): {:.3} (per layer {})",
+            b.delta_r2_all,
+            layers.join(", ")
+        );
+        println!("  after injecting, distance to the target          none / broadcast / exact h'");
+        for a in &b.after {
+            let (m, k) = (&a.latent_mse, &a.token_kl);
+            println!(
+                "    {} step(s) on: latent mse (standard units)   {:.4} / {:.4} / {:.4}",
+                a.steps, m.none, m.broadcast, m.exact
+            );
+            println!(
+                "    {} step(s) on: next-token KL (nats)          {:.4} / {:.4} / {:.4}",
+                a.steps, k.none, k.broadcast, k.exact
+            );
+        }
+    }
     let r2 = |f: &crsm::latent::FitReport, k| f.at(k).map_or(f64::NAN, |x| x.r2_change);
     println!(
         "distill: dynamics_r2_1={:.4} dynamics_r2_8={:.4} linear_r2_1={:.4} linear_r2_8={:.4} minutes={:.2}",

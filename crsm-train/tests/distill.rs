@@ -77,7 +77,10 @@ fn distill_collects_traces_trains_the_dynamics_and_reports_the_fit() {
         "out_dir": dir.join("distill"), "windows": 12, "val_windows": 4, "window_len": 12,
         "windows_per_part": 5, "trace_batch": 4, "unroll": 3,
         "training": {"batch_size": 8, "max_steps": 6, "lr": 0.003, "eval_every": 3,
-                     "eval_tokens": 0, "checkpoint_every": 3}
+                     "eval_tokens": 0, "checkpoint_every": 3},
+        "broadcaster": {"pairs_per_window": 2, "top_k": 3, "rank": 4, "channel_rank": 2,
+            "training": {"batch_size": 4, "max_steps": 4, "lr": 0.003, "eval_every": 2,
+                         "eval_tokens": 0, "checkpoint_every": 2}}
     });
     let critic = serde_json::json!({
         "out_dir": dir.join("critic"), "horizon": 3, "gamma": 0.5, "hidden": 4,
@@ -127,6 +130,14 @@ fn distill_collects_traces_trains_the_dynamics_and_reports_the_fit() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("distill/fit.json")).unwrap())
             .unwrap();
     assert_eq!(report["identity"]["fits"][0]["r2_change"], 0.0);
+    // The broadcaster: trained on the state pairs, reported on the held-out ones.
+    let b = &report["broadcaster"];
+    assert_eq!(b["pairs"], 8, "4 held-out windows x 2 pairs");
+    assert!(b["delta_r2_all"].as_f64().unwrap() <= 1.0, "{b}");
+    assert_eq!(b["after"].as_array().unwrap().len(), 2, "{b}");
+    assert!(dir.join("distill/traces/train/pairs-00002.bin").is_file());
+    assert!(dir.join("distill/broadcaster.safetensors").is_file());
+    assert!(stdout.contains("R^2 of the state deltas"), "{stdout}");
     assert!(
         dir.join("distill/traces/train/part-00002.bin").is_file(),
         "12 windows in parts of 5"

@@ -9,23 +9,31 @@
 //! - `linear_baseline`: least squares on the same inputs, the baseline the GRU must beat;
 //! - `fit`: R^2 of predicted changes and cosines, the held-out report;
 //! - `critic`, `value_target`, `correlation`: one value head per layer, what it learns, how it is
-//!   judged.
+//!   judged;
+//! - `broadcaster`, `broadcast_fit`: from a target latent back to a target SSM state (what
+//!   injection writes), and its held-out report;
+//! - `state_pairs`: counterfactual (real, other-token) steps with their SSM states, what the
+//!   delta broadcaster learns from.
 //!
 //! Imports run down only: this module reads `model`, `ops` and `tensor`; `train` and the planner
 //! read it.
 
 pub mod backbone_head;
+pub mod broadcast_fit;
+pub mod broadcaster;
 pub mod correlation;
 pub mod critic;
 pub mod dynamics;
 pub mod fit;
 pub mod linear_baseline;
 pub mod standardize;
+pub mod state_pairs;
 pub mod trace;
 pub mod trace_shards;
 pub mod value_target;
 
 pub use backbone_head::BackboneHead;
+pub use broadcaster::{Broadcaster, BroadcasterConfig};
 pub use critic::{Critic, CriticConfig, ValueHead, confidence};
 pub use dynamics::{Dynamics, DynamicsConfig, TokenInputs};
 pub use fit::{FitReport, Identity, LatentPredictor, OpenLoopFit, PolicyHead};

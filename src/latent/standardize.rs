@@ -70,4 +70,14 @@ impl Standardizer {
             }
         }
     }
+
+    /// (to - from) / std, row by row: a change of latent in standard units (the mean cancels).
+    pub fn change(&self, from: &[f32], to: &[f32]) -> Vec<f32> {
+        let n = self.std.len();
+        from.iter()
+            .zip(to)
+            .enumerate()
+            .map(|(k, (a, b))| (b - a) / self.std[k % n])
+            .collect()
+    }
 }

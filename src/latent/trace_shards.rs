@@ -6,7 +6,13 @@
 //!   picks windows, the source checkpoint's and token shard's hashes, the shapes);
 //! - `part-NNNNN.bin`: `windows_per_part` windows each, every window its `len` token ids (u32 LE)
 //!   then its latents `[len, layers, d_model]` (f32 LE). Each part is written to a temporary file
-//!   and renamed into place, so a part on disk is complete; its size is checked on open.
+//!   and renamed into place, so a part on disk is complete; its size is checked on open;
+//! - `pairs-NNNNN.bin` (when `pairs_per_window` > 0), written before its part: the counterfactual
+//!   state pairs of the part's windows (`state_pairs`), each pair its window (u32, index in the
+//!   part), position and counterfactual token, then z, z' `[layers, d_model]` and h, h'
+//!   `[layers, d_inner, d_state]` (f32 LE). The SSM states are what the delta broadcaster learns
+//!   from; at real sizes they are 25 times a position's latents, so only a few positions per
+//!   window carry them.
 //!
 //! Collection is deterministic (window i starts where a hash of (seed, i) says) and resumable:
 //! a collection that stops after any part and is started again with the same plan skips the
@@ -17,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::state_pairs::{PairPlan, REPLAY_STEPS, StatePairs, collect_pairs, max_pairs};
 use super::trace::LatentTrace;
 use crate::data::TokenShard;
 use crate::error::{Error, Result};
@@ -24,7 +31,7 @@ use crate::io::{AtomicFile, write_atomic};
 use crate::model::Backbone;
 
 pub const FORMAT: &str = "crsm-latent-traces";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const HEADER_FILE: &str = "traces.json";
 
 /// The plan of a trace set.
@@ -48,6 +55,12 @@ pub struct TraceHeader {
     pub batch: usize,
     pub layers: usize,
     pub d_model: usize,
+    /// Counterfactual state pairs per window (0: none), drawn from the model's `pair_top_k`.
+    pub pairs_per_window: usize,
+    pub pair_top_k: usize,
+    /// The SSM state's shape [d_inner, d_state] (the pairs' h).
+    pub d_inner: usize,
+    pub d_state: usize,
 }
 
 impl TraceHeader {
@@ -68,10 +81,39 @@ impl TraceHeader {
     pub fn part_bytes(&self, part: usize) -> usize {
         self.windows_in_part(part) * self.window_bytes()
     }
+
+    fn pair_bytes(&self) -> usize {
+        3 * 4 + 2 * 4 * self.layers * (self.d_model + self.d_inner * self.d_state)
+    }
+
+    /// The exact size of part `part`'s pairs file.
+    pub fn pairs_bytes(&self, part: usize) -> usize {
+        self.windows_in_part(part) * self.pairs_per_window * self.pair_bytes()
+    }
+
+    fn pair_plan(&self) -> PairPlan {
+        PairPlan {
+            per_window: self.pairs_per_window,
+            top_k: self.pair_top_k,
+            seed: self.seed,
+        }
+    }
 }
 
 fn part_path(dir: &Path, part: usize) -> PathBuf {
     dir.join(format!("part-{part:05}.bin"))
+}
+
+fn pairs_path(dir: &Path, part: usize) -> PathBuf {
+    dir.join(format!("pairs-{part:05}.bin"))
+}
+
+/// Whether `path` holds exactly `bytes` bytes (a file that is absent when `bytes` is 0 counts).
+fn complete(path: &Path, bytes: usize) -> bool {
+    match std::fs::metadata(path) {
+        Ok(m) => m.len() == bytes as u64,
+        Err(_) => bytes == 0,
+    }
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
@@ -132,8 +174,8 @@ pub fn collect(
     let mut written = 0;
     for part in 0..parts {
         let path = part_path(dir, part);
-        if let Ok(meta) = std::fs::metadata(&path)
-            && meta.len() == header.part_bytes(part) as u64
+        if complete(&path, header.part_bytes(part))
+            && complete(&pairs_path(dir, part), header.pairs_bytes(part))
         {
             on_part(part + 1, parts);
             continue;
@@ -141,7 +183,7 @@ pub fn collect(
         if stop_after.is_some_and(|s| written >= s) {
             return Ok(part);
         }
-        write_part(&path, header, part, model, shard)?;
+        write_part(dir, header, part, model, shard)?;
         written += 1;
         on_part(part + 1, parts);
     }
@@ -169,15 +211,27 @@ fn check_plan(h: &TraceHeader, model: &Backbone, shard: &TokenShard, at: &Path) 
             ),
         ));
     }
-    if (h.layers, h.d_model) != (model.config.applications(), model.config.hidden_size) {
+    let c = &model.config;
+    let model_shape = (c.applications(), c.hidden_size, c.d_inner(), c.state_size);
+    if (h.layers, h.d_model, h.d_inner, h.d_state) != model_shape {
         return Err(bad(
             "layers",
             format!(
-                "the plan has {} layers x {}, the model {} x {}",
-                h.layers,
-                h.d_model,
-                model.config.applications(),
-                model.config.hidden_size
+                "the plan has {} layers x {} (state {} x {}), the model {:?}",
+                h.layers, h.d_model, h.d_inner, h.d_state, model_shape
+            ),
+        ));
+    }
+    if h.pairs_per_window > max_pairs(h.len) || (h.pairs_per_window > 0 && h.pair_top_k == 0) {
+        return Err(bad(
+            "pairs_per_window",
+            format!(
+                "windows of {} tokens hold at most {} state pairs ({} asked), and pairs need \
+                 pair_top_k >= 1 ({})",
+                h.len,
+                max_pairs(h.len),
+                h.pairs_per_window,
+                h.pair_top_k
             ),
         ));
     }
@@ -194,13 +248,16 @@ fn check_plan(h: &TraceHeader, model: &Backbone, shard: &TokenShard, at: &Path) 
     Ok(())
 }
 
+/// Writes part `part` of the plan: its pairs file first, then the part, so a part on disk means
+/// both are complete.
 fn write_part(
-    path: &Path,
+    dir: &Path,
     h: &TraceHeader,
     part: usize,
     model: &Backbone,
     shard: &TokenShard,
 ) -> Result<()> {
+    let path = &part_path(dir, part);
     let first = part * h.windows_per_part;
     let mut tokens = Vec::with_capacity(h.windows_in_part(part) * h.len);
     let mut window = Vec::new();
@@ -213,6 +270,10 @@ fn write_part(
         tokens.extend_from_slice(&window);
     }
     let trace = LatentTrace::collect(model, &tokens, h.len, h.batch)?;
+    if h.pairs_per_window > 0 {
+        let pairs = collect_pairs(model, &tokens, h.len, h.batch, h.pair_plan(), first)?;
+        write_pairs(&pairs_path(dir, part), &pairs)?;
+    }
     if let Some(bad) = trace.z.iter().position(|v| !v.is_finite()) {
         let per_window = h.len * h.layers * h.d_model;
         return Err(data_err(
@@ -240,6 +301,37 @@ fn write_part(
     file.commit()
 }
 
+fn write_pairs(path: &Path, pairs: &StatePairs) -> Result<()> {
+    let values = [&pairs.z, &pairs.z_alt, &pairs.h, &pairs.h_alt];
+    if let Some(bad) = values
+        .iter()
+        .find_map(|v| v.iter().position(|x| !x.is_finite()))
+    {
+        return Err(data_err(
+            path,
+            format!(
+                "the backbone produced a non-finite latent or state (value {bad}) in a pair; the checkpoint is broken"
+            ),
+        ));
+    }
+    let (zn, hn) = (pairs.z_len(), pairs.h_len());
+    let mut file = AtomicFile::create(path)?;
+    let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    for i in 0..pairs.count {
+        let ids = [pairs.window[i], pairs.position[i], pairs.alt_token[i]];
+        file.write_all(
+            &ids.iter()
+                .flat_map(|t| t.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )?;
+        file.write_all(&f32s(&pairs.z[i * zn..][..zn]))?;
+        file.write_all(&f32s(&pairs.z_alt[i * zn..][..zn]))?;
+        file.write_all(&f32s(&pairs.h[i * hn..][..hn]))?;
+        file.write_all(&f32s(&pairs.h_alt[i * hn..][..hn]))?;
+    }
+    file.commit()
+}
+
 fn read_header(path: &Path) -> Result<TraceHeader> {
     let text = crate::io::read_text(path)?;
     serde_json::from_str(&text).map_err(|e| data_err(path, format!("not a trace header ({e})")))
@@ -258,6 +350,9 @@ fn first_difference(a: &TraceHeader, b: &TraceHeader) -> Option<&'static str> {
         ("windows_per_part", a.windows_per_part != b.windows_per_part),
         ("batch", a.batch != b.batch),
         ("layers", a.layers != b.layers || a.d_model != b.d_model),
+        ("pairs_per_window", a.pairs_per_window != b.pairs_per_window),
+        ("pair_top_k", a.pair_top_k != b.pair_top_k),
+        ("d_inner", a.d_inner != b.d_inner || a.d_state != b.d_state),
     ]
     .into_iter()
     .find(|(_, differs)| *differs)
@@ -296,11 +391,17 @@ impl TraceSet {
                 ),
             ));
         }
-        for part in 0..header.parts() {
-            let path = part_path(dir, part);
-            let want = header.part_bytes(part) as u64;
+        let files = (0..header.parts()).flat_map(|part| {
+            [
+                (part_path(dir, part), header.part_bytes(part)),
+                (pairs_path(dir, part), header.pairs_bytes(part)),
+            ]
+        });
+        for (path, want) in files {
+            let want = want as u64;
             match std::fs::metadata(&path) {
                 Ok(m) if m.len() == want => {}
+                Err(_) if want == 0 => {}
                 Ok(m) => {
                     return Err(data_err(
                         &path,
@@ -377,5 +478,81 @@ impl TraceSet {
             tokens,
             z,
         })
+    }
+}
+
+impl TraceSet {
+    /// The counterfactual state pairs of part `part` (empty when the plan has none); their
+    /// `window` is the window's index in the part.
+    pub fn pairs(&self, part: usize) -> Result<StatePairs> {
+        let h = &self.header;
+        let mut pairs = StatePairs::empty(h.layers, h.d_model, h.d_inner, h.d_state);
+        let want = h.pairs_bytes(part);
+        if want == 0 {
+            return Ok(pairs);
+        }
+        let path = pairs_path(&self.dir, part);
+        let bytes = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
+        if bytes.len() != want {
+            return Err(data_err(
+                &path,
+                format!(
+                    "{} bytes, expected {want}: truncated or foreign",
+                    bytes.len()
+                ),
+            ));
+        }
+        let (zn, hn) = (pairs.z_len(), pairs.h_len());
+        let f32s = |b: &[u8]| -> Vec<f32> {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        for chunk in bytes.chunks_exact(h.pair_bytes()) {
+            let u = |i: usize| {
+                u32::from_le_bytes([
+                    chunk[4 * i],
+                    chunk[4 * i + 1],
+                    chunk[4 * i + 2],
+                    chunk[4 * i + 3],
+                ])
+            };
+            pairs.window.push(u(0));
+            pairs.position.push(u(1));
+            pairs.alt_token.push(u(2));
+            let mut at = 12;
+            let mut take = |n: usize| {
+                let v = f32s(&chunk[at..at + 4 * n]);
+                at += 4 * n;
+                v
+            };
+            pairs.z.extend(take(zn));
+            pairs.z_alt.extend(take(zn));
+            pairs.h.extend(take(hn));
+            pairs.h_alt.extend(take(hn));
+            pairs.count += 1;
+        }
+        let bad_window = pairs
+            .window
+            .iter()
+            .any(|&w| w as usize >= h.windows_in_part(part));
+        let bad_position = pairs
+            .position
+            .iter()
+            .any(|&t| t as usize + REPLAY_STEPS >= h.len);
+        if bad_window || bad_position {
+            return Err(data_err(
+                &path,
+                "a pair names a window or position outside its part".into(),
+            ));
+        }
+        let values = [&pairs.z, &pairs.z_alt, &pairs.h, &pairs.h_alt];
+        if let Some(at) = values
+            .iter()
+            .find_map(|v| v.iter().position(|x| !x.is_finite()))
+        {
+            return Err(data_err(&path, format!("a non-finite value at {at}")));
+        }
+        Ok(pairs)
     }
 }

@@ -356,6 +356,21 @@ impl Backbone {
     /// in place, where the device has it and no gradient is recorded). A failure part-way leaves
     /// the state part-way: take a snapshot first where that matters.
     pub fn step(&self, ids: &Tensor, state: &mut State) -> Result<Tensor> {
+        Ok(self.step_inner(ids, state, false)?.0)
+    }
+
+    /// `step` that also returns every block application's residual output [B, D] (pass-major):
+    /// the latents of this position, as `residuals` gives them for a whole sequence.
+    pub fn step_latents(&self, ids: &Tensor, state: &mut State) -> Result<(Tensor, Vec<Tensor>)> {
+        self.step_inner(ids, state, true)
+    }
+
+    fn step_inner(
+        &self,
+        ids: &Tensor,
+        state: &mut State,
+        keep_all: bool,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
         check_ids("Backbone::step", ids, 1)?;
         self.check_state("Backbone::step", state, ids.dim(0))?;
         let fused = self.fusion.is_some();
@@ -366,16 +381,17 @@ impl Backbone {
                 x = a.forward(&x)?;
             }
             x = block.step(&x, &mut state.layers[app])?;
-            if fused {
+            if fused || keep_all {
                 residuals.push(x.clone());
             }
         }
-        if !fused {
-            residuals.push(x);
-        }
-        let logits = self.head(residuals)?;
+        let logits = if fused {
+            self.head(residuals.clone())?
+        } else {
+            self.head(vec![x])?
+        };
         state.position += 1;
-        Ok(logits)
+        Ok((logits, if keep_all { residuals } else { Vec::new() }))
     }
 
     /// The block applications in order: (index into `State::layers`, block, the pass's adapter

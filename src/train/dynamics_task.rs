@@ -2,19 +2,18 @@
 //! (`latent::trace_shards`) with the open-loop loss unrolled over `unroll` steps.
 //!
 //! A sample is (window, start): the real latents at `start`, the next `unroll` tokens and the
-//! real latents after each. An epoch visits the parts in a seeded order and the samples of each
-//! part in a seeded order, so only one part is in memory and `DataPosition` (seed, epoch, index)
-//! resumes the exact stream.
+//! real latents after each, drawn part by part (`PartStream`).
 
 use std::path::Path;
 
 use crate::Device;
 use crate::autograd::no_grad;
-use crate::data::{DataPosition, permutation};
+use crate::data::DataPosition;
 use crate::error::{Error, Result};
 use crate::latent::trace_shards::TraceSet;
 use crate::latent::{Dynamics, LatentTrace, Standardizer, TokenInputs};
 use crate::tensor::Tensor;
+use crate::train::part_stream::PartStream;
 use crate::train::task::{Task, TaskEval};
 use crate::train::task_weights::{TaskWeights, names_and_shapes, save_task_weights};
 
@@ -27,12 +26,9 @@ pub struct DynamicsTask {
     train: TraceSet,
     val: LatentTrace,
     unroll: usize,
-    position: DataPosition,
-    /// The parts in this epoch's order, and the first sample index of each in it.
-    part_order: Vec<usize>,
-    part_starts: Vec<usize>,
-    /// The part in memory and its samples in their order.
-    loaded: Option<(usize, LatentTrace, Vec<usize>)>,
+    stream: PartStream,
+    /// The part in memory.
+    loaded: Option<(usize, LatentTrace)>,
     device: Device,
 }
 
@@ -59,21 +55,21 @@ impl DynamicsTask {
             });
         }
         let device = dynamics.layer_embed.device();
-        let mut task = DynamicsTask {
+        let per_window = h.len - unroll;
+        let sizes = (0..h.parts())
+            .map(|p| h.windows_in_part(p) * per_window)
+            .collect();
+        Ok(DynamicsTask {
             inputs: TokenInputs::new(embeddings)?,
             dynamics,
             standardizer,
             train,
             val,
             unroll,
-            position,
-            part_order: Vec::new(),
-            part_starts: Vec::new(),
+            stream: PartStream::new(sizes, position),
             loaded: None,
             device,
-        };
-        task.plan_epoch();
-        Ok(task)
+        })
     }
 
     /// Puts back the weights and the standardiser a checkpoint saved (`save_weights`); every
@@ -90,58 +86,13 @@ impl DynamicsTask {
         Ok(())
     }
 
-    fn samples_per_window(&self) -> usize {
-        self.train.header.len - self.unroll
-    }
-
-    fn plan_epoch(&mut self) {
-        let h = &self.train.header;
-        self.part_order = permutation(h.parts(), self.position.seed, self.position.epoch);
-        let mut start = 0;
-        self.part_starts = self
-            .part_order
-            .iter()
-            .map(|&p| {
-                let s = start;
-                start += h.windows_in_part(p) * self.samples_per_window();
-                s
-            })
-            .collect();
-        self.part_starts.push(start);
-        self.loaded = None;
-    }
-
-    fn samples_per_epoch(&self) -> usize {
-        *self.part_starts.last().unwrap_or(&0)
-    }
-
     /// The (window, start) of the next training sample, loading its part when needed.
     fn next_sample(&mut self) -> Result<(usize, usize)> {
-        if self.position.index >= self.samples_per_epoch() {
-            self.position.epoch += 1;
-            self.position.index = 0;
-            self.plan_epoch();
+        let (part, sample) = self.stream.next_sample();
+        if self.loaded.as_ref().is_none_or(|(p, _)| *p != part) {
+            self.loaded = Some((part, self.train.part(part)?));
         }
-        let rank = self
-            .part_starts
-            .partition_point(|&s| s <= self.position.index)
-            - 1;
-        let part = self.part_order[rank];
-        if self.loaded.as_ref().is_none_or(|(p, _, _)| *p != part) {
-            let trace = self.train.part(part)?;
-            let n = trace.windows * self.samples_per_window();
-            // A per-part order, distinct per (seed, epoch, part).
-            let order = permutation(
-                n,
-                self.position.seed ^ (part as u64 + 1) << 32,
-                self.position.epoch,
-            );
-            self.loaded = Some((part, trace, order));
-        }
-        let (_, _, order) = self.loaded.as_ref().expect("loaded above");
-        let sample = order[self.position.index - self.part_starts[rank]];
-        self.position.index += 1;
-        let per = self.samples_per_window();
+        let per = self.train.header.len - self.unroll;
         Ok((sample / per, sample % per))
     }
 
@@ -225,7 +176,7 @@ impl Task for DynamicsTask {
         };
         for _ in 0..batch_size {
             let (w, t) = self.next_sample()?;
-            let (_, trace, _) = self.loaded.as_ref().expect("next_sample loads its part");
+            let (_, trace) = self.loaded.as_ref().expect("next_sample loads its part");
             for u in t..=t + self.unroll {
                 batch.tokens.push(trace.token(w, u));
                 batch.z.extend_from_slice(trace.at(w, u));
@@ -266,7 +217,7 @@ impl Task for DynamicsTask {
     }
 
     fn data_position(&self) -> DataPosition {
-        self.position
+        self.stream.position()
     }
 
     fn save_weights(&self, dir: &Path) -> Result<()> {

@@ -2,6 +2,7 @@
 //! with its checkpoints and metrics, and the memory of one step (`memtest`).
 
 mod adamw;
+pub mod broadcaster_task;
 pub mod checkpoint;
 mod config;
 pub mod critic_config;
@@ -16,6 +17,7 @@ pub mod loss_scale;
 pub mod memtest;
 pub mod metrics;
 mod objective;
+mod part_stream;
 pub mod random_step;
 pub mod rotation;
 pub mod run_dir;
