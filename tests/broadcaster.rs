@@ -63,7 +63,7 @@ fn the_broadcaster_fits_the_latent_budget_at_mamba_130m() {
     // A full E N x D map per layer would be the size of the model: this one is 1.1%.
     assert!(e * n * d > 18_000_000);
     let dynamics = 7 * d * d + 6 * d + 3 * layers * d;
-    let critic = layers * (32 * d + 32 + 32 + 1);
+    let critic = layers * (32 * d + 32 + 32 + 1 + 32 + 1);
     let gates = 2 * layers;
     let all = (b.parameter_count() + dynamics + critic + gates) as f64 / 129_135_360.0;
     assert!(

@@ -311,29 +311,47 @@ fn the_critic_loss_matches_finite_differences_through_every_head() {
     )
     .unwrap();
     let s = rand_tensor(60, &[b, layers, d], -2.0, 2.0, &dev);
+    let c = rand_tensor(62, &[b, 1], -2.0, 2.0, &dev);
     let targets = rand_tensor(61, &[b], -1.5, 1.5, &dev);
+    // The certainty's direct weight starts at 0; a non-zero one so its path is checked too.
     let mut inputs: Vec<Tensor> = base
         .heads
         .iter()
-        .flat_map(|h| [h.w1.detach(), h.b1.detach(), h.w2.detach(), h.b2.detach()])
+        .enumerate()
+        .flat_map(|(i, h)| {
+            [
+                h.w1.detach(),
+                h.b1.detach(),
+                h.w2.detach(),
+                h.b2.detach(),
+                h.u.detach(),
+                rand_tensor(70 + i as u64, &[1, 1], 0.3, 0.9, &dev),
+            ]
+        })
         .collect();
-    inputs.push(s);
+    inputs.extend([s, c]);
     let rebuild = |v: &[Tensor]| Critic {
         config: base.config,
         heads: (0..layers)
             .map(|i| ValueHead {
-                w1: v[4 * i].clone(),
-                b1: v[4 * i + 1].clone(),
-                w2: v[4 * i + 2].clone(),
-                b2: v[4 * i + 3].clone(),
+                w1: v[6 * i].clone(),
+                b1: v[6 * i + 1].clone(),
+                w2: v[6 * i + 2].clone(),
+                b2: v[6 * i + 3].clone(),
+                u: v[6 * i + 4].clone(),
+                a: v[6 * i + 5].clone(),
             })
             .collect(),
     };
     check_gradients("Critic::values", &inputs, |v| {
-        rebuild(v).values(&v[4 * layers]).unwrap()
+        rebuild(v)
+            .values(&v[6 * layers], &v[6 * layers + 1])
+            .unwrap()
     });
     check_gradients("Critic::loss", &inputs, |v| {
-        let loss = rebuild(v).loss(&v[4 * layers], &targets).unwrap();
+        let loss = rebuild(v)
+            .loss(&v[6 * layers], &v[6 * layers + 1], &targets)
+            .unwrap();
         crsm::ops::scale(&loss, 20.0).unwrap()
     });
 }
@@ -365,7 +383,10 @@ fn critic_heads_stay_small_at_mamba_130m() {
         &Device::Cpu,
     )
     .unwrap();
-    assert_eq!(critic.parameter_count(), 24 * (32 * 768 + 32 + 32 + 1));
+    assert_eq!(
+        critic.parameter_count(),
+        24 * (32 * 768 + 32 + 32 + 1 + 32 + 1)
+    );
     let dynamics = 7 * 768 * 768 + 6 * 768 + 3 * 24 * 768;
     let share = (critic.parameter_count() + dynamics) as f64 / 129_135_360.0;
     assert!(share < 0.05, "dynamics + critic = {:.2}%", share * 100.0);
@@ -790,7 +811,22 @@ fn trace_values_read_the_next_tokens_log_probabilities_through_the_head() {
         tokens: tokens.clone(),
         z: vec![0.0; windows * len * layers * d],
     };
-    let v = trace_values(&Known { vocab: 5 }, &trace, 2, 0.5).unwrap();
+    let all = trace_values(&Known { vocab: 5 }, &trace, 2, 0.5).unwrap();
+    let v = &all.values;
+    // The certainty is the negative entropy of each position's (unnormalised here) row.
+    for (i, c) in all.certainty.iter().enumerate() {
+        let t = i % len;
+        let want: f64 = (0..5)
+            .map(|v| {
+                let l = -(t as f64 + 1.0) - v as f64 / 100.0;
+                l.exp() * l
+            })
+            .sum();
+        assert!(
+            (*c as f64 - want).abs() < 1e-5,
+            "position {i}: {c} vs {want}"
+        );
+    }
     for w in 0..windows {
         let next = |t: usize| -(t as f32 + 1.0) - tokens[w * len + t + 1] as f32 / 100.0;
         for t in 0..len {

@@ -9,6 +9,7 @@
 //! Positions with fewer than H tokens after them in their window have no target. On task data
 //! the target is instead the task reward of sampled completions (the reasoning-suite issue).
 
+use super::critic::certainty;
 use super::fit::PolicyHead;
 use super::trace::LatentTrace;
 use crate::error::{Result, shape_err};
@@ -44,21 +45,31 @@ pub fn discounted_log_likelihood(
         .collect())
 }
 
-/// The value target at every position of every window of `trace`, read through `head` (the
-/// backbone's own head at the real latents gives log p(x_{t+1} | x_{<=t})): [windows * len],
-/// NaN where fewer than `horizon` tokens follow in the window.
+/// What the critic reads and learns at every position of a trace, [windows * len] each.
+pub struct TraceValues {
+    /// The value target; NaN where fewer than `horizon` tokens follow in the window.
+    pub values: Vec<f32>,
+    /// The policy's certainty (`critic::certainty`) at the position.
+    pub certainty: Vec<f32>,
+}
+
+/// The value target and the policy's certainty at every position of every window of `trace`,
+/// read through `head` (the backbone's own head at the real latents gives
+/// log p(x_{t+1} | x_{<=t})).
 pub fn trace_values(
     head: &dyn PolicyHead,
     trace: &LatentTrace,
     horizon: usize,
     gamma: f32,
-) -> Result<Vec<f32>> {
+) -> Result<TraceValues> {
     let n = trace.layers * trace.d_model;
     let mut out = vec![f32::NAN; trace.windows * trace.len];
+    let mut certainties = Vec::with_capacity(trace.windows * trace.len);
     for w in 0..trace.windows {
         let raw = &trace.z[w * trace.len * n..][..trace.len * n];
         let log_probs = head.log_probs(raw, trace.len)?;
         let vocab = log_probs.len() / trace.len;
+        certainties.extend(log_probs.chunks_exact(vocab).map(certainty));
         let next: Vec<f32> = (0..trace.len - 1)
             .map(|t| log_probs[t * vocab + trace.token(w, t + 1) as usize])
             .collect();
@@ -72,5 +83,8 @@ pub fn trace_values(
             out[w * trace.len + t] = v;
         }
     }
-    Ok(out)
+    Ok(TraceValues {
+        values: out,
+        certainty: certainties,
+    })
 }

@@ -15,7 +15,7 @@ use crate::io::write_atomic;
 use crate::latent::correlation::{pearson, spearman};
 use crate::latent::trace_shards::TraceSet;
 use crate::latent::value_target::trace_values;
-use crate::latent::{BackboneHead, Critic, CriticConfig, Standardizer};
+use crate::latent::{BackboneHead, Critic, CriticConfig, LatentTrace, Standardizer};
 use crate::train::critic_task::{CriticTask, ValuedTrace};
 use crate::train::stage_source::{StageSource, stage1_source, traces_record};
 use crate::train::{RunConfig, Start, TrainObserver, Trainer};
@@ -115,19 +115,23 @@ pub fn critic(
     };
     let (train_set, val_set) = (open("train")?, open("val")?);
     let head = BackboneHead(&model);
+    let valued_trace = |trace: LatentTrace| -> Result<ValuedTrace> {
+        let v = trace_values(&head, &trace, c.horizon, c.gamma)?;
+        Ok(ValuedTrace {
+            trace,
+            values: v.values,
+            certainty: v.certainty,
+        })
+    };
     let valued = |set: &TraceSet, parts: usize| -> Result<ValuedTrace> {
-        let trace = set.first_parts(parts)?;
-        let values = trace_values(&head, &trace, c.horizon, c.gamma)?;
-        Ok(ValuedTrace { trace, values })
+        valued_trace(set.first_parts(parts)?)
     };
     // The last training part is kept out when there is more than one, for `same_text`.
     let total = train_set.header.parts();
     let train_parts = c.parts.min(total.saturating_sub(1)).max(1);
     let train = valued(&train_set, train_parts)?;
     let same_text = if total > train_parts {
-        let trace = train_set.part(total - 1)?;
-        let values = trace_values(&head, &trace, c.horizon, c.gamma)?;
-        Some(ValuedTrace { trace, values })
+        Some(valued_trace(train_set.part(total - 1)?)?)
     } else {
         None
     };

@@ -15,10 +15,11 @@ use crate::train::task_weights::{TaskWeights, names_and_shapes, save_task_weight
 
 pub const CRITIC_FILE: &str = "critic.safetensors";
 
-/// Latents with a value target at each position (NaN: none).
+/// Latents with a value target (NaN: none) and the policy's certainty at each position.
 pub struct ValuedTrace {
     pub trace: LatentTrace,
     pub values: Vec<f32>,
+    pub certainty: Vec<f32>,
 }
 
 impl ValuedTrace {
@@ -36,6 +37,9 @@ pub struct CriticTask {
     /// The training targets' mean and spread: heads predict (v - mean) / std.
     pub value_mean: f32,
     pub value_std: f32,
+    /// The training positions' certainty mean and spread: heads read (c - mean) / std.
+    pub certainty_mean: f32,
+    pub certainty_std: f32,
     train: ValuedTrace,
     val: ValuedTrace,
     samples: Vec<usize>,
@@ -60,20 +64,27 @@ impl CriticTask {
                     .into(),
             });
         }
-        let n = samples.len() as f64;
-        let mean = samples.iter().map(|&i| train.values[i] as f64).sum::<f64>() / n;
-        let var = samples
-            .iter()
-            .map(|&i| (train.values[i] as f64 - mean).powi(2))
-            .sum::<f64>()
-            / n;
+        let spread = |v: &[f32]| -> (f32, f32) {
+            let n = samples.len() as f64;
+            let mean = samples.iter().map(|&i| v[i] as f64).sum::<f64>() / n;
+            let var = samples
+                .iter()
+                .map(|&i| (v[i] as f64 - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            (mean as f32, (var.sqrt() as f32).max(1e-6))
+        };
+        let (value_mean, value_std) = spread(&train.values);
+        let (certainty_mean, certainty_std) = spread(&train.certainty);
         let device = critic.heads[0].w1.device();
         Ok(CriticTask {
             order: permutation(samples.len(), position.seed, position.epoch),
             critic,
             standardizer,
-            value_mean: mean as f32,
-            value_std: (var.sqrt() as f32).max(1e-6),
+            value_mean,
+            value_std,
+            certainty_mean,
+            certainty_std,
             train,
             val,
             samples,
@@ -82,8 +93,8 @@ impl CriticTask {
         })
     }
 
-    /// Standardised latents [B, layers, D] and standardised targets [B] at flat positions.
-    fn batch(&self, data: &ValuedTrace, at: &[usize]) -> Result<(Tensor, Tensor)> {
+    /// Standardised latents [B, layers, D], certainties [B, 1] and targets [B] at flat positions.
+    fn batch(&self, data: &ValuedTrace, at: &[usize]) -> Result<(Tensor, Tensor, Tensor)> {
         let t = &data.trace;
         let n = t.layers * t.d_model;
         let mut s = Vec::with_capacity(at.len() * n);
@@ -96,8 +107,13 @@ impl CriticTask {
             .iter()
             .map(|&i| (data.values[i] - self.value_mean) / self.value_std)
             .collect();
+        let c = at
+            .iter()
+            .map(|&i| (data.certainty[i] - self.certainty_mean) / self.certainty_std)
+            .collect();
         Ok((
             Tensor::from_f32(s, &[at.len(), t.layers, t.d_model], &self.device)?,
+            Tensor::from_f32(c, &[at.len(), 1], &self.device)?,
             Tensor::from_f32(targets, &[at.len()], &self.device)?,
         ))
     }
@@ -115,8 +131,8 @@ impl CriticTask {
         let layers = self.critic.config.layers;
         let mut heads = vec![Vec::with_capacity(at.len()); layers];
         for chunk in at.chunks(256) {
-            let (s, _) = self.batch(data, chunk)?;
-            let v = self.critic.values(&s)?.to_vec_f32()?;
+            let (s, c, _) = self.batch(data, chunk)?;
+            let v = self.critic.values(&s, &c)?.to_vec_f32()?;
             for row in v.chunks_exact(layers) {
                 for (h, &x) in row.iter().enumerate() {
                     heads[h].push((x * self.value_std + self.value_mean) as f64);
@@ -132,9 +148,13 @@ impl CriticTask {
         let named = names_and_shapes(&self.named_parameters());
         let mean = file.take("crsm.critic.value_mean", &[1])?[0];
         let std = file.take("crsm.critic.value_std", &[1])?[0];
+        let c_mean = file.take("crsm.critic.certainty_mean", &[1])?[0];
+        let c_std = file.take("crsm.critic.certainty_std", &[1])?[0];
         file.take_parameters(&named, self.critic.parameters_mut(), &self.device)?;
         self.value_mean = mean;
         self.value_std = std;
+        self.certainty_mean = c_mean;
+        self.certainty_std = c_std;
         Ok(())
     }
 }
@@ -142,17 +162,9 @@ impl CriticTask {
 impl Task for CriticTask {
     fn named_parameters(&self) -> Vec<(String, &Tensor)> {
         self.critic
-            .heads
-            .iter()
-            .enumerate()
-            .flat_map(|(i, h)| {
-                [
-                    (format!("crsm.critic.{i}.w1"), &h.w1),
-                    (format!("crsm.critic.{i}.b1"), &h.b1),
-                    (format!("crsm.critic.{i}.w2"), &h.w2),
-                    (format!("crsm.critic.{i}.b2"), &h.b2),
-                ]
-            })
+            .named_parameters()
+            .into_iter()
+            .map(|(n, t)| (format!("crsm.critic.{n}"), t))
             .collect()
     }
 
@@ -160,7 +172,7 @@ impl Task for CriticTask {
         self.critic.parameters_mut()
     }
 
-    /// The heads' matrices decay, their biases not.
+    /// The heads' matrices decay; biases and the certainty's weights not.
     fn decays(&self) -> Vec<bool> {
         self.named_parameters()
             .iter()
@@ -180,8 +192,8 @@ impl Task for CriticTask {
             at.push(self.samples[self.order[self.position.index]]);
             self.position.index += 1;
         }
-        let (s, targets) = self.batch(&self.train, &at)?;
-        Ok((self.critic.loss(&s, &targets)?, batch_size as u64))
+        let (s, c, targets) = self.batch(&self.train, &at)?;
+        Ok((self.critic.loss(&s, &c, &targets)?, batch_size as u64))
     }
 
     fn evaluate(&mut self, batch_size: usize, max_items: usize) -> Result<TaskEval> {
@@ -192,8 +204,8 @@ impl Task for CriticTask {
         }
         let (mut total, mut count) = (0f64, 0usize);
         for chunk in at.chunks(batch_size.max(1)) {
-            let (s, targets) = self.batch(&self.val, chunk)?;
-            total += self.critic.loss(&s, &targets)?.scalar()? as f64 * chunk.len() as f64;
+            let (s, c, targets) = self.batch(&self.val, chunk)?;
+            total += self.critic.loss(&s, &c, &targets)?.scalar()? as f64 * chunk.len() as f64;
             count += chunk.len();
         }
         Ok(TaskEval {
@@ -214,6 +226,16 @@ impl Task for CriticTask {
             vec![
                 ("crsm.critic.value_mean", vec![1], vec![self.value_mean]),
                 ("crsm.critic.value_std", vec![1], vec![self.value_std]),
+                (
+                    "crsm.critic.certainty_mean",
+                    vec![1],
+                    vec![self.certainty_mean],
+                ),
+                (
+                    "crsm.critic.certainty_std",
+                    vec![1],
+                    vec![self.certainty_std],
+                ),
             ],
         )
     }
