@@ -846,3 +846,33 @@ fn trace_values_read_the_next_tokens_log_probabilities_through_the_head() {
         }
     }
 }
+
+#[test]
+fn a_head_that_gives_nan_is_an_error_not_a_missing_target() {
+    use crsm::latent::PolicyHead;
+    use crsm::latent::value_target::trace_values;
+    struct Broken;
+    impl PolicyHead for Broken {
+        fn log_probs(&self, _raw: &[f32], rows: usize) -> crsm::Result<Vec<f32>> {
+            let mut v = vec![-1.0f32; rows * 3];
+            v[4] = f32::NAN;
+            Ok(v)
+        }
+    }
+    let trace = LatentTrace {
+        windows: 1,
+        len: 4,
+        layers: 1,
+        d_model: 2,
+        tokens: vec![0, 1, 2, 1],
+        z: vec![0.0; 8],
+    };
+    let e = trace_values(&Broken, &trace, 2, 0.5)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("NaN") && e.contains("window 0") && e.contains("position 1"),
+        "{e}"
+    );
+}

@@ -77,6 +77,11 @@ pub fn run(args: CriticArgs) -> Result<()> {
         "  mean  {:>8.3} {:>9.3} {:>10.3}",
         m.pearson, m.spearman, m.rmse_standard
     );
+    let b = &report.certainty_only;
+    println!(
+        "  the policy's certainty alone (baseline): Pearson {:.3}, Spearman {:.3}",
+        b.pearson, b.spearman
+    );
     if let Some(s) = &report.same_text {
         println!(
             "  mean on unseen windows of the training text: Pearson {:.3}, Spearman {:.3}",

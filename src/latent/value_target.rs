@@ -12,7 +12,7 @@
 use super::critic::certainty;
 use super::fit::PolicyHead;
 use super::trace::LatentTrace;
-use crate::error::{Result, shape_err};
+use crate::error::{Error, Result, shape_err};
 
 /// The discounted, per-token-normalised log-likelihood targets of one window: `log_probs[t]` is
 /// log p(x_{t+1} | x_{<=t}) for t in 0..len-1; the result has one value per t with H of them
@@ -68,6 +68,21 @@ pub fn trace_values(
     for w in 0..trace.windows {
         let raw = &trace.z[w * trace.len * n..][..trace.len * n];
         let log_probs = head.log_probs(raw, trace.len)?;
+        if let Some(at) = log_probs
+            .iter()
+            .position(|v| v.is_nan() || *v == f32::INFINITY)
+        {
+            let vocab = log_probs.len() / trace.len;
+            return Err(Error::Data {
+                file: "value targets".into(),
+                line: None,
+                detail: format!(
+                    "the head gave a NaN log-probability in window {w} at position {}: the \
+                     checkpoint or its traces are broken",
+                    at / vocab
+                ),
+            });
+        }
         let vocab = log_probs.len() / trace.len;
         certainties.extend(log_probs.chunks_exact(vocab).map(certainty));
         let next: Vec<f32> = (0..trace.len - 1)

@@ -36,6 +36,9 @@ pub struct CriticReport {
     pub heads: Vec<HeadFit>,
     /// The heads' mean prediction, on the held-out text (the val shard).
     pub mean: HeadFit,
+    /// The baseline the heads must beat: the policy's certainty alone (Pearson and Spearman of
+    /// the certainty against the realised value on the held-out text; scale-free, so no RMSE).
+    pub certainty_only: Baseline,
     /// The heads' mean on the last training part, never trained on (None when the traces have
     /// one part only): held-out windows of the training text.
     pub same_text: Option<HeadFit>,
@@ -44,6 +47,12 @@ pub struct CriticReport {
     pub held_out_positions: usize,
     pub critic_parameters: usize,
     pub minutes: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Baseline {
+    pub pearson: f64,
+    pub spearman: f64,
 }
 
 fn fit(pred: &[f64], real: &[f64], std: f64) -> HeadFit {
@@ -136,6 +145,17 @@ pub fn critic(
         None
     };
     let val = valued(&val_set, usize::MAX)?;
+    let certainty_only = {
+        let at: Vec<usize> = (0..val.values.len())
+            .filter(|&i| val.values[i].is_finite())
+            .collect();
+        let c: Vec<f64> = at.iter().map(|&i| val.certainty[i] as f64).collect();
+        let v: Vec<f64> = at.iter().map(|&i| val.values[i] as f64).collect();
+        Baseline {
+            pearson: pearson(&c, &v),
+            spearman: spearman(&c, &v),
+        }
+    };
     let (layers, dm) = (train_set.header.layers, train_set.header.d_model);
     let standardizer = Standardizer::fit(&train_set.part(0)?.z, layers, dm)?;
     let training = c.loop_config(&d.traces_dir("train"), file)?;
@@ -189,6 +209,7 @@ pub fn critic(
     let report = CriticReport {
         heads: heads.iter().map(|h| fit(h, &real, std)).collect(),
         mean: fit(&mean_pred, &real, std),
+        certainty_only,
         same_text,
         calibration: calibration(&mean_pred, &real),
         held_out_positions: real.len(),
