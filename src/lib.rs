@@ -14,10 +14,12 @@ pub mod latent;
 pub mod model;
 pub mod nn;
 pub mod ops;
+pub mod planner;
 pub mod rng;
 pub mod scoped_flag;
 pub mod state;
 pub mod tensor;
+pub mod trace;
 pub mod train;
 
 pub use autograd::{Gradients, checkpoint, no_grad};
