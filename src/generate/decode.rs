@@ -15,6 +15,11 @@ pub trait NextToken {
     fn prefill(&mut self, prompt: &[u32]) -> Result<Vec<f32>>;
     /// Consumes one more id and returns the logits for the token after it.
     fn step(&mut self, id: u32) -> Result<Vec<f32>>;
+    /// Told each id as soon as it is chosen, the last one included (which is never stepped):
+    /// a deliberating model traces it.
+    fn chosen(&mut self, _id: u32) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -87,6 +92,7 @@ pub fn generate(
     loop {
         let id = sampler.sample(&logits, &history)?;
         history.push(id);
+        model.chosen(id)?;
         on_token(id)?;
         let generated = history.len() - prompt.len();
         if Some(id) == opts.stop_on_eos || generated == opts.max_new_tokens {

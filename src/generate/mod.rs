@@ -3,6 +3,7 @@
 //! The model is behind the `NextToken` trait, so this module needs no device.
 
 mod decode;
+pub mod deliberate;
 mod sampling;
 mod session;
 

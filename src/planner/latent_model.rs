@@ -1,0 +1,140 @@
+//! The parts of an assembled CRSM the planner reads, and what it computes with them at a node:
+//! from a batch of latents (standard units), the backbone head's top-k tokens and their
+//! log-probabilities (the node's actions and priors), the policy's certainty, and the critic's
+//! per-layer values and confidences.
+
+use std::sync::Arc;
+
+use crate::autograd::no_grad;
+use crate::error::{Result, shape_err};
+use crate::latent::checkpoint::{CriticPart, CrsmCheckpoint, Stage};
+use crate::latent::gates::Gates;
+use crate::latent::{Broadcaster, Dynamics, Standardizer, TokenInputs, confidence};
+use crate::model::Backbone;
+use crate::ops;
+use crate::tensor::Tensor;
+
+/// Everything the planner and the injection need, shared between the generation thread and the
+/// planner thread (tensors are reference-counted and read-only here).
+pub struct LatentModel {
+    pub backbone: Backbone,
+    pub standardizer: Standardizer,
+    pub dynamics: Dynamics,
+    pub inputs: TokenInputs,
+    pub critic: CriticPart,
+    pub broadcaster: Broadcaster,
+    pub gates: Gates,
+}
+
+/// One node as the model sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeEval {
+    pub tokens: Vec<u32>,
+    pub log_probs: Vec<f32>,
+    pub certainty: f32,
+    /// The heads' values (nats per token) and their mean.
+    pub layer_values: Vec<f32>,
+    pub value: f32,
+    pub confidences: Vec<f32>,
+}
+
+impl LatentModel {
+    /// From an assembled checkpoint that has every stage the planner needs; a missing one is an
+    /// error naming it and the command that makes it.
+    pub fn from_checkpoint(c: CrsmCheckpoint) -> Result<Arc<Self>> {
+        for stage in [Stage::Dynamics, Stage::Broadcaster, Stage::Critic, Stage::Gates] {
+            c.require(stage)?;
+        }
+        let inputs = TokenInputs::new(&c.backbone.embeddings)?;
+        Ok(Arc::new(LatentModel {
+            inputs,
+            standardizer: c.standardizer.expect("required above"),
+            dynamics: c.dynamics.expect("required above"),
+            critic: c.critic.expect("required above"),
+            broadcaster: c.broadcaster.expect("required above"),
+            gates: c.gates.expect("required above"),
+            backbone: c.backbone,
+        }))
+    }
+
+    pub fn layers(&self) -> usize {
+        self.standardizer.layers
+    }
+
+    pub fn d_model(&self) -> usize {
+        self.standardizer.d_model
+    }
+
+    /// Evaluates `rows` latents s [rows * layers * D] (standard units): top-k actions of the
+    /// backbone head at the raw latents, certainty, critic values and confidences.
+    pub fn evaluate(&self, s: &[f32], top_k: usize) -> Result<Vec<NodeEval>> {
+        let _off = no_grad();
+        let (layers, d) = (self.layers(), self.d_model());
+        let n = layers * d;
+        if s.is_empty() || s.len() % n != 0 || top_k == 0 {
+            return shape_err("LatentModel::evaluate", format!("{} values for rows of {layers} x {d}, top_k {top_k}", s.len()));
+        }
+        let rows = s.len() / n;
+        let device = self.backbone.device();
+        let mut raw = s.to_vec();
+        self.standardizer.invert(&mut raw);
+        let all = Tensor::from_f32(raw, &[rows, layers, d], &device)?;
+        let per_layer = (0..layers)
+            .map(|i| ops::narrow(&all, 1, i, 1)?.reshape(&[rows, d]))
+            .collect::<Result<Vec<_>>>()?;
+        let log_probs = ops::log_softmax(&self.backbone.head(per_layer)?)?.to_vec_f32()?;
+        let vocab = log_probs.len() / rows;
+        let c = &self.critic;
+        let certainty: Vec<f32> = log_probs.chunks_exact(vocab).map(crate::latent::critic::certainty).collect();
+        let c_std: Vec<f32> = certainty.iter().map(|x| (x - c.certainty_mean) / c.certainty_std).collect();
+        let values = c
+            .critic
+            .values(
+                &Tensor::from_f32(s.to_vec(), &[rows, layers, d], &device)?,
+                &Tensor::from_f32(c_std, &[rows, 1], &device)?,
+            )?
+            .to_vec_f32()?;
+        let k = top_k.min(vocab);
+        Ok((0..rows)
+            .map(|r| {
+                let row = &log_probs[r * vocab..][..vocab];
+                let (tokens, lp) = top_k_of(row, k);
+                let v_std = &values[r * layers..][..layers];
+                let layer_values: Vec<f32> = v_std.iter().map(|v| v * c.value_std + c.value_mean).collect();
+                let value = layer_values.iter().sum::<f32>() / layers as f32;
+                NodeEval {
+                    tokens,
+                    log_probs: lp,
+                    certainty: certainty[r],
+                    value,
+                    confidences: confidence(v_std, &c.held_out_rmse),
+                    layer_values,
+                }
+            })
+            .collect())
+    }
+
+    /// One dynamics step for a batch: s [rows * layers * D] standard units, one token per row.
+    pub fn step(&self, s: &[f32], tokens: &[u32]) -> Result<Vec<f32>> {
+        let _off = no_grad();
+        let (layers, d) = (self.layers(), self.d_model());
+        let rows = tokens.len();
+        let device = self.backbone.device();
+        let s = Tensor::from_f32(s.to_vec(), &[rows, layers, d], &device)?;
+        let x = self.inputs.of(&Tensor::from_u32(tokens.to_vec(), &[rows], &device)?)?;
+        self.dynamics.step(&s, &x)?.to_vec_f32()
+    }
+}
+
+/// The k largest entries of a row, descending, ties to the lower index.
+pub fn top_k_of(row: &[f32], k: usize) -> (Vec<u32>, Vec<f32>) {
+    let mut idx: Vec<u32> = (0..row.len() as u32).collect();
+    let by = |a: &u32, b: &u32| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, by);
+        idx.truncate(k);
+    }
+    idx.sort_unstable_by(by);
+    let v = idx.iter().map(|&i| row[i as usize]).collect();
+    (idx, v)
+}

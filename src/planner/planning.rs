@@ -1,0 +1,98 @@
+//! One plan from one snapshot: forward-project the snapshot's latents `lag` steps along the
+//! policy's greedy tokens with the dynamics (generation will have moved on by the time the plan
+//! lands), search from there, and package what generation needs: the improved policy over the
+//! root's top-k (guidance) and the latent the dynamics predicts after the chosen token with the
+//! critic's confidence there (injection).
+
+use std::time::Instant;
+
+use super::evaluator::Evaluation;
+use super::latent_model::{LatentModel, NodeEval};
+use super::leaf_evaluator::{LeafValue, ModelEvaluator};
+use super::plan::{Plan, Snapshot};
+use super::search::Search;
+use super::config::SearchConfig;
+use crate::error::Result;
+use crate::trace::NodeSummary;
+
+/// How the planner searches (besides the search's own settings).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannerConfig {
+    pub search: SearchConfig,
+    /// Steps between the snapshot and the token the plan is for, minus one: a plan from the
+    /// snapshot after step t is for token t + lag + 1.
+    pub lag: u64,
+    pub leaf_value: LeafValue,
+    /// Nodes kept in a plan's tree summary (the trace).
+    pub trace_nodes: usize,
+}
+
+impl NodeEval {
+    /// The search's view of a node at latent `s` (standard units).
+    pub fn into_evaluation(self, s: Vec<f32>) -> Evaluation {
+        Evaluation {
+            latent: s,
+            tokens: self.tokens,
+            logits: self.log_probs,
+            value: self.value,
+            layer_values: self.layer_values,
+            layer_confidences: self.confidences,
+            reward: None,
+        }
+    }
+}
+
+/// Plans from `snapshot` (no gradients; runs in the caller's thread and rayon pool).
+pub fn plan(model: &LatentModel, config: &PlannerConfig, snapshot: &Snapshot) -> Result<Plan> {
+    let started = Instant::now();
+    let mut s = snapshot.latents.clone();
+    model.standardizer.apply(&mut s);
+    for _ in 0..config.lag {
+        let greedy = model.evaluate(&s, 1)?.remove(0).tokens[0];
+        s = model.step(&s, &[greedy])?;
+    }
+    let root = model.evaluate(&s, config.search.top_k)?.remove(0).into_evaluation(s);
+    let search = Search::new(root, config.search.clone())?;
+    let mut evaluator = ModelEvaluator::new(model, config.leaf_value, config.search.top_k, config.search.seed);
+    let out = search.run(&mut evaluator)?;
+    let tree = &out.tree;
+    let chosen = out.action;
+    let child = tree.child(0, chosen);
+    let (mut target, confidences) = match child {
+        Some(node) => (tree.latent(node).to_vec(), tree.layer_confidences(node).to_vec()),
+        None => {
+            // Never expanded (a budget smaller than the root's actions): one dynamics step.
+            let next = model.step(tree.latent(0), &[tree.tokens(0)[chosen]])?;
+            let conf = model.evaluate(&next, 1)?.remove(0).confidences;
+            (next, conf)
+        }
+    };
+    model.standardizer.invert(&mut target);
+    let nodes = out
+        .summary(config.trace_nodes)
+        .into_iter()
+        .map(|n| NodeSummary {
+            id: n.id as u32,
+            parent: n.parent.map(|p| p as u32),
+            token: n.token,
+            visits: n.visits as u32,
+            value: n.value,
+            prior: n.prior,
+        })
+        .collect();
+    Ok(Plan {
+        generation: snapshot.generation,
+        from_step: snapshot.step,
+        target_step: snapshot.step + config.lag + 1,
+        tokens: tree.tokens(0).to_vec(),
+        policy: out.policy.clone(),
+        visits: out.visits.iter().map(|&v| v as u32).collect(),
+        chosen: tree.tokens(0)[chosen],
+        target_latent: target,
+        confidences,
+        value: out.value,
+        simulations: out.simulations as u32,
+        latency: started.elapsed(),
+        nodes,
+    })
+}
