@@ -68,6 +68,22 @@ impl Critic {
         Ok(Critic { config, heads })
     }
 
+    /// Names as saved under `crsm.critic.` (`{layer}.w1`, ...), in `parameters_mut` order.
+    pub fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        self.heads
+            .iter()
+            .enumerate()
+            .flat_map(|(i, h)| {
+                [
+                    (format!("{i}.w1"), &h.w1),
+                    (format!("{i}.b1"), &h.b1),
+                    (format!("{i}.w2"), &h.w2),
+                    (format!("{i}.b2"), &h.b2),
+                ]
+            })
+            .collect()
+    }
+
     pub fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
         self.heads
             .iter_mut()

@@ -9,16 +9,20 @@
 //! - `linear_baseline`: least squares on the same inputs, the baseline the GRU must beat;
 //! - `fit`: R^2 of predicted changes and cosines, the held-out report;
 //! - `critic`, `value_target`, `correlation`: one value head per layer, what it learns, how it is
-//!   judged.
+//!   judged;
+//! - `gates`: each layer's injection fraction from the critic's confidence;
+//! - `checkpoint`: the assembled folder (backbone + every trained part), loaded strictly.
 //!
 //! Imports run down only: this module reads `model`, `ops` and `tensor`; `train` and the planner
 //! read it.
 
 pub mod backbone_head;
+pub mod checkpoint;
 pub mod correlation;
 pub mod critic;
 pub mod dynamics;
 pub mod fit;
+pub mod gates;
 pub mod linear_baseline;
 pub mod standardize;
 pub mod trace;
@@ -26,9 +30,11 @@ pub mod trace_shards;
 pub mod value_target;
 
 pub use backbone_head::BackboneHead;
+pub use checkpoint::{CRSM_FILE, CriticPart, CrsmCheckpoint, Stage};
 pub use critic::{Critic, CriticConfig, ValueHead, confidence};
 pub use dynamics::{Dynamics, DynamicsConfig, TokenInputs};
 pub use fit::{FitReport, Identity, LatentPredictor, OpenLoopFit, PolicyHead};
+pub use gates::Gates;
 pub use linear_baseline::LinearBaseline;
 pub use standardize::Standardizer;
 pub use trace::LatentTrace;

@@ -142,17 +142,9 @@ impl CriticTask {
 impl Task for CriticTask {
     fn named_parameters(&self) -> Vec<(String, &Tensor)> {
         self.critic
-            .heads
-            .iter()
-            .enumerate()
-            .flat_map(|(i, h)| {
-                [
-                    (format!("crsm.critic.{i}.w1"), &h.w1),
-                    (format!("crsm.critic.{i}.b1"), &h.b1),
-                    (format!("crsm.critic.{i}.w2"), &h.w2),
-                    (format!("crsm.critic.{i}.b2"), &h.b2),
-                ]
-            })
+            .named_parameters()
+            .into_iter()
+            .map(|(n, t)| (format!("crsm.critic.{n}"), t))
             .collect()
     }
 
