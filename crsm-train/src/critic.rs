@@ -8,7 +8,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use crsm::train::critic_stage::critic;
+use crsm::train::critic_config::CriticStageConfig;
+use crsm::train::critic_stage::{CriticReport, critic};
 use crsm::train::{RunConfig, remove_run};
 
 use crate::device_arg::DeviceOverride;
@@ -53,6 +54,17 @@ pub fn run(args: CriticArgs) -> Result<()> {
     );
     let report = critic(&config, &file, &device, args.start.resume, &mut progress)?;
     progress.finish();
+    print_report(&report, &c)?;
+    let m = &report.mean;
+    println!(
+        "critic: pearson_mean={:.4} spearman_mean={:.4} minutes={:.2}",
+        m.pearson, m.spearman, report.minutes
+    );
+    Ok(())
+}
+
+/// Draws `calibration.png` and prints the per-head table (`c`: the run file's critic section).
+pub fn print_report(report: &CriticReport, c: &CriticStageConfig) -> Result<()> {
     let plot = Path::new(&c.out_dir).join("calibration.png");
     plot_calibration(
         &report.calibration,
@@ -88,9 +100,5 @@ pub fn run(args: CriticArgs) -> Result<()> {
             s.pearson, s.spearman
         );
     }
-    println!(
-        "critic: pearson_mean={:.4} spearman_mean={:.4} minutes={:.2}",
-        m.pearson, m.spearman, report.minutes
-    );
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use crsm::train::distill::{DistillObserver, distill};
+use crsm::train::distill::{DistillObserver, DistillReport, distill};
 use crsm::train::metrics::{EvalRecord, Metrics, SkipRecord, StepRecord};
 use crsm::train::{RunConfig, TrainObserver, TrainingConfig, remove_run};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,7 +31,7 @@ pub struct DistillArgs {
 }
 
 /// A bar per trace split, then the trainer's bar.
-struct Progress {
+pub struct Progress {
     traces: Option<(String, ProgressBar)>,
     train: Option<TrainProgress>,
     max_steps: usize,
@@ -40,6 +40,23 @@ struct Progress {
 }
 
 impl Progress {
+    /// For the dynamics' loop `training` (its steps, evaluations and loss curve).
+    pub fn new(training: &crsm::train::TrainingConfig) -> Self {
+        Progress {
+            traces: None,
+            train: None,
+            max_steps: training.max_steps,
+            eval_every: training.eval_every,
+            plot: Path::new(&training.out_dir).join("loss.png"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(t) = &self.train {
+            t.finish();
+        }
+    }
+
     fn train(&mut self) -> &mut TrainProgress {
         if let Some((_, bar)) = self.traces.take() {
             bar.finish_and_clear();
@@ -130,21 +147,28 @@ pub fn run(args: DistillArgs) -> Result<()> {
             remove_run(out).with_context(|| format!("overwriting {}", out.display()))?;
         }
     }
-    let mut progress = Progress {
-        traces: None,
-        train: None,
-        max_steps: 0,
-        eval_every: 1,
-        plot: PathBuf::new(),
-    };
+    let mut progress = Progress::new(&loops[0].clone().expect("the dynamics' loop"));
     let report = distill(&config, &file, &device, args.start.resume, &mut progress)?;
-    if let Some(t) = &progress.train {
-        t.finish();
-    }
+    progress.finish();
+    print_report(&report, &d.out_dir);
+    let r2 = |f: &crsm::latent::FitReport, k| f.at(k).map_or(f64::NAN, |x| x.r2_change);
+    println!(
+        "distill: dynamics_r2_1={:.4} dynamics_r2_8={:.4} linear_r2_1={:.4} linear_r2_8={:.4} minutes={:.2}",
+        r2(&report.dynamics, 1),
+        r2(&report.dynamics, 8),
+        r2(&report.linear, 1),
+        r2(&report.linear, 8),
+        report.minutes
+    );
+    Ok(())
+}
+
+/// The fit table of the three predictors and the dynamics' size (`out_dir`: where fit.json is).
+pub fn print_report(report: &DistillReport, out_dir: &str) {
     println!(
         "open-loop fit on held-out traces ({} -> {}):",
         report.source_checkpoint,
-        Path::new(&d.out_dir).join("fit.json").display()
+        Path::new(out_dir).join("fit.json").display()
     );
     println!(
         "  k   R^2 identity / linear / dynamics     policy top-1 identity / linear / dynamics   KL (nats)"
@@ -202,14 +226,4 @@ pub fn run(args: DistillArgs) -> Result<()> {
             );
         }
     }
-    let r2 = |f: &crsm::latent::FitReport, k| f.at(k).map_or(f64::NAN, |x| x.r2_change);
-    println!(
-        "distill: dynamics_r2_1={:.4} dynamics_r2_8={:.4} linear_r2_1={:.4} linear_r2_8={:.4} minutes={:.2}",
-        r2(&report.dynamics, 1),
-        r2(&report.dynamics, 8),
-        r2(&report.linear, 1),
-        r2(&report.linear, 8),
-        report.minutes
-    );
-    Ok(())
 }

@@ -1,12 +1,15 @@
 //! `crsm-train`: the command-line program of crsm: `info` (devices and a self-check), `logits` and
 //! `generate` on any HF-style Mamba folder, `bench`, `tokenizer` / `prepare` for training data,
-//! `pretrain` / `sft` and the default job, `quickstart`.
+//! `pretrain` / `sft`, the later stages `distill`, `assemble`, `critic`, all four as `full`, and
+//! the default job, `quickstart` (`full` on the nano config).
 
 mod allocator;
+mod assemble;
 mod bench;
 mod critic;
 mod device_arg;
 mod distill;
+mod full;
 mod generate;
 mod info;
 mod logits;
@@ -42,8 +45,8 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Generate from a prompt with the recurrent step, streaming to stdout.
     Generate(generate::GenerateArgs),
-    /// The default job: tokenizer, shards and nano pretraining on the shipped Austen corpus, then
-    /// a generated paragraph; ends with `quickstart: held_out_bpb=<x> minutes=<m>`.
+    /// The default job: tokenizer and shards from the shipped Austen corpus, `full` on the nano
+    /// config, then a generated paragraph; ends with `quickstart: held_out_bpb=<x> ... minutes=<m>`.
     Quickstart(quickstart::QuickstartArgs),
     /// Causal-LM pretraining from a run config on prepared shards (resumable).
     Pretrain(pretrain::PretrainArgs),
@@ -52,9 +55,14 @@ enum Command {
     /// Stage 2: latent traces of the stage-1 backbone, the dynamics trained on them, and its
     /// open-loop fit beside the identity and least-squares baselines.
     Distill(distill::DistillArgs),
+    /// Stage 3: the backbone and every trained part in one checkpoint folder (assemble.out_dir).
+    Assemble(assemble::AssembleArgs),
     /// Stage 4: one value head per layer on the distill stage's traces, and its held-out
     /// correlation and calibration.
     Critic(critic::CriticArgs),
+    /// Stages 1-4 in order (pretrain, distill, assemble, critic), skipping those whose outputs
+    /// match their inputs; ends with `full: held_out_bpb=X dynamics_r2_1=A ... minutes=M`.
+    Full(full::FullArgs),
     /// Throughput: `bench train` (training tokens/s), `bench decode` (prefill and decode tokens/s).
     Bench(bench::BenchArgs),
     /// Train a byte-level BPE tokenizer on text/JSONL files and write tokenizer.json.
@@ -77,7 +85,9 @@ fn main() -> Result<()> {
         Command::Pretrain(args) => pretrain::run_pretrain(args),
         Command::Sft(args) => pretrain::run_sft(args),
         Command::Distill(args) => distill::run(args),
+        Command::Assemble(args) => assemble::run(args),
         Command::Critic(args) => critic::run(args),
+        Command::Full(args) => full::run(args),
         Command::Tokenizer(args) => tokenizer_cmd::run(args),
         Command::Prepare(args) => prepare::run(args),
         Command::Memtest(args) => memtest::run(args),

@@ -1,9 +1,10 @@
 //! `crsm-train quickstart`: the default job, one command on a fresh machine. Trains a byte-level
 //! BPE tokenizer on the shipped Austen novels, prepares shards (Persuasion, the last book, held
-//! out), pretrains the nano config within its time budget while printing held-out loss and bits
-//! per byte, saves a checkpoint (replacing an earlier quickstart's run in the same folder, but
-//! not its tokenizer or shards), and ends by generating a paragraph. The last line is
-//! `quickstart: held_out_bpb=<x> minutes=<m>` for scripts.
+//! out), runs `full` on the nano config (pretraining within its time budget, distill, assemble,
+//! critic; a stage whose outputs already match its inputs is skipped, one that must run starts
+//! over, keeping the tokenizer and shards), and ends by generating a paragraph from the stage-1
+//! backbone. The last line is `quickstart: held_out_bpb=<x> dynamics_r2_1=<a> dynamics_r2_8=<b>
+//! linear_r2_8=<c> critic_pearson=<d> minutes=<m>` for scripts.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,11 +14,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe};
 use crsm::generate::{GenerateOptions, SamplingConfig, Session, generate};
-use crsm::train::lm_task::LmTask;
-use crsm::train::{RunConfig, Trainer, remove_run};
+use crsm::model::Backbone;
+use crsm::train::RunConfig;
+use crsm::train::checkpoint::latest_checkpoint;
 
 use crate::device_arg::DeviceOverride;
-use crate::progress::TrainProgress;
 
 #[derive(Args)]
 pub struct QuickstartArgs {
@@ -99,51 +100,18 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
         );
     }
 
-    // 2. Pretraining from scratch, replacing an earlier quickstart's run (not its data).
+    // 2. The four stages (`full`): each skipped when its outputs match its inputs.
     let device = args.device.open(&t.device)?;
-    remove_run(Path::new(&t.out_dir))
-        .with_context(|| format!("replacing the run in {}", t.out_dir))?;
-    let mut trainer = Trainer::new(config, &device)?;
-    let params: usize = trainer
-        .task
-        .model
-        .parameters()
-        .iter()
-        .map(|p| p.elem_count())
-        .sum();
-    let plot = trainer.out_dir().join("loss.png");
-    let mut progress = TrainProgress::new(t.max_steps, 0, 50, plot);
-    progress.say(&format!(
-        "quickstart: {params} parameters on {}, batch {} x {}, up to {} steps or {} minutes",
-        device.name(),
-        t.batch_size,
-        t.seq_len,
-        t.max_steps,
-        t.time_budget_minutes
-            .map_or("unlimited".into(), |m| format!("{m}"))
-    ));
-    trainer.run(None, &mut progress)?;
-    progress.finish();
+    let file = args.config.display().to_string();
+    let summary = crate::full::run_stages(&config, &file, &device, false)?;
 
-    // 3. The held-out score on the whole held-out book.
-    trainer.training.eval_tokens = 0;
-    let held_out = trainer.evaluate()?;
-    eprintln!(
-        "held out ({}): loss {:.4} nats/token, {:.4} bits/byte over {} tokens; checkpoint in {}",
-        args.val_text.display(),
-        held_out.loss,
-        held_out.bpb,
-        held_out.tokens,
-        trainer.out_dir().join("checkpoint").display()
-    );
-
-    // 4. A paragraph from the trained model.
-    print_paragraph(&trainer, &tokenizer_path, &args.prompt)?;
+    // 3. A paragraph from the stage-1 backbone.
+    let checkpoint = latest_checkpoint(Path::new(&t.out_dir))
+        .with_context(|| format!("no stage-1 checkpoint in {}", t.out_dir))?;
+    let model = Backbone::load(&checkpoint, &device)?;
+    print_paragraph(&model, &tokenizer_path, &args.prompt)?;
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    println!(
-        "quickstart: held_out_bpb={:.4} minutes={minutes:.2}",
-        held_out.bpb
-    );
+    println!("quickstart: {} minutes={minutes:.2}", summary.figures());
     Ok(())
 }
 
@@ -157,7 +125,7 @@ fn shards_match(dir: &Path, tokenizer: &Path) -> bool {
         .all(|split| crsm::data::TokenShard::open(dir, split, Some(&hash)).is_ok())
 }
 
-fn print_paragraph(trainer: &Trainer<LmTask>, tokenizer: &Path, prompt: &str) -> Result<()> {
+fn print_paragraph(model: &Backbone, tokenizer: &Path, prompt: &str) -> Result<()> {
     let tok = crsm::data::Tokenizer::from_file(tokenizer)?;
     let _off = crsm::no_grad();
     let prompt_ids = tok.encode(prompt)?;
@@ -173,7 +141,7 @@ fn print_paragraph(trainer: &Trainer<LmTask>, tokenizer: &Path, prompt: &str) ->
         stop_on_eos: tok.eos_id(),
         stop_strings: Vec::new(),
     };
-    let mut session = Session::new(&trainer.task.model)?;
+    let mut session = Session::new(model)?;
     let mut stream = tok.stream_decoder_after(&prompt_ids);
     let mut stdout = std::io::stdout();
     print!("\n{prompt}");

@@ -12,6 +12,7 @@ pub mod fault;
 mod safetensors;
 mod shards;
 pub mod steps;
+mod weights_file;
 
 use std::collections::BTreeMap;
 
@@ -58,6 +59,7 @@ pub fn json_object(
 
 pub use self::safetensors::{load_safetensors_file, save_safetensors};
 pub use self::shards::load_safetensors_dir;
+pub use self::weights_file::WeightsFile;
 
 /// A tensor in host memory, as read from or written to a checkpoint. Row-major, like `Tensor`.
 #[derive(Clone, Debug, PartialEq)]

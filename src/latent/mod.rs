@@ -14,6 +14,8 @@
 //!   injection writes), and its held-out report;
 //! - `state_pairs`: counterfactual (real, other-token) steps with their SSM states, what the
 //!   delta broadcaster learns from.
+//! - `gates`: each layer's injection fraction from the critic's confidence;
+//! - `checkpoint`: the assembled folder (backbone + every trained part), loaded strictly.
 //!
 //! Imports run down only: this module reads `model`, `ops` and `tensor`; `train` and the planner
 //! read it.
@@ -21,10 +23,12 @@
 pub mod backbone_head;
 pub mod broadcast_fit;
 pub mod broadcaster;
+pub mod checkpoint;
 pub mod correlation;
 pub mod critic;
 pub mod dynamics;
 pub mod fit;
+pub mod gates;
 pub mod linear_baseline;
 pub mod standardize;
 pub mod state_pairs;
@@ -34,9 +38,11 @@ pub mod value_target;
 
 pub use backbone_head::BackboneHead;
 pub use broadcaster::{Broadcaster, BroadcasterConfig};
+pub use checkpoint::{CRSM_FILE, CriticPart, CrsmCheckpoint, Stage};
 pub use critic::{Critic, CriticConfig, ValueHead, confidence};
 pub use dynamics::{Dynamics, DynamicsConfig, TokenInputs};
 pub use fit::{FitReport, Identity, LatentPredictor, OpenLoopFit, PolicyHead};
+pub use gates::Gates;
 pub use linear_baseline::LinearBaseline;
 pub use standardize::Standardizer;
 pub use trace::LatentTrace;

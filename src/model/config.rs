@@ -27,6 +27,8 @@ enum Kind {
     Bool,
     /// A positive integer or the string "auto" (HF's `time_step_rank`).
     RankOrAuto,
+    /// An array of strings.
+    Names,
 }
 
 /// The keys the model reads: HF `MambaConfig`'s sizes, then ours (`crsm_*`).
@@ -46,6 +48,15 @@ const USED_KEYS: &[(&str, Kind)] = &[
     ("crsm_fusion", Kind::Bool),
     ("crsm_recurrent_depth", Kind::Count),
     ("crsm_depth_adapters", Kind::Bool),
+];
+
+/// Keys of an assembled CRSM checkpoint that the backbone does not read: which stages the folder
+/// holds and the sizes needed to rebuild them (`crate::latent::checkpoint` reads them). Kept in
+/// `hf_extra`, so a backbone loaded from such a folder saves them back unchanged; transformers
+/// keeps unknown config keys as attributes, so the folder still loads there.
+const CHECKPOINT_KEYS: &[(&str, Kind)] = &[
+    ("crsm_stages", Kind::Names),
+    ("crsm_critic_hidden", Kind::Count),
 ];
 
 /// Keys HF writes that do not change what the model computes here, accepted and kept (in
@@ -303,11 +314,9 @@ impl CrsmConfig {
                 format!("{} must be a positive number", self.layer_norm_epsilon),
             );
         }
-        if let Some(key) = self
-            .hf_extra
-            .keys()
-            .find(|k| !HF_ACCEPTED_KEYS.contains(&k.as_str()))
-        {
+        if let Some(key) = self.hf_extra.keys().find(|k| {
+            !HF_ACCEPTED_KEYS.contains(&k.as_str()) && !CHECKPOINT_KEYS.iter().any(|(c, _)| c == k)
+        }) {
             return err(key, "not an accepted HF key (see HF_ACCEPTED_KEYS); typed keys are fields of CrsmConfig".into());
         }
         // Mamba-1 mixers use SiLU; another activation would silently compute something else.
@@ -386,12 +395,19 @@ fn check_keys(map: &Map<String, Value>, file: &str) -> Result<()> {
                 detail,
             })
         };
-        if let Some(&(_, kind)) = USED_KEYS.iter().find(|(k, _)| k == key) {
+        if let Some(&(_, kind)) = USED_KEYS
+            .iter()
+            .chain(CHECKPOINT_KEYS)
+            .find(|(k, _)| k == key)
+        {
             let ok = match kind {
                 Kind::Count => value.as_u64().is_some(),
                 Kind::Number => value.is_number(),
                 Kind::Bool => value.is_boolean(),
                 Kind::RankOrAuto => value.as_u64().is_some() || value.as_str() == Some("auto"),
+                Kind::Names => value
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(Value::is_string)),
             };
             if !ok {
                 let want = match kind {
@@ -399,6 +415,7 @@ fn check_keys(map: &Map<String, Value>, file: &str) -> Result<()> {
                     Kind::Number => "a number",
                     Kind::Bool => "true or false",
                     Kind::RankOrAuto => "a positive integer or \"auto\"",
+                    Kind::Names => "an array of strings",
                 };
                 return err(format!("expected {want}, got {value}"));
             }

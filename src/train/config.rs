@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::model::CrsmConfig;
+use crate::train::assemble_config::AssembleConfig;
 use crate::train::critic_config::CriticStageConfig;
 use crate::train::distill_config::DistillConfig;
 
@@ -154,12 +155,14 @@ mod defaults {
 }
 
 /// A whole run file: `{"model": {...}, "training": {...}}`, and a section per later stage
-/// (`distill`, see `distill_config.rs`).
+/// (`distill`, `assemble`, `critic`: `distill_config.rs`, `assemble_config.rs`,
+/// `critic_config.rs`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunConfig {
     pub model: CrsmConfig,
     pub training: TrainingConfig,
     pub distill: Option<DistillConfig>,
+    pub assemble: Option<AssembleConfig>,
     pub critic: Option<CriticStageConfig>,
 }
 
@@ -184,11 +187,12 @@ impl RunConfig {
             .remove("training")
             .ok_or_else(|| err("training", "missing section".into()))?;
         let distill = map.remove("distill");
+        let assemble = map.remove("assemble");
         let critic = map.remove("critic");
         if let Some(key) = map.keys().next() {
             return Err(err(
                 key,
-                "unknown top-level key (expected `model`, `training` and optionally `distill`, `critic`)"
+                "unknown top-level key (expected `model`, `training` and optionally `distill`, `assemble`, `critic`)"
                     .into(),
             ));
         }
@@ -207,6 +211,15 @@ impl RunConfig {
                     serde_json::from_value(section).map_err(|e| err("distill", e.to_string()))?;
                 d.validate(file)?;
                 Some(d)
+            }
+        };
+        let assemble = match assemble {
+            None => None,
+            Some(section) => {
+                let a: AssembleConfig =
+                    serde_json::from_value(section).map_err(|e| err("assemble", e.to_string()))?;
+                a.validate(file)?;
+                Some(a)
             }
         };
         let critic = match critic {
@@ -228,6 +241,7 @@ impl RunConfig {
             model,
             training,
             distill,
+            assemble,
             critic,
         })
     }
@@ -249,6 +263,13 @@ impl RunConfig {
             whole["distill"] = serde_json::to_value(d).map_err(|e| Error::Config {
                 file: "config".into(),
                 field: "distill".into(),
+                detail: e.to_string(),
+            })?;
+        }
+        if let Some(a) = &self.assemble {
+            whole["assemble"] = serde_json::to_value(a).map_err(|e| Error::Config {
+                file: "config".into(),
+                field: "assemble".into(),
                 detail: e.to_string(),
             })?;
         }

@@ -2,6 +2,8 @@
 //! with its checkpoints and metrics, and the memory of one step (`memtest`).
 
 mod adamw;
+pub mod assemble;
+pub mod assemble_config;
 pub mod broadcaster_task;
 pub mod checkpoint;
 mod config;
@@ -24,6 +26,7 @@ pub mod run_dir;
 pub mod run_size;
 mod schedule;
 pub mod stage_loop;
+pub mod stage_manifest;
 pub mod stage_source;
 pub mod task;
 pub mod task_weights;
