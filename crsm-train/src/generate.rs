@@ -1,5 +1,7 @@
 //! `crsm-train generate`: text (or ids) from a prompt, streamed to stdout as it comes, or one JSON
-//! line with `--json`. The model runs its recurrent step: O(1) per token.
+//! line with `--json`. The model runs its recurrent step: O(1) per token. With `--deliberate
+//! async|sync` the planner steers it (an assembled CRSM folder: `crsm-train assemble`), and
+//! `--trace` writes what it did.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,9 +9,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use crsm::data::Tokenizer;
+use crsm::generate::deliberate::{DeliberateSession, Mode};
 use crsm::generate::{GenerateOptions, NextToken, SamplingConfig, Session, generate};
+use crsm::latent::CrsmCheckpoint;
 use crsm::model::Backbone;
+use crsm::planner::latent_model::LatentModel;
+use crsm::trace::{Header, SCHEMA, TraceWriter, VERSION};
 
+use crate::deliberate_args::DeliberateArgs;
 use crate::device_arg::DeviceArg;
 
 #[derive(Args)]
@@ -52,6 +59,8 @@ pub struct GenerateArgs {
     /// Print one JSON line {"prompt_ids", "ids", "text"} instead of streaming.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    deliberation: DeliberateArgs,
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
@@ -104,10 +113,49 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let limit = text_tokenizer
         .as_ref()
         .map_or(usize::MAX, |t| t.vocab_size());
-    let mut session = Truncated {
-        inner: Session::new(&backbone)?,
-        limit,
+    let plan_settings = args
+        .deliberation
+        .resolve(&backbone.config.hf_extra, args.seed)?;
+    let mut plain = None;
+    let mut deliberating = None;
+    if plan_settings.mode == Mode::Off {
+        plain = Some(Session::new(&backbone)?);
+    } else {
+        let checkpoint = CrsmCheckpoint::load(&args.model, &device)
+            .with_context(|| format!("loading {}", args.model.display()))?;
+        let model = LatentModel::from_checkpoint(checkpoint)?;
+        // Any id unique to this call: plans of another generation are rejected.
+        let generation = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut s = DeliberateSession::new(
+            model,
+            plan_settings.mode,
+            plan_settings.steering.clone(),
+            plan_settings.planner.clone(),
+            plan_settings.threads,
+            generation,
+        )?;
+        if let Some(path) = &args.deliberation.trace {
+            let header = Header {
+                schema: SCHEMA.into(),
+                version: VERSION,
+                model: args.model.display().to_string(),
+                mode: plan_settings.mode.name().into(),
+                settings: args.deliberation.settings(&plan_settings),
+                prompt_ids: prompt_ids.clone(),
+                prompt: args.prompt.clone().unwrap_or_default(),
+            };
+            s = s.with_trace(TraceWriter::create(path, header)?, text_tokenizer.clone());
+        }
+        deliberating = Some(s);
+    }
+    let inner: &mut dyn NextToken = match (&mut plain, &mut deliberating) {
+        (Some(p), _) => p,
+        (None, Some(d)) => d,
+        (None, None) => unreachable!("one of the two is set above"),
     };
+    let mut session = Truncated { inner, limit };
     let mut stream = text_tokenizer
         .as_ref()
         .filter(|_| !args.json)
@@ -134,6 +182,22 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     } else if !args.json {
         println!();
     }
+    if let Some(d) = &mut deliberating {
+        let stats = d.finish()?;
+        let p = stats.plans;
+        eprintln!(
+            "deliberation ({}): {} tokens, {} snapshots, plans received {} / applied {} / late {} / dropped {} / rejected {}, guided {}",
+            plan_settings.mode.name(),
+            stats.steps,
+            stats.snapshots,
+            p.received,
+            p.applied,
+            p.decayed,
+            p.dropped,
+            p.rejected,
+            stats.guided
+        );
+    }
     if args.json {
         // text is null when ids were given and the folder has no tokenizer.json.
         let text = match &text_tokenizer {
@@ -154,7 +218,7 @@ struct Truncated<M> {
     limit: usize,
 }
 
-impl<M: NextToken> NextToken for Truncated<M> {
+impl<M: NextToken + ?Sized> NextToken for Truncated<&mut M> {
     fn prefill(&mut self, prompt: &[u32]) -> crsm::Result<Vec<f32>> {
         let mut row = self.inner.prefill(prompt)?;
         row.truncate(self.limit);
@@ -164,5 +228,8 @@ impl<M: NextToken> NextToken for Truncated<M> {
         let mut row = self.inner.step(id)?;
         row.truncate(self.limit);
         Ok(row)
+    }
+    fn chosen(&mut self, id: u32) -> crsm::Result<()> {
+        self.inner.chosen(id)
     }
 }

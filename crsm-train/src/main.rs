@@ -7,6 +7,7 @@ mod allocator;
 mod assemble;
 mod bench;
 mod critic;
+mod deliberate_args;
 mod device_arg;
 mod distill;
 mod full;

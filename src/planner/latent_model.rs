@@ -42,7 +42,12 @@ impl LatentModel {
     /// From an assembled checkpoint that has every stage the planner needs; a missing one is an
     /// error naming it and the command that makes it.
     pub fn from_checkpoint(c: CrsmCheckpoint) -> Result<Arc<Self>> {
-        for stage in [Stage::Dynamics, Stage::Broadcaster, Stage::Critic, Stage::Gates] {
+        for stage in [
+            Stage::Dynamics,
+            Stage::Broadcaster,
+            Stage::Critic,
+            Stage::Gates,
+        ] {
             c.require(stage)?;
         }
         let inputs = TokenInputs::new(&c.backbone.embeddings)?;
@@ -72,7 +77,13 @@ impl LatentModel {
         let (layers, d) = (self.layers(), self.d_model());
         let n = layers * d;
         if s.is_empty() || s.len() % n != 0 || top_k == 0 {
-            return shape_err("LatentModel::evaluate", format!("{} values for rows of {layers} x {d}, top_k {top_k}", s.len()));
+            return shape_err(
+                "LatentModel::evaluate",
+                format!(
+                    "{} values for rows of {layers} x {d}, top_k {top_k}",
+                    s.len()
+                ),
+            );
         }
         let rows = s.len() / n;
         let device = self.backbone.device();
@@ -85,8 +96,14 @@ impl LatentModel {
         let log_probs = ops::log_softmax(&self.backbone.head(per_layer)?)?.to_vec_f32()?;
         let vocab = log_probs.len() / rows;
         let c = &self.critic;
-        let certainty: Vec<f32> = log_probs.chunks_exact(vocab).map(crate::latent::critic::certainty).collect();
-        let c_std: Vec<f32> = certainty.iter().map(|x| (x - c.certainty_mean) / c.certainty_std).collect();
+        let certainty: Vec<f32> = log_probs
+            .chunks_exact(vocab)
+            .map(crate::latent::critic::certainty)
+            .collect();
+        let c_std: Vec<f32> = certainty
+            .iter()
+            .map(|x| (x - c.certainty_mean) / c.certainty_std)
+            .collect();
         let values = c
             .critic
             .values(
@@ -100,7 +117,10 @@ impl LatentModel {
                 let row = &log_probs[r * vocab..][..vocab];
                 let (tokens, lp) = top_k_of(row, k);
                 let v_std = &values[r * layers..][..layers];
-                let layer_values: Vec<f32> = v_std.iter().map(|v| v * c.value_std + c.value_mean).collect();
+                let layer_values: Vec<f32> = v_std
+                    .iter()
+                    .map(|v| v * c.value_std + c.value_mean)
+                    .collect();
                 let value = layer_values.iter().sum::<f32>() / layers as f32;
                 NodeEval {
                     tokens,
@@ -121,7 +141,9 @@ impl LatentModel {
         let rows = tokens.len();
         let device = self.backbone.device();
         let s = Tensor::from_f32(s.to_vec(), &[rows, layers, d], &device)?;
-        let x = self.inputs.of(&Tensor::from_u32(tokens.to_vec(), &[rows], &device)?)?;
+        let x = self
+            .inputs
+            .of(&Tensor::from_u32(tokens.to_vec(), &[rows], &device)?)?;
         self.dynamics.step(&s, &x)?.to_vec_f32()
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod delta_buffer;
 pub mod injection;
+pub mod latent_model;
 pub mod plan;
