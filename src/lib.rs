@@ -13,6 +13,7 @@ pub mod io;
 pub mod latent;
 pub mod model;
 pub mod nn;
+pub mod planner;
 pub mod ops;
 pub mod rng;
 pub mod scoped_flag;
