@@ -11,7 +11,9 @@ use crsm::planner::config::SearchConfig;
 use crsm::planner::delta_buffer::BufferConfig;
 use crsm::planner::leaf_evaluator::LeafValue;
 use crsm::planner::planning::PlannerConfig;
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ModeArg {
@@ -100,7 +102,7 @@ pub struct Deliberation {
 
 impl DeliberateArgs {
     /// Resolves the flags against the model's config.json keys (`extra`).
-    pub fn resolve(&self, extra: &Map<String, Value>, seed: u64) -> Result<Deliberation> {
+    pub fn resolve(&self, extra: &BTreeMap<String, Value>, seed: u64) -> Result<Deliberation> {
         let from = |key: &str| extra.get(key).and_then(Value::as_f64);
         if self.autonomy {
             bail!("--autonomy is not built yet (off by default; see the planner issue's notes)");
@@ -123,7 +125,7 @@ impl DeliberateArgs {
             search.gumbel = false;
         }
         search.wave = self.wave;
-        search.seed = seed;
+        search.seed = seed as u32;
         search.validate()?;
         let leaf_value = match self.leaf_value {
             LeafValueArg::Critic => LeafValue::Critic,

@@ -146,7 +146,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
                 prompt_ids: prompt_ids.clone(),
                 prompt: args.prompt.clone().unwrap_or_default(),
             };
-            s = s.with_trace(TraceWriter::create(path, header)?, text_tokenizer.clone());
+            // The session's own copy, for the token texts of the trace.
+            let texts = if has_tokenizer_json {
+                Some(Tokenizer::from_file(&tok_path)?)
+            } else {
+                None
+            };
+            s = s.with_trace(TraceWriter::create(path, header)?, texts);
         }
         deliberating = Some(s);
     }

@@ -13,8 +13,8 @@ use crate::autograd::no_grad;
 use crate::data::Tokenizer;
 use crate::error::{Error, Result};
 use crate::generate::NextToken;
-use crate::planner::delta_buffer::{BufferConfig, Counts, DeltaBuffer, Outcome};
 use crate::planner::deliberation::Deliberation;
+use crate::planner::delta_buffer::{BufferConfig, Counts, DeltaBuffer, Outcome};
 use crate::planner::injection::{Injected, inject};
 use crate::planner::latent_model::LatentModel;
 use crate::planner::plan::{Plan, Snapshot};
@@ -107,7 +107,11 @@ impl DeliberateSession {
         generation: u64,
     ) -> Result<Self> {
         let thread = match mode {
-            Mode::Async => Some(Deliberation::start(model.clone(), planner.clone(), threads)?),
+            Mode::Async => Some(Deliberation::start(
+                model.clone(),
+                planner.clone(),
+                threads,
+            )?),
             _ => None,
         };
         let state = model.backbone.new_state(1)?;
@@ -158,7 +162,11 @@ impl DeliberateSession {
         }
         let t = Tensor::from_u32(vec![last], &[1], &device)?;
         let (logits, latents) = self.model.backbone.step_latents(&t, &mut self.state)?;
-        self.latents = latents.iter().map(|l| l.to_vec_f32()).collect::<Result<Vec<_>>>()?.concat();
+        self.latents = latents
+            .iter()
+            .map(|l| l.to_vec_f32())
+            .collect::<Result<Vec<_>>>()?
+            .concat();
         self.last_token = last;
         logits.to_vec_f32()
     }
@@ -181,7 +189,10 @@ impl DeliberateSession {
         };
         match self.mode {
             Mode::Async => {
-                self.thread.as_mut().expect("async has a thread").post(snapshot);
+                self.thread
+                    .as_mut()
+                    .expect("async has a thread")
+                    .post(snapshot);
                 self.stats.snapshots += 1;
                 self.emit(TraceEvent::SnapshotSent {
                     generation: self.buffer.generation(),
@@ -189,7 +200,10 @@ impl DeliberateSession {
                 })?;
             }
             Mode::Sync => {
-                let planner = PlannerConfig { lag: 0, ..self.planner.clone() };
+                let planner = PlannerConfig {
+                    lag: 0,
+                    ..self.planner.clone()
+                };
                 let p = plan(&self.model, &planner, &snapshot)?;
                 self.receive(p)?;
             }
@@ -210,7 +224,7 @@ impl DeliberateSession {
             None => Vec::new(),
         };
         for p in plans {
-            self.receive(p?)?;
+            self.receive(p)?;
         }
         Ok(())
     }
@@ -226,7 +240,10 @@ impl DeliberateSession {
     /// Applies, or records the fate of, one plan.
     fn settle(&mut self, outcome: Outcome) -> Result<()> {
         let event = match outcome {
-            Outcome::Rejected { generation, target_step } => TraceEvent::PlanRejected {
+            Outcome::Rejected {
+                generation,
+                target_step,
+            } => TraceEvent::PlanRejected {
                 generation,
                 expected: self.buffer.generation(),
                 target_step,
@@ -361,7 +378,11 @@ fn posted_event(p: &Plan) -> TraceEvent {
             .iter()
             .zip(&p.policy)
             .zip(&p.visits)
-            .map(|((&token, &prob), &visits)| RootChoice { token, prob, visits })
+            .map(|((&token, &prob), &visits)| RootChoice {
+                token,
+                prob,
+                visits,
+            })
             .collect(),
         nodes: p.nodes.clone(),
     }

@@ -3,7 +3,7 @@
 //! The model is behind the `NextToken` trait, so this module needs no device.
 
 mod decode;
-// pub mod deliberate; (wired when the search core lands)
+pub mod deliberate;
 mod sampling;
 mod session;
 

@@ -67,7 +67,8 @@ impl Deliberation {
         self.mailbox.ready.notify_one();
     }
 
-    /// The plans posted since the last call, without waiting.
+    /// The plans posted since the last call, without waiting; a search that failed is returned
+    /// as its error.
     pub fn plans(&self) -> Result<Vec<Plan>> {
         self.plans.try_iter().collect()
     }
@@ -85,7 +86,12 @@ impl Drop for Deliberation {
 
 /// The planner thread's loop: take the newest snapshot, plan, post; until told to stop or the
 /// receiving side is gone.
-fn serve(model: &LatentModel, config: &PlannerConfig, mailbox: &Mailbox, send: Sender<Result<Plan>>) {
+fn serve(
+    model: &LatentModel,
+    config: &PlannerConfig,
+    mailbox: &Mailbox,
+    send: Sender<Result<Plan>>,
+) {
     loop {
         let snapshot = {
             let mut slot = mailbox.slot.lock().expect("the mailbox lock");

@@ -17,9 +17,13 @@ use crate::rng::counter_gumbel;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LeafValue {
     Critic,
-    Rollout { depth: usize },
+    Rollout {
+        depth: usize,
+    },
     /// The mean of the critic's value and a rollout's return (AlphaGo's lambda = 1/2).
-    Mixed { depth: usize },
+    Mixed {
+        depth: usize,
+    },
 }
 
 pub struct ModelEvaluator<'a> {
@@ -32,12 +36,12 @@ pub struct ModelEvaluator<'a> {
 }
 
 impl<'a> ModelEvaluator<'a> {
-    pub fn new(model: &'a LatentModel, leaf_value: LeafValue, top_k: usize, seed: u64) -> Self {
+    pub fn new(model: &'a LatentModel, leaf_value: LeafValue, top_k: usize, seed: u32) -> Self {
         ModelEvaluator {
             model,
             leaf_value,
             top_k,
-            seed: seed as u32,
+            seed,
             leaves: 0,
         }
     }
@@ -54,7 +58,14 @@ impl<'a> ModelEvaluator<'a> {
                 .map(|(r, e)| {
                     let n = e.log_probs.len() as u32;
                     let pick = (0..e.log_probs.len())
-                        .map(|i| e.log_probs[i] + counter_gumbel(self.seed, first + r as u32, j as u32 * n + i as u32))
+                        .map(|i| {
+                            e.log_probs[i]
+                                + counter_gumbel(
+                                    self.seed,
+                                    first + r as u32,
+                                    j as u32 * n + i as u32,
+                                )
+                        })
                         .enumerate()
                         .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
                         .map_or(0, |(i, _)| i);
@@ -71,7 +82,10 @@ impl<'a> ModelEvaluator<'a> {
 impl LeafEvaluator for ModelEvaluator<'_> {
     fn evaluate(&mut self, requests: &[Expansion<'_>]) -> Result<Vec<Evaluation>> {
         let rows = requests.len();
-        let parents: Vec<f32> = requests.iter().flat_map(|r| r.parent_latent.iter().copied()).collect();
+        let parents: Vec<f32> = requests
+            .iter()
+            .flat_map(|r| r.parent_latent.iter().copied())
+            .collect();
         let tokens: Vec<u32> = requests.iter().map(|r| r.token).collect();
         let next = self.model.step(&parents, &tokens)?;
         let evals = self.model.evaluate(&next, self.top_k)?;
@@ -79,7 +93,9 @@ impl LeafEvaluator for ModelEvaluator<'_> {
         self.leaves += rows as u32;
         let returns = match self.leaf_value {
             LeafValue::Critic => None,
-            LeafValue::Rollout { depth } | LeafValue::Mixed { depth } => Some(self.rollouts(next.clone(), rows, depth, first)?),
+            LeafValue::Rollout { depth } | LeafValue::Mixed { depth } => {
+                Some(self.rollouts(next.clone(), rows, depth, first)?)
+            }
         };
         let per = next.len() / rows.max(1);
         Ok(evals

@@ -6,12 +6,13 @@
 
 use std::time::Instant;
 
+use super::config::SearchConfig;
 use super::evaluator::Evaluation;
 use super::latent_model::{LatentModel, NodeEval};
 use super::leaf_evaluator::{LeafValue, ModelEvaluator};
 use super::plan::{Plan, Snapshot};
 use super::search::Search;
-use super::config::SearchConfig;
+use super::tree::{NONE, ROOT};
 use crate::error::Result;
 use crate::trace::NodeSummary;
 
@@ -51,21 +52,36 @@ pub fn plan(model: &LatentModel, config: &PlannerConfig, snapshot: &Snapshot) ->
         let greedy = model.evaluate(&s, 1)?.remove(0).tokens[0];
         s = model.step(&s, &[greedy])?;
     }
-    let root = model.evaluate(&s, config.search.top_k)?.remove(0).into_evaluation(s);
-    let search = Search::new(root, config.search.clone())?;
-    let mut evaluator = ModelEvaluator::new(model, config.leaf_value, config.search.top_k, config.search.seed);
+    let root = model
+        .evaluate(&s, config.search.top_k)?
+        .remove(0)
+        .into_evaluation(s);
+    // Fresh root noise for every plan: the stream is the step it is searched from.
+    let search_config = SearchConfig {
+        stream: snapshot.step as u32,
+        ..config.search.clone()
+    };
+    let search = Search::new(root, search_config)?;
+    let mut evaluator = ModelEvaluator::new(
+        model,
+        config.leaf_value,
+        config.search.top_k,
+        config.search.seed,
+    );
     let out = search.run(&mut evaluator)?;
     let tree = &out.tree;
-    let chosen = out.action;
-    let child = tree.child(0, chosen);
-    let (mut target, confidences) = match child {
-        Some(node) => (tree.latent(node).to_vec(), tree.layer_confidences(node).to_vec()),
-        None => {
-            // Never expanded (a budget smaller than the root's actions): one dynamics step.
-            let next = model.step(tree.latent(0), &[tree.tokens(0)[chosen]])?;
-            let conf = model.evaluate(&next, 1)?.remove(0).confidences;
-            (next, conf)
-        }
+    let child = tree.child(ROOT, out.action);
+    let (mut target, confidences) = if child != NONE {
+        let layers = tree.layers;
+        (
+            tree.latent(child).to_vec(),
+            tree.layer_confidences[child * layers..][..layers].to_vec(),
+        )
+    } else {
+        // Never expanded (a budget smaller than the root's actions): one dynamics step.
+        let next = model.step(tree.latent(ROOT), &[out.token])?;
+        let conf = model.evaluate(&next, 1)?.remove(0).confidences;
+        (next, conf)
     };
     model.standardizer.invert(&mut target);
     let nodes = out
@@ -75,7 +91,7 @@ pub fn plan(model: &LatentModel, config: &PlannerConfig, snapshot: &Snapshot) ->
             id: n.id as u32,
             parent: n.parent.map(|p| p as u32),
             token: n.token,
-            visits: n.visits as u32,
+            visits: n.visits,
             value: n.value,
             prior: n.prior,
         })
@@ -84,14 +100,14 @@ pub fn plan(model: &LatentModel, config: &PlannerConfig, snapshot: &Snapshot) ->
         generation: snapshot.generation,
         from_step: snapshot.step,
         target_step: snapshot.step + config.lag + 1,
-        tokens: tree.tokens(0).to_vec(),
+        tokens: out.tokens.clone(),
         policy: out.policy.clone(),
-        visits: out.visits.iter().map(|&v| v as u32).collect(),
-        chosen: tree.tokens(0)[chosen],
+        visits: out.visits.clone(),
+        chosen: out.token,
         target_latent: target,
         confidences,
         value: out.value,
-        simulations: out.simulations as u32,
+        simulations: config.search.simulations as u32,
         latency: started.elapsed(),
         nodes,
     })
