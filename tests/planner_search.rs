@@ -20,7 +20,12 @@ struct Game<V: Fn(&[usize]) -> f32, L: Fn(&[usize]) -> Vec<f32>> {
 
 impl<V: Fn(&[usize]) -> f32, L: Fn(&[usize]) -> Vec<f32>> Game<V, L> {
     fn new(k: usize, value: V, logits: L) -> Self {
-        Game { k, value, logits, calls: Vec::new() }
+        Game {
+            k,
+            value,
+            logits,
+            calls: Vec::new(),
+        }
     }
 
     /// The path back from a latent's code (base k + 1 digits, 0 = none).
@@ -55,7 +60,12 @@ impl<V: Fn(&[usize]) -> f32, L: Fn(&[usize]) -> Vec<f32>> Game<V, L> {
 
 impl<V: Fn(&[usize]) -> f32, L: Fn(&[usize]) -> Vec<f32>> LeafEvaluator for Game<V, L> {
     fn evaluate(&mut self, requests: &[Expansion<'_>]) -> Result<Vec<Evaluation>> {
-        self.calls.push(requests.iter().map(|r| (r.parent, r.action, r.depth)).collect());
+        self.calls.push(
+            requests
+                .iter()
+                .map(|r| (r.parent, r.action, r.depth))
+                .collect(),
+        );
         Ok(requests
             .iter()
             .map(|r| {
@@ -75,7 +85,9 @@ fn flat(k: usize) -> impl Fn(&[usize]) -> Vec<f32> {
 
 /// A value that looks random but is a function of the path.
 fn hashed(path: &[usize]) -> f32 {
-    let code = path.iter().fold(17u32, |c, &a| c.wrapping_mul(31).wrapping_add(a as u32 + 1));
+    let code = path
+        .iter()
+        .fold(17u32, |c, &a| c.wrapping_mul(31).wrapping_add(a as u32 + 1));
     crsm::rng::counter_uniform(3, 9, code) * 2.0 - 1.0
 }
 
@@ -183,18 +195,37 @@ fn assert_same_tree(a: &Tree, b: &Tree) {
 
 #[test]
 fn a_wave_of_one_builds_the_one_leaf_loops_tree_bit_for_bit() {
-    let uneven = |p: &[usize]| (0..4).map(|a| hashed(&[p, &[a]].concat())).collect::<Vec<_>>();
+    let uneven = |p: &[usize]| {
+        (0..4)
+            .map(|a| hashed(&[p, &[a]].concat()))
+            .collect::<Vec<_>>()
+    };
     for gumbel in [false, true] {
         // Depth 3 with 60 simulations over k = 4: depth-limited revisits happen too.
-        let cfg = SearchConfig { max_depth: 3, ..config(60, 4, gumbel, 1) };
+        let cfg = SearchConfig {
+            max_depth: 3,
+            ..config(60, 4, gumbel, 1)
+        };
         let mut one = Game::new(4, hashed, uneven);
-        let reference = Search::new(one.root(), cfg.clone()).unwrap().run_one_leaf(&mut one).unwrap();
+        let reference = Search::new(one.root(), cfg.clone())
+            .unwrap()
+            .run_one_leaf(&mut one)
+            .unwrap();
         let mut waves = Game::new(4, hashed, uneven);
-        let waved = Search::new(waves.root(), cfg).unwrap().run(&mut waves).unwrap();
+        let waved = Search::new(waves.root(), cfg)
+            .unwrap()
+            .run(&mut waves)
+            .unwrap();
         assert_same_tree(&reference.tree, &waved.tree);
         assert_eq!(one.calls, waves.calls);
-        assert!(reference.tree.len < 61, "some simulations revisited a depth-limited node");
-        assert_eq!((reference.action, &reference.policy), (waved.action, &waved.policy));
+        assert!(
+            reference.tree.len < 61,
+            "some simulations revisited a depth-limited node"
+        );
+        assert_eq!(
+            (reference.action, &reference.policy),
+            (waved.action, &waved.policy)
+        );
     }
 }
 
@@ -205,7 +236,10 @@ fn virtual_loss_spreads_a_wave_over_distinct_leaves() {
     for gumbel in [false, true] {
         let mut game = Game::new(8, |_: &[usize]| 0.5, flat(8));
         let cfg = config(4, 8, gumbel, 4);
-        Search::new(game.root(), cfg).unwrap().run(&mut game).unwrap();
+        Search::new(game.root(), cfg)
+            .unwrap()
+            .run(&mut game)
+            .unwrap();
         assert_eq!(game.calls.len(), 1);
         let mut actions: Vec<_> = game.calls[0].iter().map(|&(p, a, _)| (p, a)).collect();
         actions.sort();
@@ -218,7 +252,10 @@ fn virtual_loss_spreads_a_wave_over_distinct_leaves() {
 fn the_evaluator_is_called_once_per_wave_with_w_requests() {
     for gumbel in [false, true] {
         let mut game = Game::new(8, hashed, flat(8));
-        let out = Search::new(game.root(), config(16, 8, gumbel, 4)).unwrap().run(&mut game).unwrap();
+        let out = Search::new(game.root(), config(16, 8, gumbel, 4))
+            .unwrap()
+            .run(&mut game)
+            .unwrap();
         let sizes: Vec<_> = game.calls.iter().map(Vec::len).collect();
         assert_eq!(sizes, [4, 4, 4, 4], "gumbel {gumbel}");
         assert_eq!(out.tree.len, 17);
@@ -234,8 +271,14 @@ fn the_first_gumbel_wave_visits_the_top_m_by_gumbel_plus_logit() {
     let logits: Vec<f32> = (0..8).map(|a| -0.3 * a as f32).collect();
     let prior = logits.clone();
     let mut game = Game::new(8, hashed, move |_: &[usize]| prior.clone());
-    let cfg = SearchConfig { max_considered: 4, ..config(4, 8, true, 4) };
-    Search::new(game.root(), cfg).unwrap().run(&mut game).unwrap();
+    let cfg = SearchConfig {
+        max_considered: 4,
+        ..config(4, 8, true, 4)
+    };
+    Search::new(game.root(), cfg)
+        .unwrap()
+        .run(&mut game)
+        .unwrap();
     let mut by_score: Vec<usize> = (0..8).collect();
     let score = |a: usize| counter_gumbel(5, 11, a as u32) + logits[a];
     by_score.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
@@ -257,8 +300,16 @@ fn both_selections_find_the_best_arm_of_a_bandit_against_the_prior() {
     let prior = |_: &[usize]| vec![1.0, 0.5, 0.0, 0.0];
     for gumbel in [false, true] {
         let mut game = Game::new(4, value, prior);
-        let out = Search::new(game.root(), config(64, 4, gumbel, 8)).unwrap().run(&mut game).unwrap();
-        assert_eq!((out.action, out.token), (2, 102), "gumbel {gumbel}: {:?}", out.visits);
+        let out = Search::new(game.root(), config(64, 4, gumbel, 8))
+            .unwrap()
+            .run(&mut game)
+            .unwrap();
+        assert_eq!(
+            (out.action, out.token),
+            (2, 102),
+            "gumbel {gumbel}: {:?}",
+            out.visits
+        );
         let best = out.policy.iter().copied().fold(0.0, f32::max);
         assert_eq!(out.policy[2], best, "gumbel {gumbel}: {:?}", out.policy);
         assert!((out.policy.iter().sum::<f32>() - 1.0).abs() < 1e-5);
@@ -274,15 +325,24 @@ fn the_depth_limit_is_respected_and_values_found_below_the_first_step() {
     let value = move |p: &[usize]| if p.len() >= 2 { table[p[0]][p[1]] } else { 0.0 };
     for gumbel in [false, true] {
         let mut game = Game::new(3, value, |_: &[usize]| vec![0.5, 0.0, 0.2]);
-        let cfg = SearchConfig { max_depth: 2, ..config(48, 3, gumbel, 4) };
-        let out = Search::new(game.root(), cfg).unwrap().run(&mut game).unwrap();
+        let cfg = SearchConfig {
+            max_depth: 2,
+            ..config(48, 3, gumbel, 4)
+        };
+        let out = Search::new(game.root(), cfg)
+            .unwrap()
+            .run(&mut game)
+            .unwrap();
         assert_eq!(out.action, 1, "gumbel {gumbel}: {:?}", out.visits);
         let t = &out.tree;
         assert!(t.depth[..t.len].iter().all(|&d| d <= 2));
         assert!(game.calls.iter().flatten().all(|&(_, _, d)| d <= 2));
-        assert!(t.children[..t.len * 3].iter().enumerate().all(|(i, &c)| {
-            c == crsm::planner::NONE || t.depth[i / 3] < 2
-        }));
+        assert!(
+            t.children[..t.len * 3]
+                .iter()
+                .enumerate()
+                .all(|(i, &c)| { c == crsm::planner::NONE || t.depth[i / 3] < 2 })
+        );
         let evaluated: usize = game.calls.iter().map(Vec::len).sum();
         assert_eq!(evaluated, t.len - 1);
         assert!(t.len <= 13 && t.visits[ROOT] == 49);
@@ -294,10 +354,16 @@ fn the_depth_limit_is_respected_and_values_found_below_the_first_step() {
 #[test]
 fn the_summary_is_a_connected_subtree_from_the_root() {
     let mut game = Game::new(4, hashed, flat(4));
-    let out = Search::new(game.root(), config(20, 4, false, 4)).unwrap().run(&mut game).unwrap();
+    let out = Search::new(game.root(), config(20, 4, false, 4))
+        .unwrap()
+        .run(&mut game)
+        .unwrap();
     let summary = out.summary(6);
     assert_eq!(summary.len(), 6);
-    assert_eq!((summary[0].parent, summary[0].token, summary[0].visits), (None, None, 21));
+    assert_eq!(
+        (summary[0].parent, summary[0].token, summary[0].visits),
+        (None, None, 21)
+    );
     for node in &summary[1..] {
         let parent = node.parent.unwrap();
         assert!(parent < node.id);
@@ -327,9 +393,14 @@ fn an_evaluation_of_the_wrong_size_is_an_error() {
         }
     }
     let game = Game::new(4, hashed, flat(4));
-    let err = Search::new(game.root(), config(8, 4, true, 4)).unwrap().run(&mut Short);
+    let err = Search::new(game.root(), config(8, 4, true, 4))
+        .unwrap()
+        .run(&mut Short);
     assert!(err.unwrap_err().to_string().contains("k 4"));
-    let bad = SearchConfig { wave: 0, ..SearchConfig::default() };
+    let bad = SearchConfig {
+        wave: 0,
+        ..SearchConfig::default()
+    };
     assert!(Search::new(game.root(), bad).is_err());
 }
 

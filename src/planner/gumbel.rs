@@ -17,14 +17,19 @@ use crate::rng::counter_gumbel;
 
 /// The root's Gumbel noise: `g(a) = counter_gumbel(seed, stream, a)` for the k actions.
 pub fn root_gumbel(seed: u32, stream: u32, k: usize) -> Vec<f32> {
-    (0..k as u32).map(|a| counter_gumbel(seed, stream, a)).collect()
+    (0..k as u32)
+        .map(|a| counter_gumbel(seed, stream, a))
+        .collect()
 }
 
 /// v_mix = (v + sum_b N(b) * sum_{visited a} pi(a) q(a) / sum_{visited a} pi(a)) / (1 + sum_b N(b)),
 /// with pi the prior (floored at the smallest positive f32, as mctx, so the weights never
 /// vanish) and v the node's raw value.
 pub fn mixed_value(raw_value: f32, logits: &[f32], visits: &[u32], q: &[f32]) -> f32 {
-    let probs: Vec<f32> = softmax(logits).iter().map(|p| p.max(f32::MIN_POSITIVE)).collect();
+    let probs: Vec<f32> = softmax(logits)
+        .iter()
+        .map(|p| p.max(f32::MIN_POSITIVE))
+        .collect();
     let total: u32 = visits.iter().sum();
     let visited = || (0..visits.len()).filter(|&a| visits[a] > 0);
     let prob_sum: f32 = visited().map(|a| probs[a]).sum();
@@ -51,7 +56,10 @@ pub fn sigma_completed_q(
     let min = completed.iter().copied().fold(f32::INFINITY, f32::min);
     let max = completed.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let scale = (c_visit + *visits.iter().max().unwrap_or(&0) as f32) * c_scale;
-    completed.iter().map(|&q| scale * (q - min) / (max - min).max(1e-8)).collect()
+    completed
+        .iter()
+        .map(|&q| scale * (q - min) / (max - min).max(1e-8))
+        .collect()
 }
 
 /// mctx's `score_considered`: `max(-1e9, g + logits - max(logits) + sigma)` where the action's
@@ -67,7 +75,11 @@ pub fn score_considered(
     (0..logits.len())
         .map(|a| {
             let score = (gumbel[a] + logits[a] - max_logit + sigma[a]).max(-1e9);
-            if visits[a] == considered_visit { score } else { f32::NEG_INFINITY }
+            if visits[a] == considered_visit {
+                score
+            } else {
+                f32::NEG_INFINITY
+            }
         })
         .collect()
 }
@@ -106,10 +118,22 @@ pub fn node_sigma(tree: &Tree, node: usize, c_visit: f32, c_scale: f32) -> (Vec<
 }
 
 /// The root action of the simulation whose considered visit count is `considered_visit`.
-pub fn select_root(tree: &Tree, gumbel: &[f32], considered_visit: u32, c_visit: f32, c_scale: f32) -> usize {
+pub fn select_root(
+    tree: &Tree,
+    gumbel: &[f32],
+    considered_visit: u32,
+    c_visit: f32,
+    c_scale: f32,
+) -> usize {
     let (visits, sigma) = node_sigma(tree, 0, c_visit, c_scale);
     let logits = tree.node_logits(0);
-    argmax(&score_considered(considered_visit, gumbel, logits, &sigma, &visits))
+    argmax(&score_considered(
+        considered_visit,
+        gumbel,
+        logits,
+        &sigma,
+        &visits,
+    ))
 }
 
 /// The interior action at `node`.
@@ -123,7 +147,10 @@ mod tests {
     use super::*;
 
     fn close(got: &[f32], want: &[f32]) {
-        assert!(got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-5), "{got:?} vs {want:?}");
+        assert!(
+            got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-5),
+            "{got:?} vs {want:?}"
+        );
     }
 
     // A hand-worked root: priors 0.5, 0.3, 0.2, raw value 0.1, Gumbel 0.1, 1.0, -0.5.
@@ -153,7 +180,10 @@ mod tests {
         let sigma = sigma_completed_q(0.1, &logits(), &visits, &q, 50.0, 0.1);
         close(&sigma, &[5.1, 0.0, 3.5416667]);
         // Improved policy: softmax(ln 0.5 + 5.1, ln 0.3, ln 0.2 + 3.5416667) (Python 3).
-        close(&improved_policy(&logits(), &sigma), &[0.9192421, 0.0033626, 0.0773953]);
+        close(
+            &improved_policy(&logits(), &sigma),
+            &[0.9192421, 0.0033626, 0.0773953],
+        );
         // Root, considered visit 1 (schedule (2, 4) = 0, 0, 1, 1): a2 is out (0 visits); a0 scores
         // 0.1 + 5.1 = 5.2 against a1's 0.4891744 + 0, so Q overturns a1's better Gumbel draw.
         let scores = score_considered(1, &G, &logits(), &sigma, &visits);

@@ -49,7 +49,11 @@ impl SearchOutput {
                     (None, None, 1.0)
                 } else {
                     let (p, a) = (t.parent[id], t.action[id]);
-                    (Some(p), Some(t.tokens[p * t.k + a]), softmax(t.node_logits(p))[a])
+                    (
+                        Some(p),
+                        Some(t.tokens[p * t.k + a]),
+                        softmax(t.node_logits(p))[a],
+                    )
                 };
                 NodeSummary {
                     id,

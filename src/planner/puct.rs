@@ -38,7 +38,13 @@ pub fn select(tree: &Tree, node: usize, c1: f32, c2: f32) -> usize {
     let q_norm: Vec<f32> = visits
         .iter()
         .zip(&q)
-        .map(|(&v, &q)| if v > 0 { tree.min_max.normalize(q) } else { 0.0 })
+        .map(|(&v, &q)| {
+            if v > 0 {
+                tree.min_max.normalize(q)
+            } else {
+                0.0
+            }
+        })
         .collect();
     let scores = puct_scores(
         tree.node_logits(node),

@@ -75,7 +75,13 @@ impl Search {
         } else {
             (Vec::new(), Vec::new())
         };
-        Ok(Search { config, tree, gumbel, schedule, done: 0 })
+        Ok(Search {
+            config,
+            tree,
+            gumbel,
+            schedule,
+            done: 0,
+        })
     }
 
     pub fn tree(&self) -> &Tree {
@@ -107,7 +113,8 @@ impl Search {
             let leaf = self.select_path();
             if let Leaf::New(node) = leaf {
                 let evaluation = evaluate(evaluator, &self.tree, &[node])?;
-                self.tree.fill(node, evaluation.into_iter().next().expect("checked count"))?;
+                self.tree
+                    .fill(node, evaluation.into_iter().next().expect("checked count"))?;
             }
             self.tree.backup(leaf.node());
             self.done += 1;

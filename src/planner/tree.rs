@@ -86,7 +86,13 @@ impl Tree {
             children: vec![NONE; capacity * k],
             min_max: MinMaxStats::default(),
         };
-        tree.fill(ROOT, Evaluation { reward: None, ..root })?;
+        tree.fill(
+            ROOT,
+            Evaluation {
+                reward: None,
+                ..root
+            },
+        )?;
         tree.visits[ROOT] = 1;
         tree.value_sum[ROOT] = tree.raw_value[ROOT];
         Ok(tree)
