@@ -123,7 +123,8 @@ impl Search {
     }
 
     /// One wave of `w` simulations (at most the budget left): select under virtual loss, one
-    /// evaluator call for the new leaves, back up.
+    /// evaluator call for the new leaves, back up. After an error the search holds pending
+    /// nodes and virtual visits: drop it.
     pub fn wave(&mut self, evaluator: &mut impl LeafEvaluator, w: usize) -> Result<()> {
         let w = w.min(self.config.simulations - self.done);
         let mut leaves = Vec::with_capacity(w);
