@@ -78,6 +78,7 @@ fn events() -> Vec<TraceEvent> {
             target_step: 4,
             step: 9,
             late: 5,
+            reason: "late".into(),
         },
         TraceEvent::PlanRejected {
             generation: 0,

@@ -192,7 +192,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         let stats = d.finish()?;
         let p = stats.plans;
         eprintln!(
-            "deliberation ({}): {} tokens, {} snapshots, plans received {} / applied {} / late {} / dropped {} / rejected {}, guided {}",
+            "deliberation ({}): {} tokens, {} snapshots, plans received {} / applied {} / late {} / dropped {} / diverged {} / rejected {}, guided {}",
             plan_settings.mode.name(),
             stats.steps,
             stats.snapshots,
@@ -200,6 +200,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             p.applied,
             p.decayed,
             p.dropped,
+            p.diverged,
             p.rejected,
             stats.guided
         );

@@ -86,8 +86,10 @@ pub struct DeliberateSession {
     /// Latents after the last token read (raw units), and that token.
     latents: Vec<f32>,
     last_token: u32,
-    /// Generated tokens read so far.
+    /// Generated tokens read so far, and the tokens chosen (token 1 first; the last chosen one
+    /// may not be read yet).
     step: u64,
+    generated: Vec<u32>,
     /// The entropy of the logits last returned (for the trace).
     entropy: f32,
     trace: Option<TraceWriter>,
@@ -126,6 +128,7 @@ impl DeliberateSession {
             latents: Vec::new(),
             last_token: 0,
             step: 0,
+            generated: Vec::new(),
             entropy: 0.0,
             trace: None,
             tokenizer: None,
@@ -177,6 +180,9 @@ impl DeliberateSession {
             return Ok(logits);
         }
         self.collect_plans()?;
+        for outcome in self.buffer.drop_diverged(&self.generated, self.step) {
+            self.settle(outcome)?;
+        }
         for outcome in self.buffer.take_due(self.step) {
             self.settle(outcome)?;
         }
@@ -231,10 +237,13 @@ impl DeliberateSession {
 
     fn receive(&mut self, p: Plan) -> Result<()> {
         self.emit(posted_event(&p))?;
-        match self.buffer.receive(p, self.step) {
-            Some(outcome) => self.settle(outcome),
-            None => Ok(()),
+        if let Some(outcome) = self.buffer.receive(p, self.step) {
+            self.settle(outcome)?;
         }
+        for outcome in self.buffer.drop_diverged(&self.generated, self.step) {
+            self.settle(outcome)?;
+        }
+        Ok(())
     }
 
     /// Applies, or records the fate of, one plan.
@@ -248,10 +257,15 @@ impl DeliberateSession {
                 expected: self.buffer.generation(),
                 target_step,
             },
-            Outcome::Dropped { target_step, late } => TraceEvent::PlanDropped {
+            Outcome::Dropped {
+                target_step,
+                late,
+                reason,
+            } => TraceEvent::PlanDropped {
                 target_step,
                 step: self.step,
                 late,
+                reason: reason.name().into(),
             },
             Outcome::Apply { plan, late, factor } => {
                 let done = self.apply(&plan, factor)?;
@@ -345,6 +359,7 @@ impl NextToken for DeliberateSession {
     }
 
     fn chosen(&mut self, id: u32) -> Result<()> {
+        self.generated.push(id);
         if self.trace.is_none() {
             return Ok(());
         }

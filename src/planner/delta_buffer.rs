@@ -2,7 +2,10 @@
 //! used exactly when generation reaches its target step; one that arrives after it is applied
 //! with its alphas scaled by `decay^(steps late)`, or dropped past `max_lag`; one from another
 //! generation is rejected. When several plans are due at once only the newest target is applied
-//! (the older ones are dropped as superseded: injections do not stack). Every outcome is counted.
+//! (the older ones are dropped as superseded: injections do not stack). A plan searched from a
+//! forward projection assumed the tokens between its snapshot and its target; once generation
+//! has chosen otherwise the plan is about a text that will not exist, and it is dropped as
+//! diverged. Every outcome is counted.
 
 use std::collections::BTreeMap;
 
@@ -29,7 +32,29 @@ pub struct Counts {
     pub applied: u64,
     pub decayed: u64,
     pub dropped: u64,
+    pub diverged: u64,
     pub rejected: u64,
+}
+
+/// Why a plan was not applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// More than `max_lag` steps late.
+    Late,
+    /// A newer due plan was applied instead.
+    Superseded,
+    /// Generation chose other tokens than the plan's projection assumed.
+    Diverged,
+}
+
+impl DropReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Late => "late",
+            DropReason::Superseded => "superseded",
+            DropReason::Diverged => "diverged",
+        }
+    }
 }
 
 /// What happens to a plan.
@@ -44,6 +69,7 @@ pub enum Outcome {
     Dropped {
         target_step: u64,
         late: u64,
+        reason: DropReason,
     },
     Rejected {
         generation: u64,
@@ -90,12 +116,43 @@ impl DeltaBuffer {
             return Some(Outcome::Dropped {
                 target_step: plan.target_step,
                 late,
+                reason: DropReason::Late,
             });
         }
         if self.plans.insert(plan.target_step, plan).is_some() {
             self.counts.dropped += 1;
         }
         None
+    }
+
+    /// Drops every plan whose assumed tokens disagree with `generated` (the tokens chosen so far,
+    /// token 1 first), once generation has completed `step` tokens.
+    pub fn drop_diverged(&mut self, generated: &[u32], step: u64) -> Vec<Outcome> {
+        let diverged: Vec<u64> = self
+            .plans
+            .iter()
+            .filter(|(_, p)| {
+                // assumed[i] is token from_step + 1 + i, at index from_step + i of `generated`.
+                p.assumed.iter().enumerate().any(|(i, &t)| {
+                    generated
+                        .get(p.from_step as usize + i)
+                        .is_some_and(|&g| g != t)
+                })
+            })
+            .map(|(&k, _)| k)
+            .collect();
+        diverged
+            .into_iter()
+            .map(|target| {
+                self.plans.remove(&target);
+                self.counts.diverged += 1;
+                Outcome::Dropped {
+                    target_step: target,
+                    late: step.saturating_sub(target),
+                    reason: DropReason::Diverged,
+                }
+            })
+            .collect()
     }
 
     /// The plan made for the token about to be chosen (`step` = its number), for guidance.
@@ -114,9 +171,15 @@ impl DeltaBuffer {
             let late = step - target;
             if Some(target) != newest || late > self.config.max_lag {
                 self.counts.dropped += 1;
+                let reason = if late > self.config.max_lag {
+                    DropReason::Late
+                } else {
+                    DropReason::Superseded
+                };
                 out.push(Outcome::Dropped {
                     target_step: target,
                     late,
+                    reason,
                 });
                 continue;
             }
@@ -155,6 +218,7 @@ mod tests {
             simulations: 4,
             latency: Duration::from_millis(1),
             nodes: Vec::new(),
+            assumed: Vec::new(),
         }
     }
 
@@ -208,6 +272,7 @@ mod tests {
             Some(Outcome::Dropped {
                 target_step: 5,
                 late: 3,
+                reason: DropReason::Late,
             }) => {}
             other => panic!("{other:?}"),
         }
@@ -218,6 +283,7 @@ mod tests {
                 Outcome::Dropped {
                     target_step: 9,
                     late: 3,
+                    reason: DropReason::Late,
                 },
             ] => {}
             other => panic!("{other:?}"),
@@ -244,7 +310,8 @@ mod tests {
                 due[0],
                 Outcome::Dropped {
                     target_step: 4,
-                    late: 1
+                    late: 1,
+                    reason: DropReason::Superseded,
                 }
             ),
             "{due:?}"
@@ -257,8 +324,37 @@ mod tests {
                 applied: 1,
                 decayed: 0,
                 dropped: 1,
+                diverged: 0,
                 rejected: 1
             }
         );
+    }
+
+    #[test]
+    fn a_plan_whose_projection_generation_did_not_follow_is_dropped_as_diverged() {
+        let mut b = buffer();
+        // Searched from the snapshot after step 2, assuming tokens 3 and 4 would be 10 and 11.
+        let mut p = plan(7, 5);
+        p.from_step = 2;
+        p.assumed = vec![10, 11];
+        b.receive(p.clone(), 2);
+        assert!(
+            b.drop_diverged(&[1, 2, 10], 3).is_empty(),
+            "so far as assumed"
+        );
+        match b.drop_diverged(&[1, 2, 10, 12], 4).as_slice() {
+            [
+                Outcome::Dropped {
+                    target_step: 5,
+                    reason: DropReason::Diverged,
+                    ..
+                },
+            ] => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(b.plan_for(5).is_none());
+        b.receive(p, 2);
+        assert!(b.drop_diverged(&[1, 2, 10, 11], 4).is_empty(), "followed");
+        assert_eq!(b.counts.diverged, 1);
     }
 }

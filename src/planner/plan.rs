@@ -40,4 +40,7 @@ pub struct Plan {
     pub simulations: u32,
     pub latency: Duration,
     pub nodes: Vec<NodeSummary>,
+    /// The tokens the forward projection assumed for steps from_step + 1 .. target_step - 1
+    /// (the policy's greedy choices): the plan holds only if generation chose them.
+    pub assumed: Vec<u32>,
 }

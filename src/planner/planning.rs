@@ -48,9 +48,11 @@ pub fn plan(model: &LatentModel, config: &PlannerConfig, snapshot: &Snapshot) ->
     let started = Instant::now();
     let mut s = snapshot.latents.clone();
     model.standardizer.apply(&mut s);
+    let mut assumed = Vec::with_capacity(config.lag as usize);
     for _ in 0..config.lag {
         let greedy = model.evaluate(&s, 1)?.remove(0).tokens[0];
         s = model.step(&s, &[greedy])?;
+        assumed.push(greedy);
     }
     let root = model
         .evaluate(&s, config.search.top_k)?
@@ -110,5 +112,6 @@ pub fn plan(model: &LatentModel, config: &PlannerConfig, snapshot: &Snapshot) ->
         simulations: config.search.simulations as u32,
         latency: started.elapsed(),
         nodes,
+        assumed,
     })
 }

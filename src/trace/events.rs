@@ -94,11 +94,13 @@ pub enum TraceEvent {
         norm_before: Vec<f32>,
         norm_after: Vec<f32>,
     },
-    /// A plan more than `max_lag` steps late: not applied.
+    /// A plan not applied: `reason` "late" (past `max_lag`), "superseded" (a newer due plan was
+    /// applied) or "diverged" (generation chose other tokens than its projection assumed).
     PlanDropped {
         target_step: u64,
         step: u64,
         late: u64,
+        reason: String,
     },
     /// A plan made for another generation: not applied.
     PlanRejected {

@@ -1,0 +1,200 @@
+//! Generation with the planner beside it, on a tiny CRSM: with injection and guidance off the
+//! planner changes nothing, bit for bit; the async planner thread really runs and its plans are
+//! applied (counted from the trace); sync plans every token; the trace parses back.
+
+#[path = "support/tiny_crsm.rs"]
+mod tiny_crsm;
+
+use std::sync::{Arc, Mutex};
+
+use crsm::generate::deliberate::{DeliberateSession, Mode, Steering};
+use crsm::generate::{GenerateOptions, NextToken, SamplingConfig, Session, generate};
+use crsm::planner::SearchConfig;
+use crsm::planner::delta_buffer::BufferConfig;
+use crsm::planner::leaf_evaluator::LeafValue;
+use crsm::planner::planning::PlannerConfig;
+use crsm::trace::{Header, SCHEMA, TraceEvent, TraceWriter, VERSION, read_trace};
+use tiny_crsm::tiny_crsm;
+
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn planner(lag: u64) -> PlannerConfig {
+    PlannerConfig {
+        search: SearchConfig::for_budget(8, 4),
+        lag,
+        leaf_value: LeafValue::Critic,
+        trace_nodes: 16,
+    }
+}
+
+fn options(n: usize) -> GenerateOptions {
+    GenerateOptions {
+        max_new_tokens: n,
+        sampling: SamplingConfig {
+            temperature: 0.9,
+            seed: 4,
+            ..SamplingConfig::default()
+        },
+        ..GenerateOptions::default()
+    }
+}
+
+fn header(mode: &str) -> Header {
+    Header {
+        schema: SCHEMA.into(),
+        version: VERSION,
+        model: "tiny".into(),
+        mode: mode.into(),
+        settings: serde_json::json!({}),
+        prompt_ids: vec![1, 2, 3],
+        prompt: String::new(),
+    }
+}
+
+/// Generates `n` tokens in `mode`, returning the ids, the session's counters and the trace.
+fn run(
+    mode: Mode,
+    steering: Steering,
+    lag: u64,
+    n: usize,
+) -> (
+    Vec<u32>,
+    crsm::generate::deliberate::DeliberationStats,
+    crsm::trace::Trace,
+) {
+    let sink = Sink::default();
+    let trace = TraceWriter::to_sink(Box::new(sink.clone()), header(mode.name())).unwrap();
+    let mut s = DeliberateSession::new(tiny_crsm(3), mode, steering, planner(lag), 1, 42)
+        .unwrap()
+        .with_trace(trace, None);
+    let ids = generate(&mut s, &[1, 2, 3], &options(n), None, |_| Ok(())).unwrap();
+    let stats = s.finish().unwrap();
+    drop(s);
+    let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    (ids, stats, read_trace(&text, "mem").unwrap())
+}
+
+#[test]
+fn with_injection_and_guidance_off_the_planner_changes_nothing() {
+    let quiet = Steering {
+        injection_rate: 0.0,
+        guidance: 0.0,
+        ..Steering::default()
+    };
+    let model = tiny_crsm(3);
+    let mut plain = Session::new(&model.backbone).unwrap();
+    let want = generate(&mut plain, &[1, 2, 3], &options(40), None, |_| Ok(())).unwrap();
+    for mode in [Mode::Off, Mode::Async, Mode::Sync] {
+        let (ids, stats, _) = run(mode, quiet.clone(), 1, 40);
+        assert_eq!(ids, want, "{mode:?}");
+        if mode == Mode::Sync {
+            assert!(stats.plans.received > 0, "the planner ran");
+        }
+    }
+    // And the logits themselves, step by step.
+    let mut a = Session::new(&model.backbone).unwrap();
+    let mut b = DeliberateSession::new(tiny_crsm(3), Mode::Sync, quiet, planner(0), 1, 1).unwrap();
+    assert_eq!(
+        a.prefill(&[1, 2, 3]).unwrap(),
+        b.prefill(&[1, 2, 3]).unwrap()
+    );
+    for id in [4, 9, 2, 7] {
+        b.chosen(id).unwrap();
+        assert_eq!(a.step(id).unwrap(), b.step(id).unwrap());
+    }
+}
+
+#[test]
+fn the_async_planner_thread_runs_and_its_plans_are_applied() {
+    // Lag 0 (no projection the random dynamics could get wrong, so no plan diverges) and a
+    // generous max_lag: plans land late on a model this fast, and are applied decayed.
+    let steering = Steering {
+        buffer: BufferConfig {
+            max_lag: 16,
+            decay: 0.9,
+        },
+        ..Steering::default()
+    };
+    let (ids, stats, trace) = run(Mode::Async, steering, 0, 120);
+    assert_eq!(ids.len(), 120);
+    let count = |f: &dyn Fn(&TraceEvent) -> bool| trace.events.iter().filter(|(_, e)| f(e)).count();
+    let posted = count(&|e| matches!(e, TraceEvent::PlanPosted { .. }));
+    let applied = count(&|e| {
+        matches!(
+            e,
+            TraceEvent::PlanApplied { .. } | TraceEvent::PlanDecayed { .. }
+        )
+    });
+    let snapshots = count(&|e| matches!(e, TraceEvent::SnapshotSent { .. }));
+    assert!(
+        posted > 0 && applied > 0,
+        "posted {posted}, applied {applied}: {stats:?}"
+    );
+    assert_eq!(snapshots as u64, stats.snapshots);
+    assert_eq!(applied as u64, stats.plans.applied + stats.plans.decayed);
+    assert_eq!(count(&|e| matches!(e, TraceEvent::Token { .. })), 120);
+    assert!(trace.bad_lines.is_empty());
+    // Every applied plan was for a step generation had reached, and is traced with alphas.
+    for (_, e) in &trace.events {
+        match e {
+            TraceEvent::PlanApplied {
+                target_step,
+                step,
+                alphas,
+                ..
+            } => {
+                assert_eq!(target_step, step);
+                assert_eq!(alphas.len(), 2);
+            }
+            TraceEvent::PlanDecayed {
+                target_step,
+                step,
+                late,
+                factor,
+                ..
+            } => {
+                assert_eq!(step - target_step, *late);
+                assert!((factor - 0.9f32.powi(*late as i32)).abs() < 1e-6);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn sync_plans_and_guides_every_token() {
+    let (ids, stats, trace) = run(Mode::Sync, Steering::default(), 0, 30);
+    assert_eq!(ids.len(), 30);
+    assert_eq!(stats.plans.received, 30, "a plan before every token");
+    assert_eq!(stats.guided, 30);
+    assert_eq!(stats.plans.applied, 29, "the last token is never read");
+    let posted: Vec<u64> = trace
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            TraceEvent::PlanPosted {
+                target_step,
+                from_step,
+                nodes,
+                ..
+            } => {
+                assert!(!nodes.is_empty());
+                assert_eq!(*target_step, from_step + 1);
+                Some(*target_step)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(posted, (1..=30).collect::<Vec<u64>>());
+}
