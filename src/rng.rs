@@ -167,14 +167,20 @@ mod tests {
             let (got, want) = (portable_ln(x), (x as f64).ln());
             let ulp = (want.abs() as f32).max(f32::MIN_POSITIVE);
             let ulp = (f32::from_bits(ulp.to_bits() + 1) - ulp) as f64;
-            assert!((got as f64 - want).abs() <= 2.0 * ulp, "ln({x}) = {got} vs {want}");
+            assert!(
+                (got as f64 - want).abs() <= 2.0 * ulp,
+                "ln({x}) = {got} vs {want}"
+            );
             x *= 1.000_7;
         }
         // Near 1, where ln is tiny and the result must keep its relative accuracy.
         for k in 1..2000u32 {
             let x = 1.0 - k as f32 * f32::EPSILON / 2.0;
             let want = (x as f64).ln();
-            assert!(((portable_ln(x) as f64 - want) / want).abs() < 3e-7, "ln({x})");
+            assert!(
+                ((portable_ln(x) as f64 - want) / want).abs() < 3e-7,
+                "ln({x})"
+            );
         }
     }
 }
