@@ -48,6 +48,7 @@ impl Rng {
 /// (seed, stream, counter), so a shader thread and its CPU twin, or a wave of leaves and the
 /// one-leaf loop, see the same numbers whatever order they run in. The mixer is the PCG hash of
 /// Jarzynski and Olano, "Hash Functions for GPU Rendering" (JCGT 2020): u32 only, as WGSL has.
+#[inline]
 pub fn pcg_hash(x: u32) -> u32 {
     let state = x.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
     let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277_803_737);
@@ -55,6 +56,7 @@ pub fn pcg_hash(x: u32) -> u32 {
 }
 
 /// 32 random bits for (seed, stream, counter): one hash per argument, chained.
+#[inline]
 pub fn counter_bits(seed: u32, stream: u32, counter: u32) -> u32 {
     pcg_hash(seed ^ pcg_hash(stream ^ pcg_hash(counter)))
 }
@@ -64,21 +66,25 @@ pub fn counter_bits(seed: u32, stream: u32, counter: u32) -> u32 {
 /// so the value is neither 0 nor 1 (a Gumbel draw takes two logarithms of it). With 24 bits,
 /// k + 0.5 rounds for k >= 2^23 and the top k gave exactly 1.0, a Gumbel of +inf: one draw in 2^24,
 /// so one sampled token in about 330 at a 50,280-token vocabulary would have been arbitrary.
+#[inline]
 pub fn counter_uniform(seed: u32, stream: u32, counter: u32) -> f32 {
     uniform_of_bits(counter_bits(seed, stream, counter))
 }
 
 /// The uniform of `counter_uniform` from its 32 random bits.
+#[inline]
 pub fn uniform_of_bits(bits: u32) -> f32 {
     ((bits >> 9) as f32 + 0.5) * (1.0 / 8_388_608.0)
 }
 
 /// A standard Gumbel draw, -ln(-ln u), from (seed, stream, counter), with `portable_ln`.
+#[inline]
 pub fn counter_gumbel(seed: u32, stream: u32, counter: u32) -> f32 {
     gumbel_of_uniform(counter_uniform(seed, stream, counter))
 }
 
 /// -ln(-ln u) for u in (0, 1): finite, in [-2.82, 16.64] for the uniforms above.
+#[inline]
 pub fn gumbel_of_uniform(u: f32) -> f32 {
     -portable_ln(-portable_ln(u))
 }
@@ -91,6 +97,7 @@ pub fn gumbel_of_uniform(u: f32) -> f32 {
 /// operations is the same on both (`shaders/rollout.wgsl` `portable_ln` is a line-by-line copy).
 /// No `mul_add`: Rust never fuses a * b + c, and the shader's twin writes the same two operations.
 /// Not for zero, negative, subnormal, infinite or NaN arguments (the callers never pass them).
+#[inline]
 pub fn portable_ln(x: f32) -> f32 {
     const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
     let bits = x.to_bits();

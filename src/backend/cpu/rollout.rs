@@ -5,7 +5,9 @@
 
 use rayon::prelude::*;
 
+use super::cross_entropy::LogSumExp;
 use super::elementwise::PAR_MIN;
+use super::simd::{self, Kernel};
 use crate::backend::params::SampleDraw;
 use crate::rng::{counter_bits, gumbel_of_uniform, uniform_of_bits};
 
@@ -49,7 +51,7 @@ pub fn top_k(x: &[f32], v: usize, k: usize, log_probs: bool) -> (Vec<f32>, Vec<u
             best.truncate(k);
         }
         if log_probs {
-            let (max, log_sum) = max_and_log_sum(row);
+            let (max, log_sum) = simd::dispatch(LogSumExp(row));
             for b in &mut best {
                 b.0 = b.0 - max - log_sum;
             }
@@ -67,13 +69,6 @@ pub fn top_k(x: &[f32], v: usize, k: usize, log_probs: bool) -> (Vec<f32>, Vec<u
     (values, indices)
 }
 
-/// (max, ln sum_j exp(x_j - max)) of a row, the sum in f64.
-fn max_and_log_sum(row: &[f32]) -> (f32, f32) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = row.iter().map(|&x| ((x - max) as f64).exp()).sum();
-    (max, sum.ln() as f32)
-}
-
 // ---- sample_logits -------------------------------------------------------------------------------
 
 /// logits [B, n] -> [B] token ids by the Gumbel-max trick: row b takes
@@ -82,26 +77,50 @@ fn max_and_log_sum(row: &[f32]) -> (f32, f32) {
 /// argmax. Ties go to the lower index. The scaled logit is one multiply by the reciprocal the op
 /// computed (not a divide, which WGSL only holds to 2.5 ulp), then one add.
 pub fn sample_logits(x: &[f32], n: usize, draw: SampleDraw) -> Vec<u32> {
-    let greedy = draw.temperature == 0.0;
-    let inv_t = 1.0 / draw.temperature;
-    per_row(x, n, |b, row| {
+    per_row(x, n, |b, row| simd::dispatch(SampleRow { row, b, draw }))
+}
+
+/// One row's draw. The scores of a block of 16 columns are computed before any is compared, so
+/// the hashes and logarithms vectorise (no op in them is fused or reordered: the bits are the
+/// shader's).
+struct SampleRow<'a> {
+    row: &'a [f32],
+    b: usize,
+    draw: SampleDraw,
+}
+
+impl Kernel for SampleRow<'_> {
+    type Output = u32;
+    #[inline(always)]
+    fn run(self) -> u32 {
+        const BLOCK: usize = 16;
+        let SampleRow { row, b, draw } = self;
+        let greedy = draw.temperature == 0.0;
+        let inv_t = 1.0 / draw.temperature;
         let stream = draw.stream_base.wrapping_add(b as u32);
-        let base = draw.counter.wrapping_mul(n as u32);
+        let base = draw.counter.wrapping_mul(row.len() as u32);
         let mut best = (f32::NEG_INFINITY, u32::MAX);
-        for (j, &logit) in row.iter().enumerate() {
-            let score = if greedy {
-                logit
-            } else {
-                let bits = counter_bits(draw.seed, stream, base.wrapping_add(j as u32));
-                logit * inv_t + gumbel_of_uniform(uniform_of_bits(bits))
-            };
-            if ranks_before((score, j as u32), best) {
-                best = (score, j as u32);
+        let mut scores = [0f32; BLOCK];
+        for (c, block) in row.chunks(BLOCK).enumerate() {
+            let first = (c * BLOCK) as u32;
+            for (i, (s, &logit)) in scores.iter_mut().zip(block).enumerate() {
+                *s = if greedy {
+                    logit
+                } else {
+                    let bits = counter_bits(draw.seed, stream, base.wrapping_add(first + i as u32));
+                    logit * inv_t + gumbel_of_uniform(uniform_of_bits(bits))
+                };
+            }
+            for (i, &score) in scores[..block.len()].iter().enumerate() {
+                let j = first + i as u32;
+                if ranks_before((score, j), best) {
+                    best = (score, j);
+                }
             }
         }
         // No candidate only when every score is NaN (unspecified input): still a valid id.
         if best.1 == u32::MAX { 0 } else { best.1 }
-    })
+    }
 }
 
 // ---- certainty -----------------------------------------------------------------------------------
@@ -109,20 +128,31 @@ pub fn sample_logits(x: &[f32], n: usize, draw: SampleDraw) -> Vec<u32> {
 /// logits [B, v] -> [B]: the negative entropy of softmax(row), sum_j p_j ln p_j (<= 0; 0 for a
 /// one-hot row, -ln v for a uniform one). With m = max, e_j = exp(x_j - m), S = sum e_j:
 ///   ln p_j = x_j - m - ln S,  so  sum_j p_j ln p_j = (sum_j e_j (x_j - m)) / S - ln S.
-/// Two passes (the max, then both sums in f64), as the kernel does.
+/// Two passes (the max, then both sums), as the kernel does; exponentials in f32, sums in f64.
 pub fn certainty(x: &[f32], v: usize) -> Vec<f32> {
-    per_row(x, v, |_, row| {
+    per_row(x, v, |_, row| simd::dispatch(Certainty(row)))
+}
+
+/// One row's certainty, vectorised: `simd::exp` in f32, the sums in eight f64 lanes.
+struct Certainty<'a>(&'a [f32]);
+
+impl Kernel for Certainty<'_> {
+    type Output = f32;
+    #[inline(always)]
+    fn run(self) -> f32 {
+        let row = self.0;
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let (mut s, mut t) = (0f64, 0f64);
-        for &x in row {
-            let d = (x - max) as f64;
-            let e = d.exp();
-            s += e;
-            // exp(-inf) * -inf would be NaN; a -inf logit has p = 0 and adds nothing.
-            if e > 0.0 {
-                t += e * d;
+        let (mut s, mut t) = ([0f64; 8], [0f64; 8]);
+        for c in row.chunks(8) {
+            for (i, &x) in c.iter().enumerate() {
+                let d = x - max;
+                let e = simd::exp(d);
+                s[i] += e as f64;
+                // exp(-inf) * -inf would be NaN; a logit of probability 0 adds nothing.
+                t[i] += if e > 0.0 { (e * d) as f64 } else { 0.0 };
             }
         }
+        let (s, t): (f64, f64) = (s.iter().sum(), t.iter().sum());
         (t / s - s.ln()) as f32
-    })
+    }
 }
