@@ -237,6 +237,9 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<R
     }
 }
 
+/// A named op to time.
+type Case<'a> = (&'a str, Box<dyn Fn() -> Tensor + 'a>);
+
 /// The planner's rollout ops over rows of mamba-130m's vocabulary. Each reads the [B, V] logits
 /// once, so its GB/s counts B * V * 4 bytes; `top_k(log_softmax)` is what `topk_log_softmax` saves
 /// (a [B, V] log-softmax written and read back), timed with the same bytes so the rates compare.
@@ -246,7 +249,7 @@ fn bench_rollout(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<
     let x = random(&[b, v], -8.0, 8.0, device, 12);
     let bytes = 4.0 * (b * v) as f64;
     let id = format!("B{b} V{v} k{k}");
-    let cases: [(&str, Box<dyn Fn() -> Tensor>); 5] = [
+    let cases: [Case; 5] = [
         ("top_k", Box::new(|| ops::top_k(&x, k).unwrap().0)),
         (
             "topk_log_softmax",

@@ -126,7 +126,7 @@ pub fn portable_ln(x: f32) -> f32 {
     y += ef * -2.121_944_4e-4;
     y -= 0.5 * z;
     let r = t + y;
-    r + ef * 0.693_359_375
+    r + ef * 0.693_359_4
 }
 
 #[cfg(test)]
