@@ -1,5 +1,5 @@
-//! Kernel throughput (`cargo bench`): matmul GFLOP/s and selective-scan forward/backward GB/s and
-//! tokens/s, on the cpu and on the wgpu adapter present (a real GPU, else lavapipe), each printed
+//! Kernel throughput (`cargo bench`): matmul GFLOP/s, selective-scan forward/backward GB/s and
+//! tokens/s, and the planner's rollout ops (top-k, sampling, certainty) over vocabulary-sized rows, on the cpu and on the wgpu adapter present (a real GPU, else lavapipe), each printed
 //! beside that device's own measured limits (copy bandwidth, best matmul rate) so the numbers read
 //! as fractions of what the device can do. Criterion measures; a table at the end divides.
 //!
@@ -237,6 +237,53 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<R
     }
 }
 
+/// A named op to time.
+type Case<'a> = (&'a str, Box<dyn Fn() -> Tensor + 'a>);
+
+/// The planner's rollout ops over rows of mamba-130m's vocabulary. Each reads the [B, V] logits
+/// once, so its GB/s counts B * V * 4 bytes; `top_k(log_softmax)` is what `topk_log_softmax` saves
+/// (a [B, V] log-softmax written and read back), timed with the same bytes so the rates compare.
+fn bench_rollout(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<Row>) {
+    let software = name != "gpu" && name != "cpu";
+    let (b, v, k) = (if software { 4 } else { 16 }, 50_280, 16);
+    let x = random(&[b, v], -8.0, 8.0, device, 12);
+    let bytes = 4.0 * (b * v) as f64;
+    let id = format!("B{b} V{v} k{k}");
+    let cases: [Case; 5] = [
+        ("top_k", Box::new(|| ops::top_k(&x, k).unwrap().0)),
+        (
+            "topk_log_softmax",
+            Box::new(|| ops::topk_log_softmax(&x, k).unwrap().0),
+        ),
+        (
+            "top_k(log_softmax)",
+            Box::new(|| ops::top_k(&ops::log_softmax(&x).unwrap(), k).unwrap().0),
+        ),
+        (
+            "sample_logits",
+            Box::new(|| ops::sample_logits(&x, 1.0, 7, 0, 3).unwrap()),
+        ),
+        ("certainty", Box::new(|| ops::certainty(&x).unwrap())),
+    ];
+    for (kernel, f) in cases {
+        let s = time_of(
+            c,
+            &format!("{name}/{kernel}"),
+            &id,
+            Throughput::Bytes(bytes as u64),
+            || sync(f()),
+        );
+        rows.push(Row {
+            device: name.into(),
+            kernel: format!("{kernel} {id}"),
+            seconds: s,
+            bytes: Some(bytes),
+            flops: None,
+            tokens: None,
+        });
+    }
+}
+
 fn main() {
     let mut c = Criterion::default()
         .configure_from_args()
@@ -246,6 +293,7 @@ fn main() {
     let mut rows = Vec::new();
     for (name, device) in devices() {
         bench_device(&mut c, &name, &device, &mut rows);
+        bench_rollout(&mut c, &name, &device, &mut rows);
     }
     c.final_summary();
     print_table(&rows);

@@ -13,8 +13,8 @@
 use super::memory::MemoryStats;
 use super::params::{
     AdamWFactors, AdamWStep, BinaryOp, ColumnBlock, ConvDims, CrossEntropyDims, EmbeddingDims,
-    MambaStepDims, MambaStepWeights, MatmulDims, MatmulPrecision, ScanDims, ScanForward, ScanGrads,
-    ScanInputs, UnaryOp,
+    MambaStepDims, MambaStepWeights, MatmulDims, MatmulPrecision, SampleDraw, ScanDims,
+    ScanForward, ScanGrads, ScanInputs, UnaryOp,
 };
 use super::storage::Storage;
 use crate::dtype::DType;
@@ -372,6 +372,47 @@ pub trait Backend: Send + Sync {
     ) -> Result<(Storage, Storage, Storage)> {
         let _ = (gi, gh, h, g, batch, hidden);
         unsupported(self, "gru_gates_backward")
+    }
+
+    // ---- rollout ---------------------------------------------------------------------------------
+    // The planner's kernels: forward only (inference; nothing differentiates them).
+
+    /// logits [rows, v] -> (values [rows, k] f32, indices [rows, k] u32): each row's k largest in
+    /// descending order, ties by the lower index; with `log_probs` the values are the log-softmax
+    /// of those entries under the whole row.
+    fn top_k(
+        &self,
+        logits: &Storage,
+        rows: usize,
+        v: usize,
+        k: usize,
+        log_probs: bool,
+    ) -> Result<(Storage, Storage)> {
+        let _ = (logits, rows, v, k);
+        unsupported(
+            self,
+            if log_probs {
+                "topk_log_softmax"
+            } else {
+                "top_k"
+            },
+        )
+    }
+    /// logits [rows, n] -> [rows] u32: one Gumbel-max draw per row (`SampleDraw`).
+    fn sample_logits(
+        &self,
+        logits: &Storage,
+        rows: usize,
+        n: usize,
+        draw: SampleDraw,
+    ) -> Result<Storage> {
+        let _ = (logits, rows, n, draw);
+        unsupported(self, "sample_logits")
+    }
+    /// logits [rows, v] -> [rows]: sum_j p_j ln p_j of softmax(row).
+    fn certainty(&self, logits: &Storage, rows: usize, v: usize) -> Result<Storage> {
+        let _ = (logits, rows, v);
+        unsupported(self, "certainty")
     }
 
     // ---- adamw -----------------------------------------------------------------------------------

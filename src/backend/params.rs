@@ -305,3 +305,16 @@ impl AdamWStep {
         }
     }
 }
+
+// ---- rollout -------------------------------------------------------------------------------------
+
+/// One Gumbel-max draw per row (`sample_logits`): row b uses the counter-based stream
+/// (seed, stream_base + b) at counters counter * n + j (`rng::counter_gumbel`), so the planner can
+/// replay any draw from these four numbers. Temperature 0 is the greedy argmax.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SampleDraw {
+    pub temperature: f32,
+    pub seed: u32,
+    pub stream_base: u32,
+    pub counter: u32,
+}

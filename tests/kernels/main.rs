@@ -16,5 +16,6 @@ mod matmul;
 mod matmul_bf16;
 mod matmul_f16;
 mod rmsnorm;
+mod rollout;
 mod scan;
 mod shape;

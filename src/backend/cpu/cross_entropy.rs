@@ -134,8 +134,8 @@ pub fn cross_entropy(logits: &[f32], targets: &[u32], ignore_index: Option<u32>,
     }
 }
 
-/// [`max_and_log_sum`] of one row as a kernel of its own.
-struct LogSumExp<'a>(&'a [f32]);
+/// [`max_and_log_sum`] of one row as a kernel of its own (also the rollout kernels' priors).
+pub(super) struct LogSumExp<'a>(pub(super) &'a [f32]);
 
 impl Kernel for LogSumExp<'_> {
     type Output = (f32, f32);

@@ -5,14 +5,14 @@
 use super::storage::{self, CpuStorage};
 use super::{
     adamw, binary, conv1d, cross_entropy, embedding, gru, layer_mix, mamba_step, matmul,
-    matmul_bf16, matmul_f16, reduce, rmsnorm, scan, shape, unary,
+    matmul_bf16, matmul_f16, reduce, rmsnorm, rollout, scan, shape, unary,
 };
 use crate::backend::contract::Backend;
 use crate::backend::memory::MemoryStats;
 use crate::backend::params::{
     AdamWFactors, AdamWStep, BinaryOp, ColumnBlock, ConvDims, CrossEntropyDims, EmbeddingDims,
-    MambaStepDims, MambaStepWeights, MatmulDims, MatmulPrecision, ScanDims, ScanForward, ScanGrads,
-    ScanInputs, UnaryOp,
+    MambaStepDims, MambaStepWeights, MatmulDims, MatmulPrecision, SampleDraw, ScanDims,
+    ScanForward, ScanGrads, ScanInputs, UnaryOp,
 };
 use crate::backend::storage::Storage;
 use crate::dtype::DType;
@@ -577,6 +577,45 @@ impl Backend for Cpu {
             hidden,
         );
         Ok((f32_storage(dgi), f32_storage(dgh), f32_storage(dh)))
+    }
+
+    // ---- rollout ---------------------------------------------------------------------------------
+
+    fn top_k(
+        &self,
+        logits: &Storage,
+        _rows: usize,
+        v: usize,
+        k: usize,
+        log_probs: bool,
+    ) -> Result<(Storage, Storage)> {
+        let x = f32s(
+            logits,
+            if log_probs {
+                "topk_log_softmax"
+            } else {
+                "top_k"
+            },
+            "logits",
+        )?;
+        let (values, indices) = rollout::top_k(x, v, k, log_probs);
+        Ok((f32_storage(values), Storage::Cpu(CpuStorage::u32(indices))))
+    }
+    fn sample_logits(
+        &self,
+        logits: &Storage,
+        _rows: usize,
+        n: usize,
+        draw: SampleDraw,
+    ) -> Result<Storage> {
+        let x = f32s(logits, "sample_logits", "logits")?;
+        Ok(Storage::Cpu(CpuStorage::u32(rollout::sample_logits(
+            x, n, draw,
+        ))))
+    }
+    fn certainty(&self, logits: &Storage, _rows: usize, v: usize) -> Result<Storage> {
+        let x = f32s(logits, "certainty", "logits")?;
+        Ok(f32_storage(rollout::certainty(x, v)))
     }
 
     // ---- adamw -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ pub mod matmul_f16;
 pub mod matvec;
 pub mod reduce;
 pub mod rmsnorm;
+pub mod rollout;
 pub mod scan;
 pub mod shape;
 pub mod simd;

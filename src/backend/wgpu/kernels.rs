@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use super::{
     GpuBuffer, WgpuContext, adamw, binary, conv1d, cross_entropy, embedding, gru, layer_mix,
-    matmul, matmul_f16, reduce, rmsnorm, scan, shape, unary,
+    matmul, matmul_f16, reduce, rmsnorm, rollout, scan, shape, unary,
 };
 use crate::backend::contract::Backend;
 use crate::backend::memory::MemoryStats;
 use crate::backend::params::{
     AdamWFactors, AdamWStep, BinaryOp, ColumnBlock, ConvDims, CrossEntropyDims, EmbeddingDims,
-    MatmulDims, MatmulPrecision, ScanDims, ScanForward, ScanGrads, ScanInputs, UnaryOp,
+    MatmulDims, MatmulPrecision, SampleDraw, ScanDims, ScanForward, ScanGrads, ScanInputs, UnaryOp,
 };
 use crate::backend::storage::Storage;
 use crate::dtype::DType;
@@ -483,6 +483,40 @@ impl Backend for Arc<WgpuContext> {
         let (h, g) = (buffer(h, OP, "h")?, buffer(g, OP, "g")?);
         let (dgi, dgh, dh) = gru::gru_gates_backward(self, gi, gh, h, g, batch, hidden)?;
         Ok((wrap(dgi), wrap(dgh), wrap(dh)))
+    }
+
+    // ---- rollout ---------------------------------------------------------------------------------
+
+    fn top_k(
+        &self,
+        logits: &Storage,
+        rows: usize,
+        v: usize,
+        k: usize,
+        log_probs: bool,
+    ) -> Result<(Storage, Storage)> {
+        let op = if log_probs {
+            "topk_log_softmax"
+        } else {
+            "top_k"
+        };
+        let x = buffer(logits, op, "logits")?;
+        let (values, indices) = rollout::top_k(self, x, rows, v, k, log_probs)?;
+        Ok((wrap(values), wrap(indices)))
+    }
+    fn sample_logits(
+        &self,
+        logits: &Storage,
+        rows: usize,
+        n: usize,
+        draw: SampleDraw,
+    ) -> Result<Storage> {
+        let x = buffer(logits, "sample_logits", "logits")?;
+        Ok(wrap(rollout::sample_logits(self, x, rows, n, draw)?))
+    }
+    fn certainty(&self, logits: &Storage, rows: usize, v: usize) -> Result<Storage> {
+        let x = buffer(logits, "certainty", "logits")?;
+        Ok(wrap(rollout::certainty(self, x, rows, v)?))
     }
 
     // ---- adamw -----------------------------------------------------------------------------------

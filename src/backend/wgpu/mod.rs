@@ -22,6 +22,7 @@ pub mod matmul;
 pub mod matmul_f16;
 pub mod reduce;
 pub mod rmsnorm;
+pub mod rollout;
 pub mod scan;
 pub mod shape;
 pub mod unary;
