@@ -198,3 +198,47 @@ fn sync_plans_and_guides_every_token() {
         .collect();
     assert_eq!(posted, (1..=30).collect::<Vec<u64>>());
 }
+
+#[test]
+fn rollout_and_mixed_leaf_values_plan_with_finite_values() {
+    use crsm::planner::plan::Snapshot;
+    use crsm::planner::planning::plan;
+    let model = tiny_crsm(5);
+    let mut state = model.backbone.new_state(1).unwrap();
+    let ids = crsm::Tensor::from_u32(vec![3], &[1], &crsm::Device::Cpu).unwrap();
+    let (_, latents) = model.backbone.step_latents(&ids, &mut state).unwrap();
+    let latents: Vec<f32> = latents
+        .iter()
+        .flat_map(|l| l.to_vec_f32().unwrap())
+        .collect();
+    let mut values = Vec::new();
+    for leaf_value in [
+        LeafValue::Critic,
+        LeafValue::Rollout { depth: 3 },
+        LeafValue::Mixed { depth: 3 },
+    ] {
+        let config = PlannerConfig {
+            leaf_value,
+            ..planner(1)
+        };
+        let snapshot = Snapshot {
+            generation: 1,
+            step: 0,
+            latents: latents.clone(),
+            state: state.snapshot().unwrap(),
+            last_token: 3,
+        };
+        let p = plan(&model, &config, &snapshot).unwrap();
+        assert!(p.value.is_finite() && p.policy.iter().all(|x| x.is_finite()));
+        assert_eq!((p.target_step, p.assumed.len()), (2, 1));
+        assert!((p.policy.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        values.push(p.value);
+        // The same plan again: every draw comes from the counter-based stream.
+        let again = plan(&model, &config, &snapshot).unwrap();
+        assert_eq!((again.value, again.chosen), (p.value, p.chosen));
+    }
+    assert_ne!(
+        values[0], values[1],
+        "rollout returns are not the critic's values"
+    );
+}

@@ -164,6 +164,11 @@ impl DeliberateSession {
             self.model.backbone.prefill(&t, &mut self.state)?;
         }
         let t = Tensor::from_u32(vec![last], &[1], &device)?;
+        if self.mode == Mode::Off {
+            // The plain step: nothing reads the latents.
+            self.last_token = last;
+            return self.model.backbone.step(&t, &mut self.state)?.to_vec_f32();
+        }
         let (logits, latents) = self.model.backbone.step_latents(&t, &mut self.state)?;
         self.latents = latents
             .iter()

@@ -87,19 +87,12 @@ impl LatentModel {
         }
         let rows = s.len() / n;
         let device = self.backbone.device();
-        let mut raw = s.to_vec();
-        self.standardizer.invert(&mut raw);
-        let all = Tensor::from_f32(raw, &[rows, layers, d], &device)?;
-        let per_layer = (0..layers)
-            .map(|i| ops::narrow(&all, 1, i, 1)?.reshape(&[rows, d]))
-            .collect::<Result<Vec<_>>>()?;
-        let log_probs = ops::log_softmax(&self.backbone.head(per_layer)?)?.to_vec_f32()?;
-        let vocab = log_probs.len() / rows;
+        // On the device: the head, then only k values and one certainty per row come back.
+        let logits = self.head_logits(s)?;
+        let (top_lp, top_ids) = ops::topk_log_softmax(&logits, top_k.min(logits.dim(1)))?;
+        let (top_lp, top_ids) = (top_lp.to_vec_f32()?, top_ids.to_vec_u32()?);
+        let certainty = ops::certainty(&logits)?.to_vec_f32()?;
         let c = &self.critic;
-        let certainty: Vec<f32> = log_probs
-            .chunks_exact(vocab)
-            .map(crate::latent::critic::certainty)
-            .collect();
         let c_std: Vec<f32> = certainty
             .iter()
             .map(|x| (x - c.certainty_mean) / c.certainty_std)
@@ -111,11 +104,9 @@ impl LatentModel {
                 &Tensor::from_f32(c_std, &[rows, 1], &device)?,
             )?
             .to_vec_f32()?;
-        let k = top_k.min(vocab);
+        let k = top_lp.len() / rows;
         Ok((0..rows)
             .map(|r| {
-                let row = &log_probs[r * vocab..][..vocab];
-                let (tokens, lp) = top_k_of(row, k);
                 let v_std = &values[r * layers..][..layers];
                 let layer_values: Vec<f32> = v_std
                     .iter()
@@ -123,8 +114,8 @@ impl LatentModel {
                     .collect();
                 let value = layer_values.iter().sum::<f32>() / layers as f32;
                 NodeEval {
-                    tokens,
-                    log_probs: lp,
+                    tokens: top_ids[r * k..][..k].to_vec(),
+                    log_probs: top_lp[r * k..][..k].to_vec(),
                     certainty: certainty[r],
                     value,
                     confidences: confidence(v_std, &c.held_out_rmse),
@@ -132,6 +123,43 @@ impl LatentModel {
                 }
             })
             .collect())
+    }
+
+    /// One rollout draw for `rows` latents s (standard units): a token from each row's top-k
+    /// policy, sampled on the device by Gumbel-max over the counter-based stream (row r draws
+    /// from stream `stream_base + r` at `counter`), and its log-probability.
+    pub fn sample(
+        &self,
+        s: &[f32],
+        top_k: usize,
+        seed: u32,
+        stream_base: u32,
+        counter: u32,
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
+        let _off = no_grad();
+        let logits = self.head_logits(s)?;
+        let (lp, ids) = ops::topk_log_softmax(&logits, top_k.min(logits.dim(1)))?;
+        let pick = ops::sample_logits(&lp, 1.0, seed, stream_base, counter)?.to_vec_u32()?;
+        let (lp, ids) = (lp.to_vec_f32()?, ids.to_vec_u32()?);
+        let k = lp.len() / pick.len();
+        Ok(pick
+            .iter()
+            .enumerate()
+            .map(|(r, &i)| (ids[r * k + i as usize], lp[r * k + i as usize]))
+            .unzip())
+    }
+
+    /// The backbone head's logits [rows, V] at latents s (standard units).
+    fn head_logits(&self, s: &[f32]) -> Result<Tensor> {
+        let (layers, d) = (self.layers(), self.d_model());
+        let rows = s.len() / (layers * d);
+        let mut raw = s.to_vec();
+        self.standardizer.invert(&mut raw);
+        let all = Tensor::from_f32(raw, &[rows, layers, d], &self.backbone.device())?;
+        let per_layer = (0..layers)
+            .map(|i| ops::narrow(&all, 1, i, 1)?.reshape(&[rows, d]))
+            .collect::<Result<Vec<_>>>()?;
+        self.backbone.head(per_layer)
     }
 
     /// One dynamics step for a batch: s [rows * layers * D] standard units, one token per row.
@@ -146,17 +174,4 @@ impl LatentModel {
             .of(&Tensor::from_u32(tokens.to_vec(), &[rows], &device)?)?;
         self.dynamics.step(&s, &x)?.to_vec_f32()
     }
-}
-
-/// The k largest entries of a row, descending, ties to the lower index.
-pub fn top_k_of(row: &[f32], k: usize) -> (Vec<u32>, Vec<f32>) {
-    let mut idx: Vec<u32> = (0..row.len() as u32).collect();
-    let by = |a: &u32, b: &u32| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k - 1, by);
-        idx.truncate(k);
-    }
-    idx.sort_unstable_by(by);
-    let v = idx.iter().map(|&i| row[i as usize]).collect();
-    (idx, v)
 }

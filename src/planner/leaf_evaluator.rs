@@ -4,14 +4,13 @@
 //!
 //! A rollout's return estimates the same thing the critic predicts (`latent::value_target`): the
 //! model's own per-token log-likelihood of what comes next, here of tokens it samples from its
-//! top-k policy along the dynamics, `depth` steps. Samples are Gumbel-max draws from the
-//! counter-based stream (`rng::counter_gumbel`), one stream per leaf, so a leaf's rollout is the
-//! same whatever wave it lands in.
+//! top-k policy along the dynamics, `depth` steps. Samples are Gumbel-max draws on the device
+//! (`ops::sample_logits`, `shaders/rollout.wgsl`) from the counter-based stream, one stream per
+//! leaf, so a leaf's rollout is the same whatever wave it lands in.
 
 use super::evaluator::{Evaluation, Expansion, LeafEvaluator};
 use super::latent_model::LatentModel;
 use crate::error::Result;
-use crate::rng::counter_gumbel;
 
 /// Where a leaf's value comes from.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -51,28 +50,12 @@ impl<'a> ModelEvaluator<'a> {
     fn rollouts(&self, mut s: Vec<f32>, rows: usize, depth: usize, first: u32) -> Result<Vec<f32>> {
         let mut total = vec![0f32; rows];
         for j in 0..depth {
-            let evals = self.model.evaluate(&s, self.top_k)?;
-            let tokens: Vec<u32> = evals
-                .iter()
-                .enumerate()
-                .map(|(r, e)| {
-                    let n = e.log_probs.len() as u32;
-                    let pick = (0..e.log_probs.len())
-                        .map(|i| {
-                            e.log_probs[i]
-                                + counter_gumbel(
-                                    self.seed,
-                                    first + r as u32,
-                                    j as u32 * n + i as u32,
-                                )
-                        })
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-                        .map_or(0, |(i, _)| i);
-                    total[r] += e.log_probs[pick];
-                    e.tokens[pick]
-                })
-                .collect();
+            let (tokens, log_probs) = self
+                .model
+                .sample(&s, self.top_k, self.seed, first, j as u32)?;
+            for (t, lp) in total.iter_mut().zip(&log_probs) {
+                *t += lp;
+            }
             s = self.model.step(&s, &tokens)?;
         }
         Ok(total.into_iter().map(|t| t / depth.max(1) as f32).collect())

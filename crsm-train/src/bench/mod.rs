@@ -3,6 +3,7 @@
 //! Each prints a human line, or with `--json` one JSON line that scripts and tables read.
 
 mod decode;
+mod deliberate;
 mod train;
 
 use std::time::Instant;
@@ -22,12 +23,15 @@ enum Which {
     Train(train::TrainBenchArgs),
     /// Prefill and decode tokens/s of a random model (mamba-130m's shape by default).
     Decode(decode::DecodeBenchArgs),
+    /// Per-token latency and plans per 100 tokens of off / async / sync deliberation.
+    Deliberate(deliberate::DeliberateBenchArgs),
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
     match args.which {
         Which::Train(a) => train::run(a),
         Which::Decode(a) => decode::run(a),
+        Which::Deliberate(a) => deliberate::run(a),
     }
 }
 
