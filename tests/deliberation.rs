@@ -12,7 +12,7 @@ use crsm::generate::{GenerateOptions, NextToken, SamplingConfig, Session, genera
 use crsm::planner::SearchConfig;
 use crsm::planner::delta_buffer::BufferConfig;
 use crsm::planner::leaf_evaluator::LeafValue;
-use crsm::planner::planning::PlannerConfig;
+use crsm::planner::planning::{DynamicsMode, PlannerConfig};
 use crsm::trace::{Header, SCHEMA, TraceEvent, TraceWriter, VERSION, read_trace};
 use tiny_crsm::tiny_crsm;
 
@@ -31,6 +31,7 @@ impl std::io::Write for Sink {
 
 fn planner(lag: u64) -> PlannerConfig {
     PlannerConfig {
+        dynamics: DynamicsMode::Learned,
         search: SearchConfig::for_budget(8, 4),
         lag,
         leaf_value: LeafValue::Critic,
@@ -62,6 +63,23 @@ fn header(mode: &str) -> Header {
     }
 }
 
+/// A model slowed to `ms` per step: a step as slow as a real model's next to a search, so the
+/// test does not depend on how busy the machine is.
+struct Slow<'a>(&'a mut DeliberateSession, u64);
+
+impl NextToken for Slow<'_> {
+    fn prefill(&mut self, prompt: &[u32]) -> crsm::Result<Vec<f32>> {
+        self.0.prefill(prompt)
+    }
+    fn step(&mut self, id: u32) -> crsm::Result<Vec<f32>> {
+        std::thread::sleep(std::time::Duration::from_millis(self.1));
+        self.0.step(id)
+    }
+    fn chosen(&mut self, id: u32) -> crsm::Result<()> {
+        self.0.chosen(id)
+    }
+}
+
 /// Generates `n` tokens in `mode`, returning the ids, the session's counters and the trace.
 fn run(
     mode: Mode,
@@ -78,7 +96,15 @@ fn run(
     let mut s = DeliberateSession::new(tiny_crsm(3), mode, steering, planner(lag), 1, 42)
         .unwrap()
         .with_trace(trace, None);
-    let ids = generate(&mut s, &[1, 2, 3], &options(n), None, |_| Ok(())).unwrap();
+    let slow = if mode == Mode::Async { 5 } else { 0 };
+    let ids = generate(
+        &mut Slow(&mut s, slow),
+        &[1, 2, 3],
+        &options(n),
+        None,
+        |_| Ok(()),
+    )
+    .unwrap();
     let stats = s.finish().unwrap();
     drop(s);
     let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
@@ -241,4 +267,48 @@ fn rollout_and_mixed_leaf_values_plan_with_finite_values() {
         values[0], values[1],
         "rollout returns are not the critic's values"
     );
+}
+
+#[test]
+fn exact_dynamics_plans_with_the_backbones_own_step() {
+    use crsm::planner::plan::Snapshot;
+    use crsm::planner::planning::plan;
+    let model = tiny_crsm(7);
+    let dev = crsm::Device::Cpu;
+    let mut state = model.backbone.new_state(1).unwrap();
+    let prompt = crsm::Tensor::from_u32(vec![4, 9], &[1, 2], &dev).unwrap();
+    model.backbone.prefill(&prompt, &mut state).unwrap();
+    let last = crsm::Tensor::from_u32(vec![2], &[1], &dev).unwrap();
+    let (_, latents) = model.backbone.step_latents(&last, &mut state).unwrap();
+    let latents: Vec<f32> = latents
+        .iter()
+        .flat_map(|l| l.to_vec_f32().unwrap())
+        .collect();
+    let config = PlannerConfig {
+        dynamics: DynamicsMode::Exact,
+        ..planner(0)
+    };
+    let snapshot = Snapshot {
+        generation: 1,
+        step: 0,
+        latents,
+        state: state.snapshot().unwrap(),
+        last_token: 2,
+    };
+    let p = plan(&model, &config, &snapshot).unwrap();
+    // The target latent is the backbone's real latent after the chosen token.
+    let mut s = state.snapshot().unwrap();
+    let id = crsm::Tensor::from_u32(vec![p.chosen], &[1], &dev).unwrap();
+    let (_, real) = model.backbone.step_latents(&id, &mut s).unwrap();
+    let real: Vec<f32> = real.iter().flat_map(|l| l.to_vec_f32().unwrap()).collect();
+    assert_eq!(real.len(), p.target_latent.len());
+    for (a, b) in p.target_latent.iter().zip(&real) {
+        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    // And sync generation runs on it.
+    let mut session =
+        DeliberateSession::new(model, Mode::Sync, Steering::default(), config, 1, 3).unwrap();
+    let ids = generate(&mut session, &[4, 9, 2], &options(6), None, |_| Ok(())).unwrap();
+    assert_eq!(ids.len(), 6);
+    assert_eq!(session.finish().unwrap().plans.received, 6);
 }

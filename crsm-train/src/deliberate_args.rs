@@ -10,7 +10,7 @@ use crsm::generate::deliberate::{Mode, Steering};
 use crsm::planner::config::SearchConfig;
 use crsm::planner::delta_buffer::BufferConfig;
 use crsm::planner::leaf_evaluator::LeafValue;
-use crsm::planner::planning::PlannerConfig;
+use crsm::planner::planning::{DynamicsMode, PlannerConfig};
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -107,9 +107,6 @@ impl DeliberateArgs {
         if self.autonomy {
             bail!("--autonomy is not built yet (off by default; see the planner issue's notes)");
         }
-        if matches!(self.dynamics, DynamicsArg::Exact) {
-            bail!("--dynamics exact is not built yet: use --dynamics learned");
-        }
         let simulations = self
             .simulations
             .or(from("mcts_simulations").map(|v| v as usize))
@@ -162,6 +159,10 @@ impl DeliberateArgs {
                 ..Steering::default()
             },
             planner: PlannerConfig {
+                dynamics: match self.dynamics {
+                    DynamicsArg::Learned => DynamicsMode::Learned,
+                    DynamicsArg::Exact => DynamicsMode::Exact,
+                },
                 search,
                 lag: self.lag,
                 leaf_value,

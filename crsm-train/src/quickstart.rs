@@ -2,21 +2,26 @@
 //! BPE tokenizer on the shipped Austen novels, prepares shards (Persuasion, the last book, held
 //! out), runs `full` on the nano config (pretraining within its time budget, distill, assemble,
 //! critic; a stage whose outputs already match its inputs is skipped, one that must run starts
-//! over, keeping the tokenizer and shards), and ends by generating a paragraph from the stage-1
-//! backbone. The last line is `quickstart: held_out_bpb=<x> dynamics_r2_1=<a> dynamics_r2_8=<b>
+//! over, keeping the tokenizer and shards), and ends by generating a paragraph from the assembled
+//! CRSM with the planner deliberating beside it (async) and the count of its plans. The last line is `quickstart: held_out_bpb=<x> dynamics_r2_1=<a> dynamics_r2_8=<b>
 //! linear_r2_8=<c> critic_pearson=<d> minutes=<m>` for scripts.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use crsm::data::{BadLinePolicy, ValSource, prepare, train_bpe};
-use crsm::generate::{GenerateOptions, SamplingConfig, Session, generate};
-use crsm::model::Backbone;
+use crsm::generate::deliberate::{DeliberateSession, Mode, Steering};
+use crsm::generate::{GenerateOptions, SamplingConfig, generate};
+use crsm::latent::CrsmCheckpoint;
+use crsm::planner::SearchConfig;
+use crsm::planner::latent_model::LatentModel;
+use crsm::planner::leaf_evaluator::LeafValue;
+use crsm::planner::planning::{DynamicsMode, PlannerConfig};
 use crsm::train::RunConfig;
-use crsm::train::checkpoint::latest_checkpoint;
 
 use crate::device_arg::DeviceOverride;
 
@@ -105,11 +110,16 @@ pub fn run(args: QuickstartArgs) -> Result<()> {
     let file = args.config.display().to_string();
     let summary = crate::full::run_stages(&config, &file, &device, false)?;
 
-    // 3. A paragraph from the stage-1 backbone.
-    let checkpoint = latest_checkpoint(Path::new(&t.out_dir))
-        .with_context(|| format!("no stage-1 checkpoint in {}", t.out_dir))?;
-    let model = Backbone::load(&checkpoint, &device)?;
-    print_paragraph(&model, &tokenizer_path, &args.prompt)?;
+    // 3. A paragraph from the assembled CRSM, the planner deliberating beside it (async).
+    let assembled = config
+        .assemble
+        .as_ref()
+        .map(|a| PathBuf::from(&a.out_dir))
+        .context("the run file has no assemble section")?;
+    let checkpoint = CrsmCheckpoint::load(&assembled, &device)
+        .with_context(|| format!("loading {}", assembled.display()))?;
+    let model = LatentModel::from_checkpoint(checkpoint)?;
+    print_paragraph(model, &tokenizer_path, &args.prompt)?;
     let minutes = started.elapsed().as_secs_f64() / 60.0;
     println!("quickstart: {} minutes={minutes:.2}", summary.figures());
     Ok(())
@@ -125,7 +135,7 @@ fn shards_match(dir: &Path, tokenizer: &Path) -> bool {
         .all(|split| crsm::data::TokenShard::open(dir, split, Some(&hash)).is_ok())
 }
 
-fn print_paragraph(model: &Backbone, tokenizer: &Path, prompt: &str) -> Result<()> {
+fn print_paragraph(model: Arc<LatentModel>, tokenizer: &Path, prompt: &str) -> Result<()> {
     let tok = crsm::data::Tokenizer::from_file(tokenizer)?;
     let _off = crsm::no_grad();
     let prompt_ids = tok.encode(prompt)?;
@@ -141,7 +151,15 @@ fn print_paragraph(model: &Backbone, tokenizer: &Path, prompt: &str) -> Result<(
         stop_on_eos: tok.eos_id(),
         stop_strings: Vec::new(),
     };
-    let mut session = Session::new(model)?;
+    let planner = PlannerConfig {
+        dynamics: DynamicsMode::Learned,
+        search: SearchConfig::for_budget(16, 8),
+        lag: 1,
+        leaf_value: LeafValue::Critic,
+        trace_nodes: 0,
+    };
+    let mut session =
+        DeliberateSession::new(model, Mode::Async, Steering::default(), planner, 1, 1)?;
     let mut stream = tok.stream_decoder_after(&prompt_ids);
     let mut stdout = std::io::stdout();
     print!("\n{prompt}");
@@ -151,5 +169,11 @@ fn print_paragraph(model: &Backbone, tokenizer: &Path, prompt: &str) -> Result<(
         Ok(())
     })?;
     println!("{}\n", stream.finish()?);
+    let stats = session.finish()?;
+    let p = stats.plans;
+    println!(
+        "deliberation (async, lag 1, 16 simulations): {} tokens, plans posted {} / applied {} / late {} / dropped {} / diverged {} / rejected {}",
+        stats.steps, p.received, p.applied, p.decayed, p.dropped, p.diverged, p.rejected
+    );
     Ok(())
 }

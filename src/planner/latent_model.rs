@@ -62,6 +62,70 @@ impl LatentModel {
         }))
     }
 
+    /// Every part at random over a backbone of `config` (benches, and shapes no run has trained):
+    /// the dynamics' output map and the broadcaster's maps non-zero, so nothing is the identity.
+    pub fn random(
+        config: crate::model::CrsmConfig,
+        seed: u64,
+        device: &crate::Device,
+    ) -> Result<Arc<Self>> {
+        use crate::latent::{BroadcasterConfig, Critic, CriticConfig, DynamicsConfig};
+        use crate::rng::Rng;
+        let backbone = Backbone::init(config, seed, device)?;
+        let c = backbone.config.clone();
+        let (layers, d) = (c.applications(), c.hidden_size);
+        let mut rng = Rng::new(seed ^ 0xC0FFEE);
+        let mut dynamics = Dynamics::init(DynamicsConfig { layers, d_model: d }, seed, device)?;
+        dynamics.w_out = Tensor::from_f32(rng.normal_vec(d * d, 0.05), &[d, d], device)?;
+        let mut broadcaster = Broadcaster::init(
+            BroadcasterConfig {
+                layers,
+                d_model: d,
+                d_inner: c.d_inner(),
+                d_state: c.state_size,
+                rank: 32,
+                channel_rank: 8,
+            },
+            seed,
+            device,
+        )?;
+        for l in &mut broadcaster.layers {
+            for t in [&mut l.out_add, &mut l.out_scale] {
+                *t = Tensor::from_f32(rng.normal_vec(t.elem_count(), 0.1), t.shape(), device)?;
+            }
+        }
+        let critic = Critic::init(
+            CriticConfig {
+                layers,
+                d_model: d,
+                hidden: 32,
+            },
+            seed,
+            device,
+        )?;
+        Ok(Arc::new(LatentModel {
+            inputs: TokenInputs::new(&backbone.embeddings)?,
+            standardizer: Standardizer {
+                layers,
+                d_model: d,
+                mean: vec![0.0; layers * d],
+                std: vec![1.0; layers * d],
+            },
+            dynamics,
+            critic: CriticPart {
+                critic,
+                value_mean: -3.0,
+                value_std: 0.5,
+                certainty_mean: -3.0,
+                certainty_std: 0.5,
+                held_out_rmse: vec![0.8; layers],
+            },
+            broadcaster,
+            gates: Gates::init(layers, device)?,
+            backbone,
+        }))
+    }
+
     pub fn layers(&self) -> usize {
         self.standardizer.layers
     }

@@ -18,6 +18,7 @@
 //! - `latent_model`: the assembled CRSM's parts the planner reads, and a node's evaluation (the
 //!   head's top-k, the policy's certainty, the critic's values and confidences);
 //! - `leaf_evaluator`: the `LeafEvaluator` on the learned model, with batched rollouts;
+//!   `exact_evaluator`: the ablation that expands leaves with the real backbone step;
 //! - `planning`: one plan from one snapshot (forward projection, search, packaging);
 //! - `deliberation`: the planner thread with its own pool and one-slot mailbox;
 //! - `plan`: the snapshot and plan types; `delta_buffer`: plans keyed by target step (on time,
@@ -34,6 +35,7 @@ pub mod config;
 pub mod deliberation;
 pub mod delta_buffer;
 pub mod evaluator;
+pub mod exact_evaluator;
 pub mod gumbel;
 pub mod halving;
 pub mod injection;

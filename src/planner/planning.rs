@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::config::SearchConfig;
 use super::evaluator::Evaluation;
+use super::exact_evaluator::ExactEvaluator;
 use super::latent_model::{LatentModel, NodeEval};
 use super::leaf_evaluator::{LeafValue, ModelEvaluator};
 use super::plan::{Plan, Snapshot};
@@ -16,9 +17,20 @@ use super::tree::{NONE, ROOT};
 use crate::error::Result;
 use crate::trace::NodeSummary;
 
+/// What expands a leaf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DynamicsMode {
+    /// The distilled GRU on latents (the CRSM).
+    Learned,
+    /// The real backbone step on a copy of the state per leaf (the ablation; leaf values are the
+    /// critic's).
+    Exact,
+}
+
 /// How the planner searches (besides the search's own settings).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannerConfig {
+    pub dynamics: DynamicsMode,
     pub search: SearchConfig,
     /// Steps between the snapshot and the token the plan is for, minus one: a plan from the
     /// snapshot after step t is for token t + lag + 1.
@@ -46,42 +58,52 @@ impl NodeEval {
 /// Plans from `snapshot` (no gradients; runs in the caller's thread and rayon pool).
 pub fn plan(model: &LatentModel, config: &PlannerConfig, snapshot: &Snapshot) -> Result<Plan> {
     let started = Instant::now();
-    let mut s = snapshot.latents.clone();
-    model.standardizer.apply(&mut s);
-    let mut assumed = Vec::with_capacity(config.lag as usize);
-    for _ in 0..config.lag {
-        let greedy = model.evaluate(&s, 1)?.remove(0).tokens[0];
-        s = model.step(&s, &[greedy])?;
-        assumed.push(greedy);
-    }
-    let root = model
-        .evaluate(&s, config.search.top_k)?
-        .remove(0)
-        .into_evaluation(s);
+    let zn = model.layers() * model.d_model();
+    let mut z = snapshot.latents.clone();
+    model.standardizer.apply(&mut z);
     // Fresh root noise for every plan: the stream is the step it is searched from.
     let search_config = SearchConfig {
         stream: snapshot.step as u32,
         ..config.search.clone()
     };
-    let search = Search::new(root, search_config)?;
-    let mut evaluator = ModelEvaluator::new(
-        model,
-        config.leaf_value,
-        config.search.top_k,
-        config.search.seed,
-    );
-    let out = search.run(&mut evaluator)?;
+    let top_k = config.search.top_k;
+    let mut assumed = Vec::with_capacity(config.lag as usize);
+    let out = match config.dynamics {
+        DynamicsMode::Learned => {
+            for _ in 0..config.lag {
+                let greedy = model.evaluate(&z, 1)?.remove(0).tokens[0];
+                z = model.step(&z, &[greedy])?;
+                assumed.push(greedy);
+            }
+            let root = model.evaluate(&z, top_k)?.remove(0).into_evaluation(z);
+            let mut evaluator =
+                ModelEvaluator::new(model, config.leaf_value, top_k, config.search.seed);
+            Search::new(root, search_config)?.run(&mut evaluator)?
+        }
+        DynamicsMode::Exact => {
+            let mut evaluator = ExactEvaluator::new(model, top_k);
+            let mut packed = evaluator.pack(&z, &snapshot.state)?;
+            for _ in 0..config.lag {
+                let greedy = model.evaluate(&z, 1)?.remove(0).tokens[0];
+                let (mut rows, next) = evaluator.step(&[&packed], &[greedy])?;
+                (packed, z) = (rows.remove(0), next);
+                assumed.push(greedy);
+            }
+            let root = evaluator.evaluations(vec![packed], &z)?.remove(0);
+            Search::new(root, search_config)?.run(&mut evaluator)?
+        }
+    };
     let tree = &out.tree;
     let child = tree.child(ROOT, out.action);
     let (mut target, confidences) = if child != NONE {
         let layers = tree.layers;
         (
-            tree.latent(child).to_vec(),
+            tree.latent(child)[..zn].to_vec(),
             tree.layer_confidences[child * layers..][..layers].to_vec(),
         )
     } else {
         // Never expanded (a budget smaller than the root's actions): one dynamics step.
-        let next = model.step(tree.latent(ROOT), &[out.token])?;
+        let next = model.step(&tree.latent(ROOT)[..zn], &[out.token])?;
         let conf = model.evaluate(&next, 1)?.remove(0).confidences;
         (next, conf)
     };

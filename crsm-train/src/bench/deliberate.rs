@@ -18,7 +18,7 @@ use crsm::generate::{GenerateOptions, NextToken, SamplingConfig, generate};
 use crsm::latent::CrsmCheckpoint;
 use crsm::planner::SearchConfig;
 use crsm::planner::leaf_evaluator::LeafValue;
-use crsm::planner::planning::PlannerConfig;
+use crsm::planner::planning::{DynamicsMode, PlannerConfig};
 
 use crate::device_arg::DeviceArg;
 
@@ -104,6 +104,7 @@ fn bench(args: &DeliberateBenchArgs) -> Result<()> {
     })?;
     let model = crsm::planner::latent_model::LatentModel::from_checkpoint(checkpoint)?;
     let planner = PlannerConfig {
+        dynamics: DynamicsMode::Learned,
         search: SearchConfig::for_budget(args.simulations, 8),
         lag: args.lag,
         leaf_value: LeafValue::Critic,
