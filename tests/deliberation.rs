@@ -78,6 +78,9 @@ impl NextToken for Slow<'_> {
     fn chosen(&mut self, id: u32) -> crsm::Result<()> {
         self.0.chosen(id)
     }
+    fn take_rewind(&mut self) -> Option<usize> {
+        self.0.take_rewind()
+    }
 }
 
 /// Generates `n` tokens in `mode`, returning the ids, the session's counters and the trace.
@@ -311,4 +314,56 @@ fn exact_dynamics_plans_with_the_backbones_own_step() {
     let ids = generate(&mut session, &[4, 9, 2], &options(6), None, |_| Ok(())).unwrap();
     assert_eq!(ids.len(), 6);
     assert_eq!(session.finish().unwrap().plans.received, 6);
+}
+
+#[test]
+fn autonomy_rewinds_at_most_its_budget_and_the_loop_keeps_the_text_consistent() {
+    use crsm::generate::autonomy::Autonomy;
+    let with = |threshold: f32| Steering {
+        autonomy: Some(Autonomy {
+            threshold,
+            patience: 2,
+            rewind: 3,
+            max_rewinds: 2,
+        }),
+        ..Steering::default()
+    };
+    // Every value is "low": the rewind budget is spent, and no more.
+    let (ids, stats, trace) = run(Mode::Sync, with(f32::INFINITY), 0, 30);
+    assert_eq!(ids.len(), 30, "the loop still generates its budget");
+    assert_eq!(stats.rewinds, 2);
+    let rewinds: Vec<(u64, u64)> = trace
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            TraceEvent::Autonomy { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rewinds.len(), 2);
+    for (from, to) in &rewinds {
+        assert!(to < from && from - to <= 3, "{from} -> {to}");
+    }
+    // The ids returned are the kept ones: the trace's tokens after the last rewind end the text.
+    let tokens: Vec<(u64, u32)> = trace
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            TraceEvent::Token { step, id, .. } => Some((*step, *id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        tokens.len(),
+        30 + rewinds.iter().map(|(f, t)| (f - t) as usize).sum::<usize>()
+    );
+    let last_of_each_step: std::collections::BTreeMap<u64, u32> = tokens.into_iter().collect();
+    assert_eq!(
+        last_of_each_step.values().copied().collect::<Vec<u32>>(),
+        ids
+    );
+    // No value is low: nothing happens, and the text is the one without autonomy.
+    let (never, stats, _) = run(Mode::Sync, with(f32::NEG_INFINITY), 0, 30);
+    let (off, _, _) = run(Mode::Sync, Steering::default(), 0, 30);
+    assert_eq!((stats.rewinds, never), (0, off));
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
+use crsm::generate::autonomy::Autonomy;
 use crsm::generate::deliberate::{Mode, Steering};
 use crsm::planner::config::SearchConfig;
 use crsm::planner::delta_buffer::BufferConfig;
@@ -84,9 +85,14 @@ pub struct DeliberateArgs {
     /// The planner thread's own pool (async).
     #[arg(long, default_value_t = 1)]
     pub planner_threads: usize,
-    /// Rewind and resample under guidance when the critic's value stays low.
+    /// Rewind (up to 4 tokens, at most twice) and resample under guidance when the critic's
+    /// value stays below the threshold for 3 steps; the text is then printed at the end.
     #[arg(long)]
     pub autonomy: bool,
+    /// The critic value (nats per token) that counts as low (default: config.json's
+    /// autonomy_threshold, else -4).
+    #[arg(long)]
+    pub autonomy_threshold: Option<f32>,
     /// Write the deliberation trace (JSON Lines, docs/TRACE.md).
     #[arg(long)]
     pub trace: Option<PathBuf>,
@@ -104,9 +110,6 @@ impl DeliberateArgs {
     /// Resolves the flags against the model's config.json keys (`extra`).
     pub fn resolve(&self, extra: &BTreeMap<String, Value>, seed: u64) -> Result<Deliberation> {
         let from = |key: &str| extra.get(key).and_then(Value::as_f64);
-        if self.autonomy {
-            bail!("--autonomy is not built yet (off by default; see the planner issue's notes)");
-        }
         let simulations = self
             .simulations
             .or(from("mcts_simulations").map(|v| v as usize))
@@ -156,6 +159,13 @@ impl DeliberateArgs {
                     max_lag: self.max_lag,
                     decay: self.decay,
                 },
+                autonomy: self.autonomy.then(|| Autonomy {
+                    threshold: self
+                        .autonomy_threshold
+                        .or(from("autonomy_threshold").map(|v| v as f32))
+                        .unwrap_or(Autonomy::default().threshold),
+                    ..Autonomy::default()
+                }),
                 ..Steering::default()
             },
             planner: PlannerConfig {

@@ -162,9 +162,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         (None, None) => unreachable!("one of the two is set above"),
     };
     let mut session = Truncated { inner, limit };
+    // With autonomy, tokens may be taken back: print the text at the end instead.
+    let live = !args.json && plan_settings.steering.autonomy.is_none();
     let mut stream = text_tokenizer
         .as_ref()
-        .filter(|_| !args.json)
+        .filter(|_| live)
         .map(|t| t.stream_decoder_after(&prompt_ids));
     let mut stdout = std::io::stdout();
     let ids = generate(
@@ -176,7 +178,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             if let Some(s) = stream.as_mut() {
                 print!("{}", s.push(id)?);
                 let _ = stdout.flush();
-            } else if !args.json {
+            } else if live {
                 print!("{id} ");
                 let _ = stdout.flush();
             }
@@ -185,14 +187,19 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     )?;
     if let Some(s) = stream.as_mut() {
         println!("{}", s.finish()?);
-    } else if !args.json {
+    } else if live {
         println!();
+    } else if !args.json {
+        match &text_tokenizer {
+            Some(t) => println!("{}", t.decode(&ids)?),
+            None => println!("{ids:?}"),
+        }
     }
     if let Some(d) = &mut deliberating {
         let stats = d.finish()?;
         let p = stats.plans;
         eprintln!(
-            "deliberation ({}): {} tokens, {} snapshots, plans received {} / applied {} / late {} / dropped {} / diverged {} / rejected {}, guided {}",
+            "deliberation ({}): {} tokens, {} snapshots, plans received {} / applied {} / late {} / dropped {} / diverged {} / rejected {}, guided {}, rewinds {}",
             plan_settings.mode.name(),
             stats.steps,
             stats.snapshots,
@@ -202,7 +209,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             p.dropped,
             p.diverged,
             p.rejected,
-            stats.guided
+            stats.guided,
+            stats.rewinds
         );
     }
     if args.json {
@@ -238,5 +246,8 @@ impl<M: NextToken + ?Sized> NextToken for Truncated<&mut M> {
     }
     fn chosen(&mut self, id: u32) -> crsm::Result<()> {
         self.inner.chosen(id)
+    }
+    fn take_rewind(&mut self) -> Option<usize> {
+        self.inner.take_rewind()
     }
 }

@@ -20,6 +20,13 @@ pub trait NextToken {
     fn chosen(&mut self, _id: u32) -> Result<()> {
         Ok(())
     }
+    /// After a step: Some(n) when the model rewound (autonomy) to the state after n generated
+    /// ids; the logits that step returned are then those to continue from, and the loop drops
+    /// the ids after the n-th. A wrapper around another `NextToken` must pass this (and `chosen`)
+    /// through, or the loop and the model disagree on the text.
+    fn take_rewind(&mut self) -> Option<usize> {
+        None
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +111,9 @@ pub fn generate(
             break;
         }
         logits = model.step(id)?;
+        if let Some(keep) = model.take_rewind() {
+            history.truncate(prompt.len() + keep);
+        }
         if logits.len() != vocab {
             return Err(Error::Shape {
                 op: "generate",

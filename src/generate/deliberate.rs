@@ -13,6 +13,7 @@ use crate::autograd::no_grad;
 use crate::data::Tokenizer;
 use crate::error::{Error, Result};
 use crate::generate::NextToken;
+use crate::generate::autonomy::{Autonomy, Checkpoint, Watch};
 use crate::planner::deliberation::Deliberation;
 use crate::planner::delta_buffer::{BufferConfig, Counts, DeltaBuffer, Outcome};
 use crate::planner::injection::{Injected, inject};
@@ -53,6 +54,8 @@ pub struct Steering {
     /// guidance off (the logits are then returned untouched).
     pub guidance: f32,
     pub buffer: BufferConfig,
+    /// Rewind and resample under guidance when the critic's value stays low (off: None).
+    pub autonomy: Option<Autonomy>,
 }
 
 impl Default for Steering {
@@ -62,6 +65,7 @@ impl Default for Steering {
             alpha_floor: 1e-3,
             guidance: 0.5,
             buffer: BufferConfig::default(),
+            autonomy: None,
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct DeliberationStats {
     pub snapshots: u64,
     pub plans: Counts,
     pub guided: u64,
+    pub rewinds: u64,
 }
 
 pub struct DeliberateSession {
@@ -94,6 +99,9 @@ pub struct DeliberateSession {
     entropy: f32,
     trace: Option<TraceWriter>,
     tokenizer: Option<Tokenizer>,
+    watch: Option<Watch>,
+    /// Set by a rewind, taken by the generation loop.
+    rewound: Option<usize>,
     pub stats: DeliberationStats,
 }
 
@@ -117,7 +125,13 @@ impl DeliberateSession {
             _ => None,
         };
         let state = model.backbone.new_state(1)?;
+        let watch = match (&steering.autonomy, mode) {
+            (Some(a), Mode::Async | Mode::Sync) => Some(Watch::new(a.clone())),
+            _ => None,
+        };
         Ok(DeliberateSession {
+            watch,
+            rewound: None,
             buffer: DeltaBuffer::new(generation, steering.buffer),
             model,
             mode,
@@ -179,11 +193,86 @@ impl DeliberateSession {
         logits.to_vec_f32()
     }
 
-    /// After reading token `self.step`: take in plans, apply what is due, post or plan, guide.
-    fn deliberate(&mut self, mut logits: Vec<f32>) -> Result<Vec<f32>> {
+    /// After reading token `self.step`: watch the critic's value (autonomy), take in plans,
+    /// apply what is due, post or plan, guide.
+    fn deliberate(&mut self, logits: Vec<f32>) -> Result<Vec<f32>> {
         if self.mode == Mode::Off {
             return Ok(logits);
         }
+        if let Some(to) = self.watch_value(&logits)? {
+            return self.rewind(to);
+        }
+        self.steer(logits)
+    }
+
+    /// Records this step for autonomy and returns the checkpoint to rewind to, if it is time.
+    fn watch_value(&mut self, logits: &[f32]) -> Result<Option<Checkpoint>> {
+        if self.watch.is_none() {
+            return Ok(None);
+        }
+        let mut s = self.latents.clone();
+        self.model.standardizer.apply(&mut s);
+        let value = self.model.evaluate(&s, 1)?.remove(0).value;
+        let checkpoint = Checkpoint {
+            step: self.step,
+            state: self.state.snapshot()?,
+            latents: self.latents.clone(),
+            last_token: self.last_token,
+            logits: logits.to_vec(),
+        };
+        let to = self
+            .watch
+            .as_mut()
+            .expect("checked")
+            .observe(checkpoint, value);
+        if let Some(c) = &to {
+            self.stats.rewinds += 1;
+            self.emit(TraceEvent::Autonomy {
+                from: self.step,
+                to: c.step,
+                value,
+            })?;
+        }
+        Ok(to)
+    }
+
+    /// Goes back to `to`: its state, a new generation id (every plan made since is about a text
+    /// that no longer exists), and a plan made now to guide the resampled token.
+    fn rewind(&mut self, to: Checkpoint) -> Result<Vec<f32>> {
+        self.state = to.state;
+        self.step = to.step;
+        self.latents = to.latents;
+        self.last_token = to.last_token;
+        self.generated.truncate(to.step as usize);
+        let counts = self.buffer.counts;
+        self.buffer = DeltaBuffer::new(self.buffer.generation() + 1, self.steering.buffer);
+        self.buffer.counts = counts;
+        self.rewound = Some(to.step as usize);
+        let snapshot = Snapshot {
+            generation: self.buffer.generation(),
+            step: self.step,
+            latents: self.latents.clone(),
+            state: self.state.snapshot()?,
+            last_token: self.last_token,
+        };
+        let planner = PlannerConfig {
+            lag: 0,
+            ..self.planner.clone()
+        };
+        let p = plan(&self.model, &planner, &snapshot)?;
+        self.receive(p)?;
+        let mut logits = to.logits;
+        if let Some(p) = self.buffer.plan_for(self.step + 1)
+            && self.steering.guidance > 0.0
+        {
+            logits = guide(&logits, p, self.steering.guidance);
+            self.stats.guided += 1;
+        }
+        Ok(logits)
+    }
+
+    /// Plans' effects on this step: take them in, apply what is due, post or plan, guide.
+    fn steer(&mut self, mut logits: Vec<f32>) -> Result<Vec<f32>> {
         self.collect_plans()?;
         for outcome in self.buffer.drop_diverged(&self.generated, self.step) {
             self.settle(outcome)?;
@@ -361,6 +450,10 @@ impl NextToken for DeliberateSession {
         let logits = self.deliberate(logits)?;
         self.entropy = entropy(&logits);
         Ok(logits)
+    }
+
+    fn take_rewind(&mut self) -> Option<usize> {
+        self.rewound.take()
     }
 
     fn chosen(&mut self, id: u32) -> Result<()> {

@@ -2,6 +2,7 @@
 //! loop that prefills a prompt, steps the model and stops at EOS, a stop string or a budget.
 //! The model is behind the `NextToken` trait, so this module needs no device.
 
+pub mod autonomy;
 mod decode;
 pub mod deliberate;
 mod sampling;

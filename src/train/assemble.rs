@@ -192,7 +192,12 @@ pub fn assemble(
     let sources = sources(config, file, include_critic)?;
     let checkpoint = gather(&stage1, &sources, config, device)?;
     let out_dir = PathBuf::from(&section.out_dir);
-    write_folder(&checkpoint, &out_dir, file)?;
+    write_folder(
+        &checkpoint,
+        &out_dir,
+        Path::new(&config.training.tokenizer),
+        file,
+    )?;
     Ok(AssembleReport {
         out_dir,
         stages: checkpoint.stages(),
@@ -201,16 +206,23 @@ pub fn assemble(
 }
 
 /// The files an assembled folder may hold; a folder with anything else is not replaced.
-const FOLDER_FILES: [&str; 4] = [
+const FOLDER_FILES: [&str; 5] = [
     "config.json",
     "model.safetensors",
     crate::latent::CRSM_FILE,
     MANIFEST_FILE,
+    "tokenizer.json",
 ];
 
-/// Writes `checkpoint` to `<out_dir>.partial`, then swaps it in for `out_dir`. An existing
-/// `out_dir` holding anything but an assembly's files is refused (it is not ours to delete).
-fn write_folder(checkpoint: &CrsmCheckpoint, out_dir: &Path, file: &str) -> Result<()> {
+/// Writes `checkpoint` (and a copy of the run's `tokenizer`, so `generate --model` has text) to
+/// `<out_dir>.partial`, then swaps it in for `out_dir`. An existing `out_dir` holding anything but
+/// an assembly's files is refused (it is not ours to delete).
+fn write_folder(
+    checkpoint: &CrsmCheckpoint,
+    out_dir: &Path,
+    tokenizer: &Path,
+    file: &str,
+) -> Result<()> {
     use crate::io::steps::{remove_dir_all, rename};
     if out_dir.exists() {
         let entries = std::fs::read_dir(out_dir).map_err(|source| Error::Io {
@@ -239,6 +251,13 @@ fn write_folder(checkpoint: &CrsmCheckpoint, out_dir: &Path, file: &str) -> Resu
         remove_dir_all(&partial)?;
     }
     checkpoint.save(&partial)?;
+    if tokenizer.is_file() {
+        let bytes = std::fs::read(tokenizer).map_err(|source| Error::Io {
+            path: tokenizer.display().to_string(),
+            source,
+        })?;
+        crate::io::write_atomic(&partial.join("tokenizer.json"), &bytes)?;
+    }
     if out_dir.exists() {
         remove_dir_all(out_dir)?;
     }

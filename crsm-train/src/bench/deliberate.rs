@@ -69,6 +69,9 @@ impl NextToken for Timed<'_> {
     fn chosen(&mut self, id: u32) -> crsm::Result<()> {
         self.inner.chosen(id)
     }
+    fn take_rewind(&mut self) -> Option<usize> {
+        self.inner.take_rewind()
+    }
 }
 
 #[derive(serde::Serialize)]
