@@ -1,6 +1,6 @@
 //! Planner throughput (`cargo bench --bench planner`): simulations per second of one search on a
 //! random CRSM of the nano quickstart's shape (vocab 2048, 256 x 4), with the leaves evaluated
-//! one at a time (the one-leaf loop) and in waves of W = 8 and 64 (one batched dynamics step, head
+//! one at a time (the one-leaf loop) and in waves of W = 1, 8 and 64 (one batched dynamics step, head
 //! and critic pass per wave). Rounds are interleaved and each figure is the pooled median of this
 //! run; every variant runs on the same rayon pool (`CRSM_BENCH_THREADS`, default 1) and the same
 //! root, seed and budget.
