@@ -76,6 +76,8 @@ pub struct ViewerApp {
     pub view: TraceView,
     pub panels: Panels,
     pub frames: FrameTimes,
+    /// The frames drawn while a live run was generating: the UI's share beside the model.
+    pub live_frames: FrameTimes,
     pub exit: Exit,
 }
 
@@ -105,6 +107,7 @@ impl ViewerApp {
             view,
             panels: Panels::default(),
             frames: FrameTimes::default(),
+            live_frames: FrameTimes::default(),
             exit: Exit::default(),
         }
     }
@@ -172,10 +175,13 @@ impl ViewerApp {
 
 impl eframe::App for ViewerApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let generating = matches!(&self.source, Source::Live(l) if l.running());
         let start = self.frames.start();
+        let live_start = generating.then(|| self.live_frames.start());
         ViewerApp::ui(self, ui);
         self.frames.end(start);
-        if matches!(&self.source, Source::Live(l) if l.running()) {
+        if let Some(live_start) = live_start {
+            self.live_frames.end(live_start);
             // The worker wakes the UI per event; this keeps the frame clock honest between them.
             ui.ctx().request_repaint();
         }
@@ -185,8 +191,15 @@ impl eframe::App for ViewerApp {
     fn on_exit(&mut self) {
         if let Source::Live(live) = &mut self.source {
             live.stop();
+            eprintln!("live: {} ({} events)", live.status, self.view.events.len());
         }
         eprintln!("frame times: {}", self.frames.summary());
+        if !self.live_frames.build_ms.is_empty() {
+            eprintln!(
+                "frame times while generating: {}",
+                self.live_frames.summary()
+            );
+        }
     }
 }
 

@@ -378,3 +378,25 @@ impl Write for ChannelSink {
         Ok(())
     }
 }
+
+/// A replay whose model folder is still on disk: the texts of every token its trees name, from
+/// the folder's tokenizer (the trace itself carries only the generated tokens' texts). Without a
+/// tokenizer the tree keeps `#id` labels.
+pub fn add_tree_texts(view: &mut TraceView) {
+    let Some(dir) = view.header.as_ref().map(|h| PathBuf::from(&h.model)) else {
+        return;
+    };
+    let path = dir.join("tokenizer.json");
+    let Ok(tokenizer) = Tokenizer::from_file(&path) else {
+        return;
+    };
+    let ids: std::collections::BTreeSet<u32> = view
+        .plans()
+        .flat_map(|p| p.nodes.iter().filter_map(|n| n.token).chain([p.chosen]))
+        .collect();
+    for id in ids {
+        if let Ok(text) = tokenizer.decode(&[id]) {
+            view.set_text(id, text);
+        }
+    }
+}

@@ -24,6 +24,9 @@ struct Args {
     /// Live mode: the prompt to start with.
     #[arg(long)]
     prompt: Option<String>,
+    /// Live mode: how many tokens to generate.
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
     /// Live mode: start generating at once.
     #[arg(long)]
     start: bool,
@@ -49,11 +52,18 @@ fn main() -> eframe::Result<()> {
         options,
         Box::new(move |cc| {
             let mut app = match (&args.replay, &args.model) {
-                (Some(path), _) => ViewerApp::replay(path),
+                (Some(path), _) => {
+                    let mut app = ViewerApp::replay(path);
+                    crsm_viewer::live::add_tree_texts(&mut app.view);
+                    app
+                }
                 (None, Some(dir)) => {
                     let mut live = Live::new(dir.clone(), args.device);
                     if let Some(p) = &args.prompt {
                         live.settings.prompt = p.clone();
+                    }
+                    if let Some(n) = args.max_new_tokens {
+                        live.settings.max_new_tokens = n;
                     }
                     let mut app = ViewerApp::live(live);
                     if args.start

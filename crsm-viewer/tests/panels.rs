@@ -35,11 +35,9 @@ fn panel_harness<P: 'static>(
 
 #[test]
 fn token_stream_snapshot() {
-    let mut h = panel_harness(
-        TokenStreamPanel::default(),
-        Vec2::new(480.0, 320.0),
-        |p, ui, v| p.ui(ui, v),
-    );
+    let mut h = panel_harness(TokenStreamPanel, Vec2::new(480.0, 320.0), |p, ui, v| {
+        p.ui(ui, v)
+    });
     h.get_by_label_contains("Token stream");
     h.snapshot("token_stream");
 }
@@ -57,32 +55,20 @@ fn search_tree_snapshot() {
 
 #[test]
 fn gates_snapshot() {
-    let mut h = panel_harness(
-        GatesPanel::default(),
-        Vec2::new(600.0, 240.0),
-        |p, ui, v| p.ui(ui, v),
-    );
+    let mut h = panel_harness(GatesPanel, Vec2::new(600.0, 240.0), |p, ui, v| p.ui(ui, v));
     h.get_by_label_contains("Injection gates");
     h.snapshot("gates");
 }
 
 #[test]
 fn critic_snapshot() {
-    let mut h = panel_harness(
-        CriticPanel::default(),
-        Vec2::new(600.0, 320.0),
-        |p, ui, v| p.ui(ui, v),
-    );
+    let mut h = panel_harness(CriticPanel, Vec2::new(600.0, 320.0), |p, ui, v| p.ui(ui, v));
     h.snapshot("critic");
 }
 
 #[test]
 fn stats_snapshot() {
-    let mut h = panel_harness(
-        StatsPanel::default(),
-        Vec2::new(420.0, 320.0),
-        |p, ui, v| p.ui(ui, v),
-    );
+    let mut h = panel_harness(StatsPanel, Vec2::new(420.0, 320.0), |p, ui, v| p.ui(ui, v));
     // 6 plans dropped in the first 23 tokens, all diverged.
     let c = crsm_viewer::panels::PlanCounts::of(&h.state().1);
     assert_eq!((c.posted, c.applied, c.decayed), (17, 5, 1));
@@ -147,7 +133,7 @@ fn a_bad_line_is_an_error_row_and_replay_goes_on() {
         .with_size(Vec2::new(480.0, 240.0))
         .build_ui_state(
             |ui, (p, v): &mut (TokenStreamPanel, TraceView)| p.ui(ui, v),
-            (TokenStreamPanel::default(), view),
+            (TokenStreamPanel, view),
         );
     h.get_by_label_contains("line 5: ");
     // The tokens after the bad line are still read (line 13 is token 4).
