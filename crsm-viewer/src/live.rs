@@ -20,7 +20,7 @@ use crsm::planner::config::SearchConfig;
 use crsm::planner::delta_buffer::BufferConfig;
 use crsm::planner::latent_model::LatentModel;
 use crsm::planner::leaf_evaluator::LeafValue;
-use crsm::planner::planning::PlannerConfig;
+use crsm::planner::planning::{DynamicsMode, PlannerConfig};
 use crsm::trace::{Header, SCHEMA, TraceEvent, TraceWriter, VERSION};
 use crsm::{Device, DeviceRequest};
 
@@ -266,6 +266,7 @@ fn run(
         ..Steering::default()
     };
     let planner = PlannerConfig {
+        dynamics: DynamicsMode::Learned,
         search,
         lag: s.lag,
         leaf_value: LeafValue::Critic,

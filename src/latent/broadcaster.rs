@@ -194,7 +194,7 @@ impl Broadcaster {
             ..
         } = self.config;
         let per = layers * e * n;
-        if per == 0 || h.len() % per != 0 || dz.len() != h.len() / per * layers * d {
+        if per == 0 || !h.len().is_multiple_of(per) || dz.len() != h.len() / per * layers * d {
             return shape_err(
                 "Broadcaster::propose",
                 format!(

@@ -62,7 +62,7 @@ impl DropReason {
 pub enum Outcome {
     /// Due now: apply with alphas scaled by `factor` (1 on time, decay^late when late).
     Apply {
-        plan: Plan,
+        plan: Box<Plan>,
         late: u64,
         factor: f32,
     },
@@ -189,7 +189,7 @@ impl DeltaBuffer {
                 self.counts.decayed += 1;
             }
             out.push(Outcome::Apply {
-                plan,
+                plan: Box::new(plan),
                 late,
                 factor: self.config.decay.powi(late as i32),
             });

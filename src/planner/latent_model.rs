@@ -140,7 +140,7 @@ impl LatentModel {
         let _off = no_grad();
         let (layers, d) = (self.layers(), self.d_model());
         let n = layers * d;
-        if s.is_empty() || s.len() % n != 0 || top_k == 0 {
+        if s.is_empty() || !s.len().is_multiple_of(n) || top_k == 0 {
             return shape_err(
                 "LatentModel::evaluate",
                 format!(
