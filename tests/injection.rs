@@ -200,3 +200,29 @@ mod long_run {
         assert!(max_h < 1e3, "states stayed bounded: max |h| {max_h}");
     }
 }
+
+/// The same check on the quickstart's trained model and 10,000 tokens of its held-out book:
+/// `CRSM_NANO=runs/nano cargo test --test injection -- --ignored` (needs a quickstart first).
+#[test]
+#[ignore]
+fn ten_thousand_injections_on_the_quickstart_model_and_held_out_text() {
+    use crsm::latent::CrsmCheckpoint;
+    use crsm::planner::latent_model::LatentModel;
+    let Ok(root) = std::env::var("CRSM_NANO") else {
+        eprintln!("set CRSM_NANO to a quickstart run folder (runs/nano)");
+        return;
+    };
+    let root = std::path::Path::new(&root);
+    let checkpoint = CrsmCheckpoint::load(&root.join("crsm"), &Device::Cpu).unwrap();
+    let m = LatentModel::from_checkpoint(checkpoint).unwrap();
+    let shard = crsm::data::TokenShard::open(&root.join("data"), "val", None).unwrap();
+    let mut tokens = Vec::new();
+    shard.read(0, 10_001, &mut tokens).unwrap();
+    let (plain, _) = long_run::nll_with_injection(&m, &tokens, 0.0);
+    let (injected, max_h) = long_run::nll_with_injection(&m, &tokens, 0.1);
+    let ratio = (injected - plain).exp();
+    eprintln!(
+        "nano, 10,000 held-out tokens: perplexity ratio {ratio:.5} (nll {plain:.4} -> {injected:.4}), max |h| {max_h:.1}"
+    );
+    assert!((ratio - 1.0).abs() < 0.02);
+}
