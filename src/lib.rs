@@ -18,6 +18,7 @@ pub mod planner;
 pub mod rng;
 pub mod scoped_flag;
 pub mod state;
+pub mod tasks;
 pub mod tensor;
 pub mod trace;
 pub mod train;

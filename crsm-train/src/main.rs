@@ -22,6 +22,7 @@ mod progress;
 mod quickstart;
 mod run_start_arg;
 mod size_check;
+mod tasks;
 mod tokenizer_cmd;
 
 use anyhow::Result;
@@ -68,6 +69,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Train a byte-level BPE tokenizer on text/JSONL files and write tokenizer.json.
     Tokenizer(tokenizer_cmd::TokenizerArgs),
+    /// Reasoning problems: `tasks make` (seeded generators) and `tasks check` (verifiers).
+    Tasks(tasks::TasksArgs),
     /// Tokenize text/JSONL into memory-mapped train/val token shards.
     Prepare(prepare::PrepareArgs),
     /// Peak device memory of one training step of a run config, and whether it fits a budget.
@@ -90,6 +93,7 @@ fn main() -> Result<()> {
         Command::Critic(args) => critic::run(args),
         Command::Full(args) => full::run(args),
         Command::Tokenizer(args) => tokenizer_cmd::run(args),
+        Command::Tasks(args) => tasks::run(args),
         Command::Prepare(args) => prepare::run(args),
         Command::Memtest(args) => memtest::run(args),
     }
