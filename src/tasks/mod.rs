@@ -5,12 +5,14 @@
 //!
 //! - `pathstar`: path-star graphs (Bachmann & Nagarajan 2024);
 //! - `countdown`: reach a target from 4 numbers with + - * /;
-//! - `make`: n distinct problems from a seed, disjoint from an excluded split.
+//! - `make`: n distinct problems from a seed, disjoint from an excluded split;
+//! - `stats`: the bootstrap interval and the exact McNemar test the study reports.
 
 pub mod countdown;
 pub mod make;
 pub mod pathstar;
 pub mod problem;
+pub mod stats;
 
 pub use make::make;
 pub use problem::{Problem, read_problems, verify, write_problems};
