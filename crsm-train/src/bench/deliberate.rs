@@ -83,6 +83,7 @@ struct ModeResult {
     posted_per_100: f64,
     applied_per_100: f64,
     late_per_100: f64,
+    dropped_per_100: f64,
     diverged_per_100: f64,
 }
 
@@ -121,7 +122,7 @@ fn bench(args: &DeliberateBenchArgs) -> Result<()> {
     let prompt: Vec<u32> = (0..16u32).map(|t| (t * 37 + 5) % 256).collect();
     let modes = [Mode::Off, Mode::Async, Mode::Sync];
     let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); 3];
-    let mut counts = [[0u64; 5]; 3];
+    let mut counts = [[0u64; 6]; 3];
     for round in 0..args.rounds + 1 {
         for (m, &mode) in modes.iter().enumerate() {
             let mut session = DeliberateSession::new(
@@ -150,6 +151,7 @@ fn bench(args: &DeliberateBenchArgs) -> Result<()> {
                 p.applied,
                 p.decayed,
                 p.diverged,
+                p.dropped,
             ]) {
                 *c += v;
             }
@@ -171,6 +173,7 @@ fn bench(args: &DeliberateBenchArgs) -> Result<()> {
                 applied_per_100: per_100(counts[m][2]),
                 late_per_100: per_100(counts[m][3]),
                 diverged_per_100: per_100(counts[m][4]),
+                dropped_per_100: per_100(counts[m][5]),
             }
         })
         .collect();
@@ -198,10 +201,12 @@ fn bench(args: &DeliberateBenchArgs) -> Result<()> {
         args.simulations,
         args.lag
     );
-    println!("  mode    p50 ms   p99 ms   tokens/s   per 100 tokens: posted applied late diverged");
+    println!(
+        "  mode    p50 ms   p99 ms   tokens/s   per 100 tokens: posted applied late dropped diverged"
+    );
     for r in &results {
         println!(
-            "  {:<6} {:>7.3} {:>8.3} {:>10.1}   {:>25.1} {:>7.1} {:>4.1} {:>8.1}",
+            "  {:<6} {:>7.3} {:>8.3} {:>10.1}   {:>25.1} {:>7.1} {:>4.1} {:>7.1} {:>8.1}",
             r.mode,
             r.p50_ms,
             r.p99_ms,
@@ -209,6 +214,7 @@ fn bench(args: &DeliberateBenchArgs) -> Result<()> {
             r.posted_per_100,
             r.applied_per_100,
             r.late_per_100,
+            r.dropped_per_100,
             r.diverged_per_100
         );
     }
