@@ -4,7 +4,7 @@
 //! plans come back through a channel generation polls without waiting.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use super::latent_model::LatentModel;
@@ -17,6 +17,12 @@ use crate::error::{Error, Result};
 struct Mailbox {
     slot: Mutex<(Option<Snapshot>, bool)>,
     ready: Condvar,
+}
+
+/// The slot, whatever a panicking holder left: it holds plain data (a snapshot and a flag),
+/// always whole, so a planner that died mid-search must not take generation down with it.
+fn lock(mailbox: &Mailbox) -> MutexGuard<'_, (Option<Snapshot>, bool)> {
+    mailbox.slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 pub struct Deliberation {
@@ -60,7 +66,7 @@ impl Deliberation {
 
     /// Hands the planner a snapshot; never waits for it.
     pub fn post(&mut self, snapshot: Snapshot) {
-        let mut slot = self.mailbox.slot.lock().expect("the mailbox lock");
+        let mut slot = lock(&self.mailbox);
         if slot.0.replace(snapshot).is_some() {
             self.replaced += 1;
         }
@@ -76,7 +82,7 @@ impl Deliberation {
 
 impl Drop for Deliberation {
     fn drop(&mut self) {
-        self.mailbox.slot.lock().expect("the mailbox lock").1 = true;
+        lock(&self.mailbox).1 = true;
         self.mailbox.ready.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -94,7 +100,7 @@ fn serve(
 ) {
     loop {
         let snapshot = {
-            let mut slot = mailbox.slot.lock().expect("the mailbox lock");
+            let mut slot = lock(mailbox);
             loop {
                 if slot.1 {
                     return;
@@ -102,7 +108,10 @@ fn serve(
                 if let Some(s) = slot.0.take() {
                     break s;
                 }
-                slot = mailbox.ready.wait(slot).expect("the mailbox lock");
+                slot = mailbox
+                    .ready
+                    .wait(slot)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
         };
         if send.send(plan(model, config, &snapshot)).is_err() {

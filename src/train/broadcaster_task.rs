@@ -60,7 +60,7 @@ impl BroadcasterTask {
             standardizer,
             train,
             val,
-            stream: PartStream::new(sizes, position),
+            stream: PartStream::new(sizes, position)?,
             loaded: None,
             device,
         })

@@ -66,7 +66,7 @@ impl DynamicsTask {
             train,
             val,
             unroll,
-            stream: PartStream::new(sizes, position),
+            stream: PartStream::new(sizes, position)?,
             loaded: None,
             device,
         })

@@ -4,6 +4,7 @@
 //! stream.
 
 use crate::data::{DataPosition, permutation};
+use crate::error::{Error, Result};
 
 pub struct PartStream {
     /// Samples per part.
@@ -17,12 +18,15 @@ pub struct PartStream {
 }
 
 impl PartStream {
-    /// `sizes[p]` samples in part p; the stream continues from `position`. At least one sample.
-    pub fn new(sizes: Vec<usize>, position: DataPosition) -> Self {
-        assert!(
-            sizes.iter().sum::<usize>() > 0,
-            "a part stream needs samples"
-        );
+    /// `sizes[p]` samples in part p; the stream continues from `position`. No sample at all is
+    /// an error (there would be nothing to draw).
+    pub fn new(sizes: Vec<usize>, position: DataPosition) -> Result<Self> {
+        if sizes.iter().sum::<usize>() == 0 {
+            return Err(Error::InvalidArgument {
+                op: "PartStream::new",
+                detail: format!("{} parts and no sample in any of them", sizes.len()),
+            });
+        }
         let mut stream = PartStream {
             sizes,
             position,
@@ -31,7 +35,7 @@ impl PartStream {
             current: None,
         };
         stream.plan_epoch();
-        stream
+        Ok(stream)
     }
 
     fn plan_epoch(&mut self) {
