@@ -111,7 +111,7 @@ fn bpe_rejects_a_vocab_without_room_for_the_bytes() {
 // ---- corpus ---------------------------------------------------------------------------------
 
 #[test]
-fn the_three_jsonl_shapes_become_segments_with_loss_on_responses_only() {
+fn the_four_jsonl_shapes_become_segments_with_loss_on_responses_only() {
     let dir = TempDir::new("jsonl-shapes");
     let file = dir.write(
         "mix.jsonl",
@@ -123,6 +123,8 @@ fn the_three_jsonl_shapes_become_segments_with_loss_on_responses_only() {
             r#"{"instruction": "Add.", "input": "2 2", "output": "4"}"#,
             "\n",
             r#"{"instruction": "Greet.", "output": "Hi"}"#,
+            "\n",
+            r#"{"family": "pathstar", "prompt": "1,2|0,1/0,2=", "answer": "0,1,2", "meta": {}}"#,
             "\n",
         ),
     );
@@ -138,11 +140,12 @@ fn the_three_jsonl_shapes_become_segments_with_loss_on_responses_only() {
             ],
             vec![seg(&alpaca_prompt("Add.", "2 2"), false), seg("4", true)],
             vec![seg(&alpaca_prompt("Greet.", ""), false), seg("Hi", true)],
+            vec![seg("1,2|0,1/0,2=", false), seg("0,1,2", true)],
         ]
     );
     assert!(alpaca_prompt("Add.", "2 2").ends_with("### Input:\n2 2\n\n### Response:\n"));
     assert!(!alpaca_prompt("Greet.", "").contains("### Input:"));
-    assert_eq!(corpus.report.documents, 4);
+    assert_eq!(corpus.report.documents, 5);
     assert_eq!(corpus.report.skipped_lines, 0);
 }
 

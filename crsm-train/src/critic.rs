@@ -94,6 +94,13 @@ pub fn print_report(report: &CriticReport, c: &CriticStageConfig) -> Result<()> 
         "  the policy's certainty alone (baseline): Pearson {:.3}, Spearman {:.3}",
         b.pearson, b.spearman
     );
+    if let Some((train, val)) = report.task_success {
+        println!(
+            "  task reward: the stage-1 model's sampled answers were right {:.1}% (training problems), {:.1}% (held-out)",
+            100.0 * train,
+            100.0 * val
+        );
+    }
     if let Some(s) = &report.same_text {
         println!(
             "  mean on unseen windows of the training text: Pearson {:.3}, Spearman {:.3}",

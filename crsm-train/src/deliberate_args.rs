@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
     Off,
     Async,
@@ -27,6 +27,8 @@ pub enum ModeArg {
 pub enum DynamicsArg {
     Learned,
     Exact,
+    /// The latent never moves (the ablation of the learned dynamics).
+    Identity,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -48,6 +50,45 @@ pub struct DeliberateArgs {
     /// Simulations per search (default: config.json's mcts_simulations, else 16).
     #[arg(long)]
     pub simulations: Option<usize>,
+    #[command(flatten)]
+    pub knobs: PlannerKnobs,
+    /// Write the deliberation trace (JSON Lines, docs/TRACE.md).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+}
+
+impl DeliberateArgs {
+    /// Resolves the flags against the model's config.json keys (`extra`).
+    pub fn resolve(&self, extra: &BTreeMap<String, Value>, seed: u64) -> Result<Deliberation> {
+        self.knobs.resolve(
+            self.deliberate.mode(),
+            self.lag,
+            self.simulations,
+            extra,
+            seed,
+        )
+    }
+
+    /// The settings as the trace header records them.
+    pub fn settings(&self, d: &Deliberation) -> Value {
+        self.knobs.settings(d)
+    }
+}
+
+impl ModeArg {
+    pub fn mode(self) -> Mode {
+        match self {
+            ModeArg::Off => Mode::Off,
+            ModeArg::Async => Mode::Async,
+            ModeArg::Sync => Mode::Sync,
+        }
+    }
+}
+
+/// The search and steering flags besides the mode, the lag and the budget (which `eval` takes
+/// as lists, to run a grid of variants).
+#[derive(Args, Clone, Debug)]
+pub struct PlannerKnobs {
     /// Search depth limit (default: config.json's mcts_depth, else 8).
     #[arg(long)]
     pub depth: Option<usize>,
@@ -93,9 +134,6 @@ pub struct DeliberateArgs {
     /// autonomy_threshold, else -4).
     #[arg(long)]
     pub autonomy_threshold: Option<f32>,
-    /// Write the deliberation trace (JSON Lines, docs/TRACE.md).
-    #[arg(long)]
-    pub trace: Option<PathBuf>,
 }
 
 /// What the flags and the model's config say.
@@ -106,12 +144,19 @@ pub struct Deliberation {
     pub threads: usize,
 }
 
-impl DeliberateArgs {
-    /// Resolves the flags against the model's config.json keys (`extra`).
-    pub fn resolve(&self, extra: &BTreeMap<String, Value>, seed: u64) -> Result<Deliberation> {
+impl PlannerKnobs {
+    /// Resolves the flags, with this mode, lag and budget, against the model's config.json keys
+    /// (`extra`).
+    pub fn resolve(
+        &self,
+        mode: Mode,
+        lag: u64,
+        simulations: Option<usize>,
+        extra: &BTreeMap<String, Value>,
+        seed: u64,
+    ) -> Result<Deliberation> {
         let from = |key: &str| extra.get(key).and_then(Value::as_f64);
-        let simulations = self
-            .simulations
+        let simulations = simulations
             .or(from("mcts_simulations").map(|v| v as usize))
             .unwrap_or(16);
         let mut search = SearchConfig::for_budget(simulations, self.plan_top_k);
@@ -147,11 +192,7 @@ impl DeliberateArgs {
             );
         }
         Ok(Deliberation {
-            mode: match self.deliberate {
-                ModeArg::Off => Mode::Off,
-                ModeArg::Async => Mode::Async,
-                ModeArg::Sync => Mode::Sync,
-            },
+            mode,
             steering: Steering {
                 injection_rate,
                 guidance: self.guidance,
@@ -172,9 +213,10 @@ impl DeliberateArgs {
                 dynamics: match self.dynamics {
                     DynamicsArg::Learned => DynamicsMode::Learned,
                     DynamicsArg::Exact => DynamicsMode::Exact,
+                    DynamicsArg::Identity => DynamicsMode::Identity,
                 },
                 search,
-                lag: self.lag,
+                lag,
                 leaf_value,
                 trace_nodes: 64,
             },

@@ -1,5 +1,7 @@
 //! `crsm-train full --config C [--device D] [--resume]`: the four stages in order, 1 pretrain,
-//! 2 distill, 3 assemble, 4 critic, then assemble again so the folder ends with the critic.
+//! 2 distill, 3 assemble, 4 critic, then assemble again so the folder ends with the critic. A
+//! reasoning run (a `tasks` section) starts with stage 0: its problem files, tokenizer and SFT
+//! shards; stage 1 is then SFT and stage 4 learns task reward.
 //!
 //! Each stage writes a manifest (`<its out_dir>/stage.json`, `crsm::train::stage_manifest`):
 //! the hashes of what it read (its config section, the stage-1 weights, the tokenizer, the
@@ -28,6 +30,7 @@ use crsm::train::distill::distill;
 use crsm::train::lm_task::LmTask;
 use crsm::train::stage_manifest::{Inputs, StageManifest, json_sha256};
 use crsm::train::stage_source::stage1_source;
+use crsm::train::task_data::make_task_data;
 use crsm::train::{RunConfig, Trainer, remove_run};
 use serde_json::json;
 
@@ -111,6 +114,9 @@ pub fn run_stages(
         .with_context(|| missing("assemble"))?;
     let c = config.critic.clone().with_context(|| missing("critic"))?;
     let t = &config.training;
+    if config.tasks.is_some() {
+        task_data_stage(config, file)?;
+    }
     let tokenizer = sha256_file(Path::new(&t.tokenizer))?;
     let data = Path::new(&t.data);
     let shards = json_sha256(&[
@@ -189,6 +195,7 @@ pub fn run_stages(
     let critic_out = PathBuf::from(&c.out_dir);
     let critic_inputs = Inputs::from([
         ("critic".into(), json_sha256(&c)),
+        ("tasks".into(), json_sha256(&config.tasks)),
         ("backbone".into(), stage1.hash.clone()),
         (
             "traces".into(),
@@ -276,6 +283,58 @@ pub fn run_stages(
         linear_r2_8: figure(&fit.report, "linear_r2_8"),
         critic_pearson: figure(&heads.report, "pearson_mean"),
     })
+}
+
+/// Stage 0 of a reasoning run: the problem files, the tokenizer and the SFT shards
+/// (`crsm::train::task_data`), skipped when its manifest (in the problems' folder) is current.
+fn task_data_stage(config: &RunConfig, file: &str) -> Result<()> {
+    let t = config.tasks.as_ref().context("no tasks section")?;
+    let dir = Path::new(&t.dir);
+    let inputs = Inputs::from([
+        ("tasks".into(), json_sha256(t)),
+        ("vocab_size".into(), json_sha256(&config.model.vocab_size)),
+        (
+            "paths".into(),
+            json_sha256(&[&config.training.tokenizer, &config.training.data]),
+        ),
+    ]);
+    if StageManifest::current(dir, "tasks", &inputs).is_some() {
+        eprintln!(
+            "stage 0/4 tasks: skipped, its outputs match its inputs ({})",
+            dir.join(crsm::train::stage_manifest::MANIFEST_FILE)
+                .display()
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "stage 0/4 tasks: {} problems, tokenizer, SFT shards",
+        t.family
+    );
+    let made = make_task_data(config, file)?;
+    for (path, n) in &made.files {
+        eprintln!("  {n} problems -> {}", path.display());
+    }
+    eprintln!(
+        "  tokenizer: {} ids -> {}; shards: {} train tokens, {} held-out tokens -> {}",
+        made.vocab_size,
+        config.training.tokenizer,
+        made.shards.train.count,
+        made.shards.val.count,
+        config.training.data
+    );
+    let data = Path::new(&config.training.data);
+    let mut outputs: Vec<PathBuf> = made.files.iter().map(|(p, _)| p.clone()).collect();
+    outputs.push(PathBuf::from(&config.training.tokenizer));
+    outputs.push(data.join("train.json"));
+    outputs.push(data.join("val.json"));
+    StageManifest::write(
+        dir,
+        "tasks",
+        inputs,
+        &outputs,
+        json!({ "vocab_size": made.vocab_size }),
+    )?;
+    Ok(())
 }
 
 /// Stage 1: pretraining (fresh, or resumed with `resume` when a checkpoint is there), then the

@@ -10,6 +10,7 @@ mod critic;
 mod deliberate_args;
 mod device_arg;
 mod distill;
+mod eval;
 mod full;
 mod generate;
 mod info;
@@ -71,6 +72,9 @@ enum Command {
     Tokenizer(tokenizer_cmd::TokenizerArgs),
     /// Reasoning problems: `tasks make` (seeded generators) and `tasks check` (verifiers).
     Tasks(tasks::TasksArgs),
+    /// Exact match of a CRSM on problems (JSON Lines) under a grid of deliberation modes and
+    /// ablations, with bootstrap intervals, paired tests against the first and latencies.
+    Eval(eval::EvalArgs),
     /// Tokenize text/JSONL into memory-mapped train/val token shards.
     Prepare(prepare::PrepareArgs),
     /// Peak device memory of one training step of a run config, and whether it fits a budget.
@@ -94,6 +98,7 @@ fn main() -> Result<()> {
         Command::Full(args) => full::run(args),
         Command::Tokenizer(args) => tokenizer_cmd::run(args),
         Command::Tasks(args) => tasks::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Prepare(args) => prepare::run(args),
         Command::Memtest(args) => memtest::run(args),
     }

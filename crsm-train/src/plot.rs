@@ -1,6 +1,6 @@
 //! Plots as PNG: the loss curve of a run (`OUT/loss.png`: training loss per step and held-out loss
-//! per evaluation) and the critic's calibration (`critic.out_dir/calibration.png`), nats per
-//! token, drawn with plotters into memory, encoded with `png` and written atomically. The font is egui's bundled Ubuntu Light, so no system font is needed.
+//! per evaluation), the critic's calibration (`critic.out_dir/calibration.png`) and eval's exact
+//! match per variant (`report.png`), drawn with plotters into memory, encoded with `png` and written atomically. The font is egui's bundled Ubuntu Light, so no system font is needed.
 
 use std::path::Path;
 use std::sync::Once;
@@ -94,9 +94,13 @@ pub fn plot_loss_curve(metrics: &Metrics, title: &str, path: &Path) -> Result<()
 
 /// Encodes a WIDTH x HEIGHT RGB buffer as PNG and writes it atomically.
 fn write_png(rgb: &[u8], path: &Path) -> Result<()> {
+    write_png_sized(rgb, WIDTH, HEIGHT, path)
+}
+
+fn write_png_sized(rgb: &[u8], width: u32, height: u32, path: &Path) -> Result<()> {
     let mut png_bytes = Vec::new();
     {
-        let mut encoder = png::Encoder::new(&mut png_bytes, WIDTH, HEIGHT);
+        let mut encoder = png::Encoder::new(&mut png_bytes, width, height);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header().context("encoding a plot")?;
@@ -167,4 +171,70 @@ pub fn plot_calibration(bins: &[(f64, f64, usize)], title: &str, path: &Path) ->
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
     write_png(&rgb, path)
+}
+
+/// Exact match per eval variant as bars with their 95% intervals (`bars`: name, rate, low,
+/// high, as shares), in the order given, the baseline first.
+pub fn plot_exact_match(bars: &[(String, f64, f64, f64)], title: &str, path: &Path) -> Result<()> {
+    if bars.is_empty() {
+        return Ok(());
+    }
+    register_font();
+    let height = HEIGHT.max(120 + 40 * bars.len() as u32);
+    let mut rgb = vec![0u8; (WIDTH * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let n = bars.len();
+        // Rows top to bottom in the order given: row k is drawn at y = n - 1 - k.
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(260)
+            .build_cartesian_2d(0.0..100.0, (0..n).into_segmented())
+            .map_err(|e| anyhow!("{e}"))?;
+        let names: Vec<String> = bars.iter().rev().map(|b| b.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_desc("exact match (%), with the 95% bootstrap interval")
+            .y_label_formatter(&|y| match y {
+                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        let row = |k: usize| n - 1 - k;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(k, b)| {
+                let colour = if k == 0 {
+                    BLACK.mix(0.35)
+                } else {
+                    BLUE.mix(0.5)
+                };
+                Rectangle::new(
+                    [
+                        (0.0, SegmentValue::Exact(row(k))),
+                        (100.0 * b.1, SegmentValue::Exact(row(k) + 1)),
+                    ],
+                    colour.filled(),
+                )
+            }))
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(k, b)| {
+                PathElement::new(
+                    vec![
+                        (100.0 * b.2, SegmentValue::CenterOf(row(k))),
+                        (100.0 * b.3, SegmentValue::CenterOf(row(k))),
+                    ],
+                    BLACK.stroke_width(3),
+                )
+            }))
+            .map_err(|e| anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    write_png_sized(&rgb, WIDTH, height, path)
 }

@@ -65,6 +65,10 @@ impl TrainObserver for TrainProgress {
         }
     }
 
+    fn note(&mut self, line: &str) {
+        self.say(line);
+    }
+
     fn on_skip(&mut self, r: &SkipRecord) {
         self.say(&format!("step {}: skipped: {}", r.step, r.reason));
     }

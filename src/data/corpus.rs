@@ -11,7 +11,9 @@
 //!   - `{"context": [turn, ...], "response": R}`: the turns joined by "\n" and a final "\n"
 //!     (no loss), then R (loss);
 //!   - `{"instruction": I, "input": X, "output": O}` (`input` may be absent or empty): the
-//!     prompt `alpaca_prompt(I, X)` (no loss), then O (loss).
+//!     prompt `alpaca_prompt(I, X)` (no loss), then O (loss);
+//!   - `{"prompt": P, "answer": A}` (a task problem, `tasks::Problem`): P (no loss), then A
+//!     (loss), so a problem file is an SFT corpus as it stands.
 //!
 //! Other keys are ignored. A line that is not a JSON object in one of these shapes is handled
 //! by `BadLinePolicy`.
@@ -310,9 +312,15 @@ fn parse_line(line: &str) -> std::result::Result<Document, String> {
             Document::segment(alpaca_prompt(instruction, input), false),
             Document::segment(output, true),
         ]
+    } else if let Some(prompt) = string("prompt")? {
+        let answer = string("answer")?.ok_or("\"prompt\" without an \"answer\" string")?;
+        vec![
+            Document::segment(prompt, false),
+            Document::segment(answer, true),
+        ]
     } else {
         return Err(
-            "expected {\"text\"}, {\"context\", \"response\"} or {\"instruction\", \"input\", \"output\"}"
+            "expected {\"text\"}, {\"context\", \"response\"}, {\"instruction\", \"input\", \"output\"} or {\"prompt\", \"answer\"}"
                 .to_string(),
         );
     };

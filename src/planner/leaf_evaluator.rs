@@ -32,6 +32,8 @@ pub struct ModelEvaluator<'a> {
     seed: u32,
     /// Leaves evaluated so far: each leaf's rollout stream.
     leaves: u32,
+    /// The identity-dynamics ablation: a child keeps its parent's latent.
+    identity: bool,
 }
 
 impl<'a> ModelEvaluator<'a> {
@@ -42,6 +44,22 @@ impl<'a> ModelEvaluator<'a> {
             top_k,
             seed,
             leaves: 0,
+            identity: false,
+        }
+    }
+
+    /// The ablation without dynamics: every step leaves the latent where it was.
+    pub fn identity_dynamics(mut self) -> Self {
+        self.identity = true;
+        self
+    }
+
+    /// The next latents of rows `s` after `tokens`: the dynamics' prediction, or `s` itself.
+    fn advance(&self, s: &[f32], tokens: &[u32]) -> Result<Vec<f32>> {
+        if self.identity {
+            Ok(s.to_vec())
+        } else {
+            self.model.step(s, tokens)
         }
     }
 
@@ -56,7 +74,7 @@ impl<'a> ModelEvaluator<'a> {
             for (t, lp) in total.iter_mut().zip(&log_probs) {
                 *t += lp;
             }
-            s = self.model.step(&s, &tokens)?;
+            s = self.advance(&s, &tokens)?;
         }
         Ok(total.into_iter().map(|t| t / depth.max(1) as f32).collect())
     }
@@ -70,7 +88,7 @@ impl LeafEvaluator for ModelEvaluator<'_> {
             .flat_map(|r| r.parent_latent.iter().copied())
             .collect();
         let tokens: Vec<u32> = requests.iter().map(|r| r.token).collect();
-        let next = self.model.step(&parents, &tokens)?;
+        let next = self.advance(&parents, &tokens)?;
         let evals = self.model.evaluate(&next, self.top_k)?;
         let first = self.leaves;
         self.leaves += rows as u32;

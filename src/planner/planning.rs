@@ -25,6 +25,9 @@ pub enum DynamicsMode {
     /// The real backbone step on a copy of the state per leaf (the ablation; leaf values are the
     /// critic's).
     Exact,
+    /// No dynamics: every child keeps its parent's latent, so values cannot tell actions apart
+    /// and the search returns the policy's prior, reshaped (the ablation of the learned model).
+    Identity,
 }
 
 /// How the planner searches (besides the search's own settings).
@@ -69,15 +72,21 @@ pub fn plan(model: &LatentModel, config: &PlannerConfig, snapshot: &Snapshot) ->
     let top_k = config.search.top_k;
     let mut assumed = Vec::with_capacity(config.lag as usize);
     let out = match config.dynamics {
-        DynamicsMode::Learned => {
+        DynamicsMode::Learned | DynamicsMode::Identity => {
+            let identity = config.dynamics == DynamicsMode::Identity;
             for _ in 0..config.lag {
                 let greedy = model.evaluate(&z, 1)?.remove(0).tokens[0];
-                z = model.step(&z, &[greedy])?;
+                if !identity {
+                    z = model.step(&z, &[greedy])?;
+                }
                 assumed.push(greedy);
             }
             let root = model.evaluate(&z, top_k)?.remove(0).into_evaluation(z);
             let mut evaluator =
                 ModelEvaluator::new(model, config.leaf_value, top_k, config.search.seed);
+            if identity {
+                evaluator = evaluator.identity_dynamics();
+            }
             Search::new(root, search_config)?.run(&mut evaluator)?
         }
         DynamicsMode::Exact => {
@@ -103,7 +112,12 @@ pub fn plan(model: &LatentModel, config: &PlannerConfig, snapshot: &Snapshot) ->
         )
     } else {
         // Never expanded (a budget smaller than the root's actions): one dynamics step.
-        let next = model.step(&tree.latent(ROOT)[..zn], &[out.token])?;
+        let root = &tree.latent(ROOT)[..zn];
+        let next = if config.dynamics == DynamicsMode::Identity {
+            root.to_vec()
+        } else {
+            model.step(root, &[out.token])?
+        };
         let conf = model.evaluate(&next, 1)?.remove(0).confidences;
         (next, conf)
     };

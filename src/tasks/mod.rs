@@ -5,9 +5,11 @@
 //!
 //! - `pathstar`: path-star graphs (Bachmann & Nagarajan 2024);
 //! - `countdown`: reach a target from 4 numbers with + - * /;
+//! - `answer`: a model answering a problem, judged by the verifier;
 //! - `make`: n distinct problems from a seed, disjoint from an excluded split;
 //! - `stats`: the bootstrap interval and the exact McNemar test the study reports.
 
+pub mod answer;
 pub mod countdown;
 pub mod make;
 pub mod pathstar;

@@ -12,6 +12,7 @@ use crate::model::CrsmConfig;
 use crate::train::assemble_config::AssembleConfig;
 use crate::train::critic_config::CriticStageConfig;
 use crate::train::distill_config::DistillConfig;
+use crate::train::tasks_config::TasksConfig;
 
 /// Everything about a training run except the model's shape. Paths are relative to the
 /// directory the command runs in. Defaults are what the nano config would use.
@@ -164,6 +165,8 @@ pub struct RunConfig {
     pub distill: Option<DistillConfig>,
     pub assemble: Option<AssembleConfig>,
     pub critic: Option<CriticStageConfig>,
+    /// A reasoning run: problems of a task family instead of a text corpus.
+    pub tasks: Option<TasksConfig>,
 }
 
 impl RunConfig {
@@ -189,10 +192,11 @@ impl RunConfig {
         let distill = map.remove("distill");
         let assemble = map.remove("assemble");
         let critic = map.remove("critic");
+        let tasks = map.remove("tasks");
         if let Some(key) = map.keys().next() {
             return Err(err(
                 key,
-                "unknown top-level key (expected `model`, `training` and optionally `distill`, `assemble`, `critic`)"
+                "unknown top-level key (expected `model`, `training` and optionally `distill`, `assemble`, `critic`, `tasks`)"
                     .into(),
             ));
         }
@@ -237,12 +241,22 @@ impl RunConfig {
                 Some(c)
             }
         };
+        let tasks = match tasks {
+            None => None,
+            Some(section) => {
+                let t: TasksConfig =
+                    serde_json::from_value(section).map_err(|e| err("tasks", e.to_string()))?;
+                t.validate(file)?;
+                Some(t)
+            }
+        };
         Ok(RunConfig {
             model,
             training,
             distill,
             assemble,
             critic,
+            tasks,
         })
     }
 
@@ -277,6 +291,13 @@ impl RunConfig {
             whole["critic"] = serde_json::to_value(c).map_err(|e| Error::Config {
                 file: "config".into(),
                 field: "critic".into(),
+                detail: e.to_string(),
+            })?;
+        }
+        if let Some(t) = &self.tasks {
+            whole["tasks"] = serde_json::to_value(t).map_err(|e| Error::Config {
+                file: "config".into(),
+                field: "tasks".into(),
                 detail: e.to_string(),
             })?;
         }

@@ -10,14 +10,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::Device;
+use crate::data::Tokenizer;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::latent::correlation::{pearson, spearman};
 use crate::latent::trace_shards::TraceSet;
 use crate::latent::value_target::trace_values;
 use crate::latent::{BackboneHead, Critic, CriticConfig, LatentTrace, Standardizer};
+use crate::tasks::read_problems;
 use crate::train::critic_task::{CriticTask, ValuedTrace};
 use crate::train::stage_source::{StageSource, stage1_source, traces_record};
+use crate::train::task_rewards::{RewardTrace, task_reward_trace};
 use crate::train::{RunConfig, Start, TrainObserver, Trainer};
 
 /// Bins of the calibration curve (equal counts by predicted value).
@@ -45,6 +48,9 @@ pub struct CriticReport {
     /// (mean predicted, mean realised, count) per bin of the heads' mean, nats per token.
     pub calibration: Vec<(f64, f64, usize)>,
     pub held_out_positions: usize,
+    /// A reasoning run: the share of the stage-1 model's sampled answers the verifier accepted,
+    /// on the critic's training and held-out problems.
+    pub task_success: Option<(f64, f64)>,
     pub critic_parameters: usize,
     pub minutes: f64,
 }
@@ -135,16 +141,49 @@ pub fn critic(
     let valued = |set: &TraceSet, parts: usize| -> Result<ValuedTrace> {
         valued_trace(set.first_parts(parts)?)
     };
-    // The last training part is kept out when there is more than one, for `same_text`.
-    let total = train_set.header.parts();
-    let train_parts = c.parts.min(total.saturating_sub(1)).max(1);
-    let train = valued(&train_set, train_parts)?;
-    let same_text = if total > train_parts {
-        Some(valued_trace(train_set.part(total - 1)?)?)
-    } else {
-        None
+    let (train, same_text, val, task_success) = match &config.tasks {
+        // A reasoning run: task reward of the model's own sampled answers.
+        Some(t) => {
+            let tokenizer = Tokenizer::from_file(Path::new(&config.training.tokenizer))?;
+            let mut answered = |file: String, n: usize, seed: u64| -> Result<RewardTrace> {
+                let problems = read_problems(Path::new(&file))?;
+                let problems = &problems[..n.min(problems.len())];
+                observer.note(&format!(
+                    "critic: the stage-1 model answers {} problems of {file} (sampled)",
+                    problems.len()
+                ));
+                task_reward_trace(
+                    &model,
+                    &tokenizer,
+                    problems,
+                    t.max_answer_tokens,
+                    t.temperature,
+                    c.seed + seed,
+                    |_| {},
+                )
+            };
+            let train = answered(t.train_file(), t.critic_problems, 0)?;
+            let val = answered(t.val_file(), t.critic_val_problems, 1)?;
+            (
+                train.valued,
+                None,
+                val.valued,
+                Some((train.success, val.success)),
+            )
+        }
+        None => {
+            // The last training part is kept out when there is more than one, for `same_text`.
+            let total = train_set.header.parts();
+            let train_parts = c.parts.min(total.saturating_sub(1)).max(1);
+            let train = valued(&train_set, train_parts)?;
+            let same_text = if total > train_parts {
+                Some(valued_trace(train_set.part(total - 1)?)?)
+            } else {
+                None
+            };
+            (train, same_text, valued(&val_set, usize::MAX)?, None)
+        }
     };
-    let val = valued(&val_set, usize::MAX)?;
     let certainty_only = {
         let at: Vec<usize> = (0..val.values.len())
             .filter(|&i| val.values[i].is_finite())
@@ -213,6 +252,7 @@ pub fn critic(
         same_text,
         calibration: calibration(&mean_pred, &real),
         held_out_positions: real.len(),
+        task_success,
         critic_parameters: task.critic.parameter_count(),
         minutes: started.elapsed().as_secs_f64() / 60.0,
     };

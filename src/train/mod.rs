@@ -29,7 +29,10 @@ pub mod stage_loop;
 pub mod stage_manifest;
 pub mod stage_source;
 pub mod task;
+pub mod task_data;
+pub mod task_rewards;
 pub mod task_weights;
+pub mod tasks_config;
 mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};

@@ -41,6 +41,8 @@ pub trait TrainObserver {
     fn on_eval(&mut self, _record: &EvalRecord) {}
     /// After each checkpoint, with the whole record so far (e.g. to redraw the loss curve).
     fn on_checkpoint(&mut self, _step: usize, _dir: &Path, _metrics: &Metrics) {}
+    /// A line about work a stage does outside the loop (e.g. answering problems for rewards).
+    fn note(&mut self, _line: &str) {}
 }
 
 /// An observer that ignores everything (tests, scripts).

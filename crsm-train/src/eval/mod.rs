@@ -1,0 +1,228 @@
+//! `crsm-train eval --model DIR --tasks FILE.jsonl`: exact match of a CRSM on problems of any
+//! family, under each variant of a grid (`--deliberate off,async,sync`, `--lag 1,2,4`,
+//! `--simulations 2,8,32`, `--ablate ...`), over `--seeds K` evaluation seeds and one or more
+//! models (`--model` repeated: training seeds). Answers are greedy; at evaluation the planner
+//! sees only the model, never the verifier or the reference answer, which judge the completion
+//! afterwards. The first variant is the baseline each other one is tested against, paired on
+//! the same problems. Prints a Markdown table (or `--json`); `--out report.md` also writes
+//! `report.json` and the chart `report.png` beside it.
+
+mod report;
+mod variants;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use crsm::data::Tokenizer;
+use crsm::generate::SamplingConfig;
+use crsm::generate::deliberate::DeliberateSession;
+use crsm::latent::CrsmCheckpoint;
+use crsm::planner::delta_buffer::Counts;
+use crsm::planner::latent_model::LatentModel;
+use crsm::tasks::{Problem, answer::answer, read_problems};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::deliberate_args::{ModeArg, PlannerKnobs};
+use crate::device_arg::DeviceArg;
+use variants::{Ablation, Variant, grid};
+
+pub use report::Report;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// An assembled CRSM folder (`crsm-train assemble` / `full`); repeat for several training
+    /// seeds, whose problems' scores are then averaged.
+    #[arg(long, required = true)]
+    model: Vec<PathBuf>,
+    /// Problems as JSON Lines {"family", "prompt", "answer", "meta"} (`crsm-train tasks make`).
+    #[arg(long)]
+    tasks: PathBuf,
+    /// Modes, comma-separated; the first variant is the baseline of the paired tests.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "off")]
+    deliberate: Vec<ModeArg>,
+    /// Lags of async variants, comma-separated (sync has none).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    lag: Vec<u64>,
+    /// Simulations per search, comma-separated (default: the model's mcts_simulations, else 16).
+    #[arg(long, value_delimiter = ',')]
+    simulations: Vec<usize>,
+    /// Ablations of the deliberating variants, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
+    ablate: Vec<Ablation>,
+    /// Evaluation seeds (the planner's root noise) per model and variant.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// Only the first N problems.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// The longest answer, in tokens.
+    #[arg(long, default_value_t = 64)]
+    max_answer_tokens: usize,
+    #[command(flatten)]
+    knobs: PlannerKnobs,
+    #[command(flatten)]
+    device: DeviceArg,
+    /// Print the report as JSON instead of the Markdown table.
+    #[arg(long)]
+    json: bool,
+    /// Write the Markdown report here, with report.json and report.png beside it.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// What one variant did on one model, seed by seed.
+pub struct ModelRun {
+    /// [seed][problem]
+    pub hits: Vec<Vec<bool>>,
+    pub token_ms: Vec<f64>,
+    pub tokens: usize,
+    pub answers: usize,
+    pub plans: Counts,
+    pub guided: u64,
+}
+
+/// One variant's runs, model by model.
+pub struct VariantRun {
+    pub name: String,
+    pub models: Vec<ModelRun>,
+}
+
+fn add(total: &mut Counts, c: Counts) {
+    total.received += c.received;
+    total.applied += c.applied;
+    total.decayed += c.decayed;
+    total.dropped += c.dropped;
+    total.diverged += c.diverged;
+    total.rejected += c.rejected;
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    if args.seeds == 0 || args.lag.is_empty() || args.deliberate.is_empty() {
+        bail!("--seeds, --lag and --deliberate need at least one value");
+    }
+    let mut problems = read_problems(&args.tasks)?;
+    if let Some(n) = args.limit {
+        problems.truncate(n);
+    }
+    if problems.is_empty() {
+        bail!("{}: no problems", args.tasks.display());
+    }
+    let device = args.device.open()?;
+    let variants = grid(&args.deliberate, &args.lag, &args.simulations, &args.ablate);
+    let mut models = Vec::new();
+    for dir in &args.model {
+        let checkpoint = CrsmCheckpoint::load(dir, &device)
+            .with_context(|| format!("loading {}", dir.display()))?;
+        let model = LatentModel::from_checkpoint(checkpoint)
+            .with_context(|| format!("{}: not a whole CRSM", dir.display()))?;
+        let tok_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tok_path)
+            .with_context(|| format!("{}: eval reads text", tok_path.display()))?;
+        models.push((model, tokenizer));
+    }
+    let total = variants.len() * models.len() * args.seeds as usize * problems.len();
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "eval [{bar:30}] {pos}/{len} answers, {per_sec}, {msg}, ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    for variant in &variants {
+        let extra = &models[0].0.backbone.config.hf_extra;
+        let simulations = variant
+            .resolve(&args.knobs, extra, 0)?
+            .planner
+            .search
+            .simulations;
+        let name = variant.name(simulations);
+        bar.set_message(name.clone());
+        let mut per_model = Vec::new();
+        for (model, tokenizer) in &models {
+            per_model.push(run_variant(
+                variant, &args, model, tokenizer, &problems, &bar,
+            )?);
+        }
+        runs.push(VariantRun {
+            name,
+            models: per_model,
+        });
+    }
+    bar.finish_and_clear();
+    let report = Report::new(
+        &runs,
+        &args.tasks,
+        &args.model,
+        problems.len(),
+        args.seeds,
+        started.elapsed().as_secs_f64() / 60.0,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.markdown());
+    }
+    if let Some(out) = &args.out {
+        report.write(out)?;
+        eprintln!("eval: report -> {} (+ .json, .png)", out.display());
+    }
+    Ok(())
+}
+
+/// One variant on one model: every seed, every problem, one fresh session each.
+fn run_variant(
+    variant: &Variant,
+    args: &EvalArgs,
+    model: &Arc<LatentModel>,
+    tokenizer: &Tokenizer,
+    problems: &[Problem],
+    bar: &ProgressBar,
+) -> Result<ModelRun> {
+    let _off = crsm::no_grad();
+    let mut run = ModelRun {
+        hits: Vec::new(),
+        token_ms: Vec::new(),
+        tokens: 0,
+        answers: 0,
+        plans: Counts::default(),
+        guided: 0,
+    };
+    let extra = &model.backbone.config.hf_extra;
+    for seed in 0..args.seeds {
+        let d = variant.resolve(&args.knobs, extra, seed)?;
+        let mut hits = Vec::with_capacity(problems.len());
+        for (i, problem) in problems.iter().enumerate() {
+            let mut session = DeliberateSession::new(
+                model.clone(),
+                d.mode,
+                d.steering.clone(),
+                d.planner.clone(),
+                d.threads,
+                (seed << 32) | i as u64,
+            )?;
+            let a = answer(
+                &mut session,
+                tokenizer,
+                problem,
+                args.max_answer_tokens,
+                SamplingConfig::greedy(),
+            )?;
+            let stats = session.finish()?;
+            add(&mut run.plans, stats.plans);
+            run.guided += stats.guided;
+            run.tokens += a.ids.len();
+            run.answers += 1;
+            run.token_ms.extend(&a.token_ms);
+            hits.push(a.correct);
+            bar.inc(1);
+        }
+        run.hits.push(hits);
+    }
+    Ok(run)
+}
