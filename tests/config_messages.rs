@@ -43,3 +43,30 @@ fn eps_and_grad_clip_are_reported_under_their_own_names() {
     let e = error_of(r#", "weight_decay": -0.5"#);
     assert!(e.contains("training.weight_decay"), "{e}");
 }
+
+#[test]
+fn a_tasks_section_is_checked_field_by_field() {
+    let with_tasks = |tasks: &str| -> Result<RunConfig, String> {
+        let base = run_file("");
+        let text = format!(
+            "{}, \"tasks\": {tasks}}}",
+            &base[..base.rfind('}').unwrap()]
+        );
+        RunConfig::from_json_str(&text, "run.json").map_err(|e| e.to_string())
+    };
+    let ok = r#"{"family": "pathstar", "dir": "t", "train": {"n": 10, "seed": 1, "params": {"d": 2}},
+                 "val": {"n": 4, "seed": 2}, "critic_problems": 5, "critic_val_problems": 2,
+                 "held_out": [{"name": "d3", "n": 3, "seed": 3, "params": {"d": 3}}]}"#;
+    let c = with_tasks(ok).expect("valid");
+    assert_eq!(c.tasks.unwrap().held_out[0].split().make_params()["d"], "3");
+    let e =
+        with_tasks(&ok.replace("\"critic_problems\": 5", "\"critic_problems\": 11")).unwrap_err();
+    assert!(
+        e.contains("tasks.critic_problems") && e.contains("exceeds train.n"),
+        "{e}"
+    );
+    let e = with_tasks(&ok.replace("\"name\": \"d3\"", "\"name\": \"a/b\"")).unwrap_err();
+    assert!(e.contains("tasks.held_out[0].name"), "{e}");
+    let e = with_tasks(&ok.replace("\"dir\"", "\"folder\"")).unwrap_err();
+    assert!(e.contains("tasks") && e.contains("folder"), "{e}");
+}

@@ -397,8 +397,64 @@ fn shipped_configs_parse() {
         "baseline-27m",
         "rtx2060-recursive",
         "mamba-130m",
+        "reasoning-pathstar",
+        "reasoning-pathstar-gpu",
+        "reasoning-countdown",
     ] {
         let path = root.join(format!("{name}.json"));
-        RunConfig::from_json_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let config =
+            RunConfig::from_json_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // A reasoning run's generator parameters are ones `tasks make` takes.
+        if let Some(t) = &config.tasks {
+            let splits = [t.train.clone(), t.val.clone()]
+                .into_iter()
+                .chain(t.held_out.iter().map(|h| h.split()));
+            for split in splits {
+                crsm::tasks::make(
+                    &t.family,
+                    2,
+                    split.seed,
+                    &split.make_params(),
+                    &Default::default(),
+                )
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
     }
+}
+
+#[test]
+fn a_training_seed_moves_every_output_and_shares_the_data() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/reasoning-pathstar.json");
+    let base = RunConfig::from_json_file(&path).unwrap();
+    let c = base.with_training_seed(3);
+    assert_eq!(c.training.seed, 3);
+    assert_eq!(c.training.out_dir, "runs/pathstar-seed3");
+    assert_eq!(
+        c.distill.as_ref().unwrap().out_dir,
+        "runs/pathstar-seed3/distill"
+    );
+    assert_eq!(
+        c.assemble.as_ref().unwrap().out_dir,
+        "runs/pathstar-seed3/crsm"
+    );
+    assert_eq!(
+        c.critic.as_ref().unwrap().out_dir,
+        "runs/pathstar-seed3/critic"
+    );
+    assert_eq!(
+        c.distill.as_ref().unwrap().seed,
+        base.distill.as_ref().unwrap().seed + 3
+    );
+    // Shared: the shards, the tokenizer and the problems.
+    assert_eq!(c.training.data, base.training.data);
+    assert_eq!(c.training.tokenizer, base.training.tokenizer);
+    assert_eq!(c.tasks, base.tasks);
+    // An out_dir elsewhere gets the suffix; "runs/pathstar2" is not inside "runs/pathstar".
+    let mut other = base.clone();
+    other.assemble.as_mut().unwrap().out_dir = "runs/pathstar2".into();
+    assert_eq!(
+        other.with_training_seed(1).assemble.unwrap().out_dir,
+        "runs/pathstar2-seed1"
+    );
 }

@@ -47,6 +47,10 @@ pub struct FullArgs {
     /// Continue each stage that must run from its newest checkpoint instead of starting it over.
     #[arg(long)]
     resume: bool,
+    /// Training seed K: training.seed = K, the stage seeds moved by K, every output under
+    /// `<training.out_dir>-seedK`; the data, tokenizer and problems stay shared.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 /// The figures of the closing line.
@@ -75,7 +79,11 @@ impl Summary {
 pub fn run(args: FullArgs) -> Result<()> {
     let started = Instant::now();
     let file = args.config.display().to_string();
-    let config = RunConfig::from_json_file(&args.config)?;
+    let mut config = RunConfig::from_json_file(&args.config)?;
+    if let Some(k) = args.seed {
+        config = config.with_training_seed(k);
+        eprintln!("full: training seed {k} -> {}", config.training.out_dir);
+    }
     let device = args.device.open(&config.training.device)?;
     let summary = run_stages(&config, &file, &device, args.resume)?;
     println!(

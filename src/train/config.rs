@@ -260,6 +260,36 @@ impl RunConfig {
         })
     }
 
+    /// The same run with training seed `k`: `training.seed` = k, the distill and critic seeds
+    /// moved by k, and every output under `<training.out_dir>-seed<k>` (an out_dir inside
+    /// `training.out_dir` keeps its place there; another gets the suffix). The data, the
+    /// tokenizer and a reasoning run's problems stay shared, so seeds differ only in training.
+    pub fn with_training_seed(&self, k: u64) -> RunConfig {
+        let mut c = self.clone();
+        let base = self.training.out_dir.trim_end_matches('/').to_string();
+        let moved = format!("{base}-seed{k}");
+        let relocate = |dir: &str| -> String {
+            match dir.strip_prefix(&base) {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("{moved}{rest}"),
+                _ => format!("{}-seed{k}", dir.trim_end_matches('/')),
+            }
+        };
+        c.training.seed = k;
+        c.training.out_dir = moved.clone();
+        if let Some(d) = &mut c.distill {
+            d.seed += k;
+            d.out_dir = relocate(&d.out_dir);
+        }
+        if let Some(a) = &mut c.assemble {
+            a.out_dir = relocate(&a.out_dir);
+        }
+        if let Some(cr) = &mut c.critic {
+            cr.seed += k;
+            cr.out_dir = relocate(&cr.out_dir);
+        }
+        c
+    }
+
     pub fn to_json_string(&self) -> Result<String> {
         let model: Value =
             serde_json::from_str(&self.model.to_json_string()?).map_err(|e| Error::Config {
