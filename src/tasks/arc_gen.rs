@@ -1,6 +1,6 @@
 //! The `arc` family's generator: procedurally made grid transformations in the ARC format
-//! (`arc.rs`). A problem draws one transformation spec from `ops` (one kind, or a composition of
-//! two applied left to right), its parameters (flip axis, rotation, shift, colour map), a palette
+//! (`arc.rs`). A problem draws one transformation spec from `ops`, uniformly (one kind, or a
+//! composition of two applied left to right; `all` is 5 single kinds among 25 specs), its parameters (flip axis, rotation, shift, colour map), a palette
 //! of `colors` colours besides background 0, and `demos + 1` input grids of min_size..=max_size
 //! rows and columns (each cell background with probability 1/2, else a palette colour).
 //!

@@ -211,7 +211,8 @@ impl Kind {
 /// One transformation with its parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// A colour map that keeps background 0 (so it commutes with translate's fill).
+    /// A colour map, each image 0..=9; the generator's keep background 0 (so they commute with
+    /// translate's fill).
     Recolour([u8; 10]),
     /// `true`: left to right; `false`: top to bottom.
     Flip {
