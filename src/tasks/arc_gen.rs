@@ -1,8 +1,9 @@
 //! The `arc` family's generator: procedurally made grid transformations in the ARC format
 //! (`arc.rs`). A problem draws one transformation spec from `ops`, uniformly (one kind, or a
-//! composition of two applied left to right; `all` is 5 single kinds among 25 specs), its parameters (flip axis, rotation, shift, colour map), a palette
-//! of `colors` colours besides background 0, and `demos + 1` input grids of min_size..=max_size
-//! rows and columns (each cell background with probability 1/2, else a palette colour).
+//! composition of two applied left to right; `all` is 5 single kinds among 25 specs), its
+//! parameters (flip axis, rotation, shift, colour map), a palette of `colors` colours besides
+//! background 0, and `demos + 1` input grids of min_size..=max_size rows and columns (each cell
+//! background with probability 1/2, else a palette colour).
 //!
 //! A problem is kept only when (a) no output equals its input and (b) its answer is the only one:
 //! every composition of at most two flips, rotations, translations (within `shift`) and scalings,
