@@ -19,7 +19,8 @@ pub struct TasksArgs {
 
 #[derive(Subcommand)]
 enum Which {
-    /// Generate problems: --family pathstar|countdown|arc --n N --seed S [--param k=v ...] --out FILE.
+    /// Generate problems: --family pathstar|countdown|arc --n N --seed S [--param k=v ...]
+    /// --out FILE.
     Make(MakeArgs),
     /// The ARC-AGI-1 test pairs whose prompt and answer fit --max-chars, as `arc` problems.
     ArcAgi(ArcAgiArgs),
@@ -35,8 +36,8 @@ struct MakeArgs {
     n: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Generator parameters: pathstar d, l, n (2, 5, 50); countdown max_number, max_target (25, 500);
-    /// arc min_size, max_size, demos, colors, shift, ops (3, 5, 2, 3, 1, all).
+    /// Generator parameters: pathstar d, l, n (2, 5, 50); countdown max_number, max_target
+    /// (25, 500); arc min_size, max_size, demos, colors, shift, ops (3, 5, 2, 3, 1, all).
     #[arg(long = "param", value_parser = parse_param)]
     params: Vec<(String, String)>,
     /// Problem files whose prompts must not appear (e.g. the training split).
