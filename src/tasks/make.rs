@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::arc_gen::ArcGrids;
 use super::countdown::Countdown;
 use super::pathstar::PathStar;
 use super::problem::Problem;
@@ -26,6 +27,14 @@ fn take(params: &mut BTreeMap<String, String>, key: &str, default: usize) -> Res
     }
 }
 
+/// Reads `key` of `params` (removing it) as text, or `default`.
+fn take_text(params: &mut BTreeMap<String, String>, key: &str, default: &str) -> String {
+    params.remove(key).unwrap_or_else(|| default.to_string())
+}
+
+/// One problem from the rng, or `None` when the generator found none acceptable in a long run.
+type Draw = dyn FnMut(&mut Rng) -> Option<Problem>;
+
 /// `n` problems of `family`; `exclude` holds prompts that must not appear (another split's).
 pub fn make(
     family: &str,
@@ -36,7 +45,7 @@ pub fn make(
 ) -> Result<Vec<Problem>> {
     let mut params = params.clone();
     let mut rng = Rng::new(seed);
-    let mut draw: Box<dyn FnMut(&mut Rng) -> Problem> = match family {
+    let mut draw: Box<Draw> = match family {
         "pathstar" => {
             let d = PathStar::default();
             let g = PathStar {
@@ -52,12 +61,12 @@ pub fn make(
             let meta = serde_json::json!({"d": g.d, "l": g.l, "n": g.n});
             Box::new(move |rng| {
                 let graph = g.sample(rng);
-                Problem {
+                Some(Problem {
                     family: "pathstar".into(),
                     prompt: graph.prompt(),
                     answer: graph.answer(),
                     meta: meta.clone(),
-                }
+                })
             })
         }
         "countdown" => {
@@ -72,17 +81,41 @@ pub fn make(
             let meta = serde_json::json!({"max_number": c.max_number, "max_target": c.max_target});
             Box::new(move |rng| {
                 let inst = c.sample(rng);
-                Problem {
+                Some(Problem {
                     family: "countdown".into(),
                     prompt: inst.prompt(),
                     answer: inst.expression,
                     meta: meta.clone(),
-                }
+                })
+            })
+        }
+        "arc" => {
+            let d = ArcGrids::default();
+            let a = ArcGrids::new(
+                take(&mut params, "min_size", d.min_size)?,
+                take(&mut params, "max_size", d.max_size)?,
+                take(&mut params, "demos", d.demos)?,
+                take(&mut params, "colors", d.colors)?,
+                take(&mut params, "shift", d.shift)?,
+                &take_text(&mut params, "ops", &d.ops),
+            )
+            .map_err(|e| bad(format!("arc: {e}")))?;
+            let meta = a.meta();
+            Box::new(move |rng| {
+                let inst = a.sample(rng)?;
+                let mut meta = meta.clone();
+                meta["transform"] = inst.transform().into();
+                Some(Problem {
+                    family: "arc".into(),
+                    prompt: inst.prompt(),
+                    answer: inst.answer.to_string(),
+                    meta,
+                })
             })
         }
         other => {
             return Err(bad(format!(
-                "unknown family {other:?} (known: pathstar, countdown)"
+                "unknown family {other:?} (known: pathstar, countdown, arc)"
             )));
         }
     };
@@ -100,7 +133,11 @@ pub fn make(
                 out.len()
             )));
         }
-        let p = draw(&mut rng);
+        let Some(p) = draw(&mut rng) else {
+            return Err(bad(format!(
+                "{family}: no acceptable problem in a long run of draws: the parameters allow too few"
+            )));
+        };
         if !exclude.contains(&p.prompt) && seen.insert(p.prompt.clone()) {
             out.push(p);
         }

@@ -1,15 +1,22 @@
 //! Reasoning task families for the evidence study: seeded generators, verifiers, and the JSON
-//! Lines problem format `{"family", "prompt", "answer", "meta"}` (`problem.rs`). A verifier judges
-//! a completion against the problem itself (any valid path or expression counts), so it never
-//! needs the reference answer; the planner never sees either.
+//! Lines problem format `{"family", "prompt", "answer", "meta"}` (`problem.rs`). The path-star and
+//! countdown verifiers judge a completion against the prompt itself (any valid path or expression
+//! counts), so they never need the reference answer; the arc verifier is an exact match with it.
+//! The planner never sees either.
 //!
 //! - `pathstar`: path-star graphs (Bachmann & Nagarajan 2024);
 //! - `countdown`: reach a target from 4 numbers with + - * /;
+//! - `arc`: ARC-format grids: the format and verifier (`arc`), the grid and its transformations
+//!   (`arc_grid`), the generator of transformations (`arc_gen`), the ARC-AGI-1 tasks (`arc_agi`);
 //! - `answer`: a model answering a problem, judged by the verifier;
 //! - `make`: n distinct problems from a seed, disjoint from an excluded split;
-//! - `stats`: the bootstrap interval and the exact McNemar test the study reports.
+//! - `stats`: the bootstrap interval, the exact McNemar test and the paired permutation test.
 
 pub mod answer;
+pub mod arc;
+pub mod arc_agi;
+pub mod arc_gen;
+pub mod arc_grid;
 pub mod countdown;
 pub mod make;
 pub mod pathstar;

@@ -18,14 +18,21 @@ pub struct Problem {
     pub meta: serde_json::Value,
 }
 
-/// Whether `completion` solves `problem`, by its family's verifier; an unknown family is an error.
+/// Whether `completion` solves `problem`, by its family's verifier; an unknown family, or an arc
+/// problem whose reference answer is not a grid, is an error.
 pub fn verify(problem: &Problem, completion: &str) -> Result<bool> {
     match problem.family.as_str() {
         "pathstar" => Ok(super::pathstar::verify(&problem.prompt, completion)),
         "countdown" => Ok(super::countdown::verify(&problem.prompt, completion)),
+        "arc" => {
+            super::arc::verify(&problem.answer, completion).ok_or_else(|| Error::InvalidArgument {
+                op: "tasks::verify",
+                detail: format!("an arc problem's answer {:?} is not a grid", problem.answer),
+            })
+        }
         other => Err(Error::InvalidArgument {
             op: "tasks::verify",
-            detail: format!("unknown family {other:?} (known: pathstar, countdown)"),
+            detail: format!("unknown family {other:?} (known: pathstar, countdown, arc)"),
         }),
     }
 }
