@@ -400,6 +400,7 @@ fn shipped_configs_parse() {
         "reasoning-pathstar",
         "reasoning-pathstar-gpu",
         "reasoning-countdown",
+        "reasoning-arc",
     ] {
         let path = root.join(format!("{name}.json"));
         let config =

@@ -299,7 +299,7 @@ fn task_data_stage(config: &RunConfig, file: &str) -> Result<()> {
     let t = config.tasks.as_ref().context("no tasks section")?;
     let dir = Path::new(&t.dir);
     let inputs = Inputs::from([
-        ("tasks".into(), json_sha256(t)),
+        ("tasks".into(), json_sha256(&t.data_key())),
         ("vocab_size".into(), json_sha256(&config.model.vocab_size)),
         (
             "paths".into(),

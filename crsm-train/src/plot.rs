@@ -190,6 +190,7 @@ pub fn plot_exact_match(bars: &[(String, f64, f64, f64)], title: &str, path: &Pa
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 22))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(40)
             .y_label_area_size(260)
             .build_cartesian_2d(0.0..100.0, (0..n).into_segmented())
@@ -198,6 +199,9 @@ pub fn plot_exact_match(bars: &[(String, f64, f64, f64)], title: &str, path: &Pa
         chart
             .configure_mesh()
             .disable_y_mesh()
+            .y_labels(n)
+            .x_labels(11)
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .x_desc("exact match (%), with the 95% bootstrap interval")
             .y_label_formatter(&|y| match y {
                 SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),

@@ -163,6 +163,18 @@ impl TasksConfig {
         Ok(())
     }
 
+    /// What the data stage's files depend on (not the critic's settings, which only stage 4
+    /// reads): the family, the folder and the splits.
+    pub fn data_key(&self) -> serde_json::Value {
+        serde_json::json!({
+            "family": self.family,
+            "dir": self.dir,
+            "train": self.train,
+            "val": self.val,
+            "held_out": self.held_out,
+        })
+    }
+
     pub fn train_file(&self) -> String {
         format!("{}/train.jsonl", self.dir)
     }
