@@ -367,3 +367,41 @@ fn autonomy_rewinds_at_most_its_budget_and_the_loop_keeps_the_text_consistent() 
     let (off, _, _) = run(Mode::Sync, Steering::default(), 0, 30);
     assert_eq!((stats.rewinds, never), (0, off));
 }
+
+/// A plan over tokens 1 and 3 of a 5-token vocabulary.
+fn plan_over(policy: [f32; 2], prior: [f32; 2]) -> crsm::planner::plan::Plan {
+    crsm::planner::plan::Plan {
+        generation: 0,
+        from_step: 0,
+        target_step: 1,
+        tokens: vec![1, 3],
+        policy: policy.to_vec(),
+        prior: prior.to_vec(),
+        visits: vec![1, 1],
+        chosen: 1,
+        target_latent: Vec::new(),
+        confidences: Vec::new(),
+        value: 0.0,
+        simulations: 2,
+        latency: std::time::Duration::ZERO,
+        nodes: Vec::new(),
+        assumed: Vec::new(),
+    }
+}
+
+#[test]
+fn guidance_moves_only_the_plans_tokens_by_what_the_search_added() {
+    use crsm::generate::deliberate::guide;
+    let logits = [0.5f32, 2.0, -1.0, 1.0, 3.0];
+    // A search that learned nothing (policy = prior) leaves the model alone.
+    assert_eq!(
+        guide(&logits, &plan_over([0.7, 0.3], [0.7, 0.3]), 0.5),
+        logits
+    );
+    // Otherwise the plan's tokens move by beta ln(pi / prior); the others keep their logits,
+    // so a token the plan did not consider (4, the model's favourite) is never removed.
+    let g = guide(&logits, &plan_over([0.9, 0.1], [0.5, 0.5]), 0.5);
+    assert_eq!([g[0], g[2], g[4]], [logits[0], logits[2], logits[4]]);
+    assert!((g[1] - (2.0 + 0.5 * (0.9f32 / 0.5).ln())).abs() < 1e-6);
+    assert!((g[3] - (1.0 + 0.5 * (0.1f32 / 0.5).ln())).abs() < 1e-6);
+}

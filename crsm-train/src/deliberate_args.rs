@@ -108,7 +108,8 @@ pub struct PlannerKnobs {
     /// injection_rate, else 0.1).
     #[arg(long)]
     pub injection_rate: Option<f32>,
-    /// beta: sample from p^(1-beta) * pi_plan^beta over the plan's top-k; 0 turns guidance off.
+    /// beta: the plan's tokens reweighted by (pi_plan / prior)^beta, the rest untouched; 0 turns
+    /// guidance off.
     #[arg(long, default_value_t = 0.5)]
     pub guidance: f32,
     #[arg(long, value_enum, default_value = "learned")]

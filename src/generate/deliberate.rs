@@ -50,8 +50,8 @@ pub struct Steering {
     pub injection_rate: f32,
     /// A layer whose alpha is below this is left untouched.
     pub alpha_floor: f32,
-    /// beta: sample from p_model^(1 - beta) * pi_plan^beta over the plan's top-k; 0 turns
-    /// guidance off (the logits are then returned untouched).
+    /// beta: p_model(t) (pi_plan(t) / prior_plan(t))^beta on the plan's tokens, p_model
+    /// elsewhere (`guide`); 0 turns guidance off (the logits are then returned untouched).
     pub guidance: f32,
     pub buffer: BufferConfig,
     /// Rewind and resample under guidance when the critic's value stays low (off: None).
@@ -501,15 +501,17 @@ fn posted_event(p: &Plan) -> TraceEvent {
     }
 }
 
-/// Guidance: logits whose softmax is p_model^(1 - beta) * pi^beta over the plan's tokens (and 0
-/// elsewhere).
+/// Guidance: the model's logits with each of the plan's tokens moved by beta times the log of
+/// policy / prior, what the search added to the root's own policy; every other token keeps its
+/// logit. So p_guided(t) is proportional to p_model(t) (pi(t) / prior(t))^beta: a search that
+/// learned nothing (pi = prior) leaves the model alone, and a plan searched from a projected
+/// state (async) never removes a token its root did not consider. With the root at the model's
+/// own state (sync) the plan's tokens keep the ratios of p_model^(1 - beta) pi^beta.
 pub fn guide(logits: &[f32], plan: &Plan, beta: f32) -> Vec<f32> {
-    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = logits.iter().map(|&l| (l - m).exp()).sum::<f32>().ln() + m;
-    let mut out = vec![f32::NEG_INFINITY; logits.len()];
-    for (&t, &p) in plan.tokens.iter().zip(&plan.policy) {
-        let log_model = logits[t as usize] - lse;
-        out[t as usize] = (1.0 - beta) * log_model + beta * p.max(1e-30).ln();
+    let mut out = logits.to_vec();
+    for ((&t, &pi), &prior) in plan.tokens.iter().zip(&plan.policy).zip(&plan.prior) {
+        let shift = beta * (pi.max(1e-30).ln() - prior.max(1e-30).ln());
+        out[t as usize] += shift;
     }
     out
 }

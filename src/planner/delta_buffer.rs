@@ -36,6 +36,18 @@ pub struct Counts {
     pub rejected: u64,
 }
 
+impl std::ops::AddAssign for Counts {
+    /// Totals over generations (eval sums them per variant).
+    fn add_assign(&mut self, c: Counts) {
+        self.received += c.received;
+        self.applied += c.applied;
+        self.decayed += c.decayed;
+        self.dropped += c.dropped;
+        self.diverged += c.diverged;
+        self.rejected += c.rejected;
+    }
+}
+
 /// Why a plan was not applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
@@ -210,6 +222,7 @@ mod tests {
             target_step,
             tokens: vec![1, 2],
             policy: vec![0.6, 0.4],
+            prior: vec![0.5, 0.5],
             visits: vec![3, 1],
             chosen: 1,
             target_latent: vec![0.0; 4],

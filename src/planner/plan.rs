@@ -29,6 +29,9 @@ pub struct Plan {
     /// The root's candidate tokens, the improved policy over them and their visits.
     pub tokens: Vec<u32>,
     pub policy: Vec<f32>,
+    /// The root's prior over the same tokens (the policy head at the root, renormalised over
+    /// them): guidance moves the model by policy / prior, what the search added.
+    pub prior: Vec<f32>,
     pub visits: Vec<u32>,
     /// The chosen token and the latent the dynamics predicts after it, [layers * D] raw units.
     pub chosen: u32,

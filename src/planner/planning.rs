@@ -11,6 +11,7 @@ use super::evaluator::Evaluation;
 use super::exact_evaluator::ExactEvaluator;
 use super::latent_model::{LatentModel, NodeEval};
 use super::leaf_evaluator::{LeafValue, ModelEvaluator};
+use super::math::softmax;
 use super::plan::{Plan, Snapshot};
 use super::search::Search;
 use super::tree::{NONE, ROOT};
@@ -140,6 +141,7 @@ pub fn plan(model: &LatentModel, config: &PlannerConfig, snapshot: &Snapshot) ->
         target_step: snapshot.step + config.lag + 1,
         tokens: out.tokens.clone(),
         policy: out.policy.clone(),
+        prior: softmax(tree.node_logits(ROOT)),
         visits: out.visits.clone(),
         chosen: out.token,
         target_latent: target,

@@ -90,15 +90,6 @@ pub struct VariantRun {
     pub models: Vec<ModelRun>,
 }
 
-fn add(total: &mut Counts, c: Counts) {
-    total.received += c.received;
-    total.applied += c.applied;
-    total.decayed += c.decayed;
-    total.dropped += c.dropped;
-    total.diverged += c.diverged;
-    total.rejected += c.rejected;
-}
-
 pub fn run(args: EvalArgs) -> Result<()> {
     if args.seeds == 0 || args.lag.is_empty() || args.deliberate.is_empty() {
         bail!("--seeds, --lag and --deliberate need at least one value");
@@ -214,7 +205,7 @@ fn run_variant(
                 SamplingConfig::greedy(),
             )?;
             let stats = session.finish()?;
-            add(&mut run.plans, stats.plans);
+            run.plans += stats.plans;
             run.guided += stats.guided;
             run.tokens += a.ids.len();
             run.answers += 1;

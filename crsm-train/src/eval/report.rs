@@ -100,13 +100,7 @@ impl Report {
                 }
                 let mut plans = Counts::default();
                 for m in &run.models {
-                    let c = m.plans;
-                    plans.received += c.received;
-                    plans.applied += c.applied;
-                    plans.decayed += c.decayed;
-                    plans.dropped += c.dropped;
-                    plans.diverged += c.diverged;
-                    plans.rejected += c.rejected;
+                    plans += m.plans;
                 }
                 let answers: usize = run.models.iter().map(|m| m.answers).sum();
                 let tokens: usize = run.models.iter().map(|m| m.tokens).sum();
