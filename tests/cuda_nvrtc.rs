@@ -28,7 +28,11 @@ fn every_cuda_source_compiles_with_nvrtc() {
                 .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cu"))
         })
         .count();
-    assert_eq!(files, SOURCES.len(), "every shaders/cuda/*.cu is listed in SOURCES");
+    assert_eq!(
+        files,
+        SOURCES.len(),
+        "every shaders/cuda/*.cu is listed in SOURCES"
+    );
     // No architecture (NVRTC's default), and those of an A100 and an H100 / H200.
     for arch in [None, Some((8, 0)), Some((9, 0))] {
         for source in SOURCES {

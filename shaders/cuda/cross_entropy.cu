@@ -40,7 +40,7 @@ __device__ float block_sum(float v, float* shared) {
 
 // (max, log sum_j exp(x_j - max)) of one row, for every thread of the block.
 __device__ float2 row_stats(const float* xr, u64 v, float* shared) {
-    float m = -INFINITY;
+    float m = -__int_as_float(0x7f800000);
     for (u64 j = threadIdx.x; j < v; j += blockDim.x) m = fmaxf(m, xr[j]);
     m = block_max(m, shared);
     float s = 0.0f;

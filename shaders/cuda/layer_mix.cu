@@ -15,7 +15,7 @@ typedef unsigned long long u64;
     for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (u64)gridDim.x * blockDim.x)
 
 __device__ float logits_max(const float* logits, u64 layers) {
-    float mx = -INFINITY;
+    float mx = -__int_as_float(0x7f800000);
     for (u64 i = 0; i < layers; i++) mx = fmaxf(mx, logits[i]);
     return mx;
 }

@@ -186,10 +186,13 @@ impl FromStr for DeviceRequest {
 fn cuda_request(s: &str, lower: &str) -> Result<DeviceRequest> {
     match lower.strip_prefix("cuda:") {
         None => Ok(DeviceRequest::Cuda(0)),
-        Some(n) => n.parse().map(DeviceRequest::Cuda).map_err(|_| Error::InvalidArgument {
-            op: "device",
-            detail: format!("'{s}': expected cuda or cuda:N with N a device number (0, 1, ..)"),
-        }),
+        Some(n) => n
+            .parse()
+            .map(DeviceRequest::Cuda)
+            .map_err(|_| Error::InvalidArgument {
+                op: "device",
+                detail: format!("'{s}': expected cuda or cuda:N with N a device number (0, 1, ..)"),
+            }),
     }
 }
 

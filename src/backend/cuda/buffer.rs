@@ -110,8 +110,6 @@ fn wrong(op: &'static str, arg: &'static str, what: &str) -> Error {
 
 impl Drop for CudaBuffer {
     fn drop(&mut self) {
-        self.device
-            .counters()
-            .freed(bytes(&self.words, self.len));
+        self.device.counters().freed(bytes(&self.words, self.len));
     }
 }

@@ -9,7 +9,12 @@ use super::reduce::sum_slice;
 use crate::backend::params::CrossEntropyDims;
 use crate::error::Result;
 
-pub fn log_softmax(dev: &Arc<CudaDevice>, x: &CudaBuffer, rows: usize, v: usize) -> Result<CudaBuffer> {
+pub fn log_softmax(
+    dev: &Arc<CudaDevice>,
+    x: &CudaBuffer,
+    rows: usize,
+    v: usize,
+) -> Result<CudaBuffer> {
     let x = x.f32("log_softmax", "x")?;
     let mut out = dev.alloc_f32(rows * v)?;
     let o = out.f32_mut("log_softmax", "out")?;
@@ -36,7 +41,10 @@ pub fn log_softmax_backward(
 
 /// (ignore, has_ignore) as the kernels take them.
 fn ignore(dims: CrossEntropyDims) -> (u32, u32) {
-    (dims.ignore_index.unwrap_or(0), dims.ignore_index.is_some() as u32)
+    (
+        dims.ignore_index.unwrap_or(0),
+        dims.ignore_index.is_some() as u32,
+    )
 }
 
 /// The mean loss over counted rows, one element.
@@ -74,7 +82,11 @@ pub fn cross_entropy_backward(
     dims: CrossEntropyDims,
 ) -> Result<CudaBuffer> {
     const OP: &str = "cross_entropy_backward";
-    let (x, t, g) = (logits.f32(OP, "logits")?, targets.u32(OP, "targets")?, g.f32(OP, "g")?);
+    let (x, t, g) = (
+        logits.f32(OP, "logits")?,
+        targets.u32(OP, "targets")?,
+        g.f32(OP, "g")?,
+    );
     let mut out = dev.alloc_f32(dims.rows * dims.v)?;
     let o = out.f32_mut(OP, "out")?;
     let (ig, has) = ignore(dims);

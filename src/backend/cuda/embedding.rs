@@ -17,7 +17,10 @@ pub fn embedding(
     dims: EmbeddingDims,
 ) -> Result<CudaBuffer> {
     let EmbeddingDims { n, d, .. } = dims;
-    let (ids, table) = (ids.u32("embedding", "ids")?, table.f32("embedding", "table")?);
+    let (ids, table) = (
+        ids.u32("embedding", "ids")?,
+        table.f32("embedding", "table")?,
+    );
     let mut out = dev.alloc_f32(n * d)?;
     let o = out.f32_mut("embedding", "out")?;
     let (n64, d64) = (n as u64, d as u64);

@@ -33,14 +33,23 @@ pub fn gru_gates_backward(
 ) -> Result<(CudaBuffer, CudaBuffer, CudaBuffer)> {
     const OP: &str = "gru_gates_backward";
     let [gi, gh, h, g] = inputs;
-    let (gi, gh, h, g) = (gi.f32(OP, "gi")?, gh.f32(OP, "gh")?, h.f32(OP, "h")?, g.f32(OP, "g")?);
+    let (gi, gh, h, g) = (
+        gi.f32(OP, "gi")?,
+        gh.f32(OP, "gh")?,
+        h.f32(OP, "h")?,
+        g.f32(OP, "g")?,
+    );
     let (mut dgi, mut dgh, mut dh) = (
         dev.alloc_f32(batch * 3 * hidden)?,
         dev.alloc_f32(batch * 3 * hidden)?,
         dev.alloc_f32(batch * hidden)?,
     );
     {
-        let (a, b, c) = (dgi.f32_mut(OP, "dgi")?, dgh.f32_mut(OP, "dgh")?, dh.f32_mut(OP, "dh")?);
+        let (a, b, c) = (
+            dgi.f32_mut(OP, "dgi")?,
+            dgh.f32_mut(OP, "dgh")?,
+            dh.f32_mut(OP, "dh")?,
+        );
         let (b64, h64) = (batch as u64, hidden as u64);
         launch!(dev, "gru", "gru_gates_backward", grid(batch * hidden); gi, gh, h, g, a, b, c, &b64, &h64);
     }

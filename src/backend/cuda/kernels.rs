@@ -132,7 +132,12 @@ impl Backend for Arc<CudaDevice> {
         Ok(wrap(reduce::sum_columns(self, x, rows, cols)?))
     }
     fn expand(&self, x: &Storage, nx: usize, n: usize) -> Result<Storage> {
-        Ok(wrap(reduce::expand(self, buffer(x, "expand", "x")?, nx, n)?))
+        Ok(wrap(reduce::expand(
+            self,
+            buffer(x, "expand", "x")?,
+            nx,
+            n,
+        )?))
     }
 
     // ---- matmul ----------------------------------------------------------------------------------
@@ -185,13 +190,20 @@ impl Backend for Arc<CudaDevice> {
         dims: EmbeddingDims,
     ) -> Result<Storage> {
         let g = buffer(g, "embedding_backward", "g")?;
-        Ok(wrap(embedding::embedding_backward(self, host_ids, g, dims)?))
+        Ok(wrap(embedding::embedding_backward(
+            self, host_ids, g, dims,
+        )?))
     }
 
     // ---- shape -----------------------------------------------------------------------------------
 
     fn narrow(&self, x: &Storage, dtype: DType, block: ColumnBlock) -> Result<Storage> {
-        Ok(wrap(shape::narrow(self, buffer(x, "narrow", "x")?, dtype, block)?))
+        Ok(wrap(shape::narrow(
+            self,
+            buffer(x, "narrow", "x")?,
+            dtype,
+            block,
+        )?))
     }
     fn narrow_backward(&self, g: &Storage, block: ColumnBlock) -> Result<Storage> {
         let g = buffer(g, "narrow_backward", "g")?;
@@ -215,7 +227,10 @@ impl Backend for Arc<CudaDevice> {
         d: usize,
         eps: f32,
     ) -> Result<Storage> {
-        let (x, w) = (buffer(x, "rms_norm", "x")?, buffer(weight, "rms_norm", "weight")?);
+        let (x, w) = (
+            buffer(x, "rms_norm", "x")?,
+            buffer(weight, "rms_norm", "weight")?,
+        );
         Ok(wrap(rmsnorm::rms_norm(self, x, w, rows, d, eps)?))
     }
     fn rms_norm_backward(
@@ -228,7 +243,11 @@ impl Backend for Arc<CudaDevice> {
         eps: f32,
     ) -> Result<(Storage, Storage)> {
         const OP: &str = "rms_norm_backward";
-        let (x, w, g) = (buffer(x, OP, "x")?, buffer(weight, OP, "weight")?, buffer(g, OP, "g")?);
+        let (x, w, g) = (
+            buffer(x, OP, "x")?,
+            buffer(weight, OP, "weight")?,
+            buffer(g, OP, "g")?,
+        );
         let (dx, dw) = rmsnorm::rms_norm_backward(self, x, w, g, rows, d, eps)?;
         Ok((wrap(dx), wrap(dw)))
     }
@@ -302,7 +321,10 @@ impl Backend for Arc<CudaDevice> {
         layers: usize,
         m: usize,
     ) -> Result<Storage> {
-        let (xs, lg) = (buffer(xs, "layer_mix", "xs")?, buffer(logits, "layer_mix", "logits")?);
+        let (xs, lg) = (
+            buffer(xs, "layer_mix", "xs")?,
+            buffer(logits, "layer_mix", "logits")?,
+        );
         Ok(wrap(layer_mix::layer_mix(self, xs, lg, layers, m)?))
     }
     fn layer_mix_backward(
@@ -314,7 +336,11 @@ impl Backend for Arc<CudaDevice> {
         m: usize,
     ) -> Result<(Storage, Storage)> {
         const OP: &str = "layer_mix_backward";
-        let (xs, lg, g) = (buffer(xs, OP, "xs")?, buffer(logits, OP, "logits")?, buffer(g, OP, "g")?);
+        let (xs, lg, g) = (
+            buffer(xs, OP, "xs")?,
+            buffer(logits, OP, "logits")?,
+            buffer(g, OP, "g")?,
+        );
         let (dxs, dl) = layer_mix::layer_mix_backward(self, xs, lg, g, layers, m)?;
         Ok((wrap(dxs), wrap(dl)))
     }
@@ -334,7 +360,9 @@ impl Backend for Arc<CudaDevice> {
     ) -> Result<Storage> {
         const OP: &str = "log_softmax_backward";
         let (x, g) = (buffer(x, OP, "x")?, buffer(g, OP, "g")?);
-        Ok(wrap(cross_entropy::log_softmax_backward(self, x, g, rows, v)?))
+        Ok(wrap(cross_entropy::log_softmax_backward(
+            self, x, g, rows, v,
+        )?))
     }
     fn cross_entropy(
         &self,
@@ -343,7 +371,10 @@ impl Backend for Arc<CudaDevice> {
         dims: CrossEntropyDims,
     ) -> Result<Storage> {
         const OP: &str = "cross_entropy";
-        let (x, t) = (buffer(logits, OP, "logits")?, buffer(targets, OP, "targets")?);
+        let (x, t) = (
+            buffer(logits, OP, "logits")?,
+            buffer(targets, OP, "targets")?,
+        );
         Ok(wrap(cross_entropy::cross_entropy(self, x, t, dims)?))
     }
     fn cross_entropy_backward(
@@ -359,7 +390,9 @@ impl Backend for Arc<CudaDevice> {
             buffer(targets, OP, "targets")?,
             buffer(g, OP, "g")?,
         );
-        Ok(wrap(cross_entropy::cross_entropy_backward(self, x, t, g, dims)?))
+        Ok(wrap(cross_entropy::cross_entropy_backward(
+            self, x, t, g, dims,
+        )?))
     }
 
     // ---- gru -------------------------------------------------------------------------------------
@@ -373,7 +406,11 @@ impl Backend for Arc<CudaDevice> {
         hidden: usize,
     ) -> Result<Storage> {
         const OP: &str = "gru_gates";
-        let (gi, gh, h) = (buffer(gi, OP, "gi")?, buffer(gh, OP, "gh")?, buffer(h, OP, "h")?);
+        let (gi, gh, h) = (
+            buffer(gi, OP, "gi")?,
+            buffer(gh, OP, "gh")?,
+            buffer(h, OP, "h")?,
+        );
         Ok(wrap(gru::gru_gates(self, gi, gh, h, batch, hidden)?))
     }
     fn gru_gates_backward(

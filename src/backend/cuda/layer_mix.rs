@@ -34,7 +34,11 @@ pub fn layer_mix_backward(
     m: usize,
 ) -> Result<(CudaBuffer, CudaBuffer)> {
     const OP: &str = "layer_mix_backward";
-    let (xs, lg, g) = (xs.f32(OP, "xs")?, logits.f32(OP, "logits")?, g.f32(OP, "g")?);
+    let (xs, lg, g) = (
+        xs.f32(OP, "xs")?,
+        logits.f32(OP, "logits")?,
+        g.f32(OP, "g")?,
+    );
     let (l64, m64) = (layers as u64, m as u64);
     let mut dxs = dev.alloc_f32(layers * m)?;
     let mut dots = dev.alloc_f32(layers)?;

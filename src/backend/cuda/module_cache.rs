@@ -99,7 +99,10 @@ pub fn compile(source: &Source, arch: Option<(i32, i32)>) -> Result<String> {
     key.update(source.code);
     let key: String = key.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let cached = cache_dir().map(|d| d.join(format!("{}-{key}.ptx", source.name)));
-    if let Some(ptx) = cached.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+    if let Some(ptx) = cached
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    {
         return Ok(ptx);
     }
     let opts = CompileOptions {
@@ -107,8 +110,13 @@ pub fn compile(source: &Source, arch: Option<(i32, i32)>) -> Result<String> {
         name: Some(format!("{}.cu", source.name)),
         ..Default::default()
     };
-    let ptx = guarded("nvrtc", || compile_ptx_with_opts(source.code, opts))?
-        .map_err(|e| Error::Cuda(format!("compiling shaders/cuda/{}.cu: {}", source.name, log(&e))))?;
+    let ptx = guarded("nvrtc", || compile_ptx_with_opts(source.code, opts))?.map_err(|e| {
+        Error::Cuda(format!(
+            "compiling shaders/cuda/{}.cu: {}",
+            source.name,
+            log(&e)
+        ))
+    })?;
     let text = guarded("nvrtc", || ptx.to_src())?;
     if let Some(path) = cached {
         store(&path, &text);
@@ -179,8 +187,9 @@ impl ModuleCache {
             return Ok(f.clone());
         }
         let module = self.module(ctx, file)?;
-        let f = guarded("cuModuleGetFunction", || module.load_function(entry))?
-            .map_err(|e| Error::Cuda(format!("shaders/cuda/{file}.cu has no entry {entry}: {e}")))?;
+        let f = guarded("cuModuleGetFunction", || module.load_function(entry))?.map_err(|e| {
+            Error::Cuda(format!("shaders/cuda/{file}.cu has no entry {entry}: {e}"))
+        })?;
         functions.insert((file, entry), f.clone());
         Ok(f)
     }

@@ -32,7 +32,13 @@ pub fn sum_slice(
     while parts.0 > 1 {
         let count = parts.0.div_ceil(1024);
         let mut next = dev.alloc_f32(count)?;
-        partial_sums(dev, parts.1.f32("sum", "partials")?, &mut next, parts.0, false)?;
+        partial_sums(
+            dev,
+            parts.1.f32("sum", "partials")?,
+            &mut next,
+            parts.0,
+            false,
+        )?;
         parts = (count, next);
     }
     Ok(parts.1)

@@ -20,7 +20,11 @@ pub fn top_k(
     k: usize,
     log_probs: bool,
 ) -> Result<(CudaBuffer, CudaBuffer)> {
-    let op = if log_probs { "topk_log_softmax" } else { "top_k" };
+    let op = if log_probs {
+        "topk_log_softmax"
+    } else {
+        "top_k"
+    };
     if k == 0 || k > MAX_K || v > u32::MAX as usize {
         return Err(Error::InvalidArgument {
             op,
@@ -30,7 +34,10 @@ pub fn top_k(
     let x = logits.f32(op, "logits")?;
     let (mut values, mut indices) = (dev.alloc_f32(rows * k)?, dev.alloc_u32(rows * k)?);
     {
-        let (vo, io) = (values.f32_mut(op, "values")?, indices.u32_mut(op, "indices")?);
+        let (vo, io) = (
+            values.f32_mut(op, "values")?,
+            indices.u32_mut(op, "indices")?,
+        );
         let (r64, v64, k32, lp) = (rows as u64, v as u64, k as u32, log_probs as u32);
         launch!(dev, "rollout", "top_k", blocks(rows, 256); x, vo, io, &r64, &v64, &k32, &lp);
     }
@@ -57,7 +64,11 @@ pub fn sample_logits(
     let o = ids.u32_mut(OP, "ids")?;
     let greedy = draw.temperature == 0.0;
     // The reciprocal the cpu twin multiplies by, computed the same way on the host.
-    let inv_t = if greedy { 0.0f32 } else { 1.0 / draw.temperature };
+    let inv_t = if greedy {
+        0.0f32
+    } else {
+        1.0 / draw.temperature
+    };
     let (r64, n64, g) = (rows as u64, n as u64, greedy as u32);
     let (seed, base, counter) = (draw.seed, draw.stream_base, draw.counter);
     launch!(dev, "rollout", "sample_logits", blocks(rows, 256); x, o, &r64, &n64, &seed, &base, &counter, &inv_t, &g);
@@ -65,7 +76,12 @@ pub fn sample_logits(
 }
 
 /// logits [rows, v] -> [rows]: sum_j p_j ln p_j of softmax(row).
-pub fn certainty(dev: &Arc<CudaDevice>, logits: &CudaBuffer, rows: usize, v: usize) -> Result<CudaBuffer> {
+pub fn certainty(
+    dev: &Arc<CudaDevice>,
+    logits: &CudaBuffer,
+    rows: usize,
+    v: usize,
+) -> Result<CudaBuffer> {
     let x = logits.f32("certainty", "logits")?;
     let mut out = dev.alloc_f32(rows)?;
     let o = out.f32_mut("certainty", "out")?;

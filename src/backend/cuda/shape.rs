@@ -22,22 +22,41 @@ struct Copy {
     dst_col: usize,
 }
 
-fn copy32(dev: &Arc<CudaDevice>, src: &CudaSlice<impl Sized>, dst: &mut CudaSlice<impl Sized>, c: Copy) -> Result<()> {
-    let [rows, width, sc, s0, dc, d0] =
-        [c.rows, c.width, c.src_cols, c.src_col, c.dst_cols, c.dst_col].map(|v| v as u64);
+fn copy32(
+    dev: &Arc<CudaDevice>,
+    src: &CudaSlice<impl Sized>,
+    dst: &mut CudaSlice<impl Sized>,
+    c: Copy,
+) -> Result<()> {
+    let [rows, width, sc, s0, dc, d0] = [
+        c.rows, c.width, c.src_cols, c.src_col, c.dst_cols, c.dst_col,
+    ]
+    .map(|v| v as u64);
     launch!(dev, "shape", "copy_block32", grid(c.rows * c.width); src, dst, &rows, &width, &sc, &s0, &dc, &d0);
     Ok(())
 }
 
-fn copy16(dev: &Arc<CudaDevice>, src: &CudaSlice<u16>, dst: &mut CudaSlice<u16>, c: Copy) -> Result<()> {
-    let [rows, width, sc, s0, dc, d0] =
-        [c.rows, c.width, c.src_cols, c.src_col, c.dst_cols, c.dst_col].map(|v| v as u64);
+fn copy16(
+    dev: &Arc<CudaDevice>,
+    src: &CudaSlice<u16>,
+    dst: &mut CudaSlice<u16>,
+    c: Copy,
+) -> Result<()> {
+    let [rows, width, sc, s0, dc, d0] = [
+        c.rows, c.width, c.src_cols, c.src_col, c.dst_cols, c.dst_col,
+    ]
+    .map(|v| v as u64);
     launch!(dev, "shape", "copy_block16", grid(c.rows * c.width); src, dst, &rows, &width, &sc, &s0, &dc, &d0);
     Ok(())
 }
 
 /// The block of columns of x viewed as [outer, cols] -> [outer, width].
-pub fn narrow(dev: &Arc<CudaDevice>, x: &CudaBuffer, dtype: DType, block: ColumnBlock) -> Result<CudaBuffer> {
+pub fn narrow(
+    dev: &Arc<CudaDevice>,
+    x: &CudaBuffer,
+    dtype: DType,
+    block: ColumnBlock,
+) -> Result<CudaBuffer> {
     let ColumnBlock {
         outer,
         cols,
@@ -77,7 +96,11 @@ pub fn narrow(dev: &Arc<CudaDevice>, x: &CudaBuffer, dtype: DType, block: Column
 }
 
 /// g [outer, width] placed in a zero [outer, cols].
-pub fn narrow_backward(dev: &Arc<CudaDevice>, g: &CudaBuffer, block: ColumnBlock) -> Result<CudaBuffer> {
+pub fn narrow_backward(
+    dev: &Arc<CudaDevice>,
+    g: &CudaBuffer,
+    block: ColumnBlock,
+) -> Result<CudaBuffer> {
     let ColumnBlock {
         outer,
         cols,
@@ -99,7 +122,12 @@ pub fn narrow_backward(dev: &Arc<CudaDevice>, g: &CudaBuffer, block: ColumnBlock
 }
 
 /// Parts [outer, width_i] side by side -> [outer, sum width_i] (f32 or u32).
-pub fn concat(dev: &Arc<CudaDevice>, parts: &[(&CudaBuffer, usize)], outer: usize, dtype: DType) -> Result<CudaBuffer> {
+pub fn concat(
+    dev: &Arc<CudaDevice>,
+    parts: &[(&CudaBuffer, usize)],
+    outer: usize,
+    dtype: DType,
+) -> Result<CudaBuffer> {
     let cols: usize = parts.iter().map(|p| p.1).sum();
     let mut out = match dtype {
         DType::F32 => dev.alloc_f32(outer * cols)?,
@@ -122,8 +150,18 @@ pub fn concat(dev: &Arc<CudaDevice>, parts: &[(&CudaBuffer, usize)], outer: usiz
             dst_col: col,
         };
         match dtype {
-            DType::F32 => copy32(dev, part.f32("concat", "xs")?, out.f32_mut("concat", "out")?, c)?,
-            _ => copy32(dev, part.u32("concat", "xs")?, out.u32_mut("concat", "out")?, c)?,
+            DType::F32 => copy32(
+                dev,
+                part.f32("concat", "xs")?,
+                out.f32_mut("concat", "out")?,
+                c,
+            )?,
+            _ => copy32(
+                dev,
+                part.u32("concat", "xs")?,
+                out.u32_mut("concat", "out")?,
+                c,
+            )?,
         }
         col += width;
     }
