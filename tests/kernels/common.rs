@@ -45,10 +45,10 @@ pub fn cuda() -> Option<Device> {
 /// Every device the kernels are checked on besides the cpu: lavapipe, and with the `cuda`
 /// feature the CUDA device when one opens.
 pub fn gpus() -> Vec<Device> {
-    let mut devices: Vec<Device> = lavapipe().into_iter().collect();
+    let devices = lavapipe().into_iter();
     #[cfg(feature = "cuda")]
-    devices.extend(cuda());
-    devices
+    let devices = devices.chain(cuda());
+    devices.collect()
 }
 
 /// Deterministic uniform values in [lo, hi) (splitmix64), so failures reproduce.

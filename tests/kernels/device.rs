@@ -60,8 +60,14 @@ fn ops_refuse_inputs_on_different_devices() {
 fn cuda_requests_parse_or_say_how_to_get_them() {
     #[cfg(feature = "cuda")]
     {
-        assert_eq!("cuda".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cuda(0));
-        assert_eq!("CUDA:1".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cuda(1));
+        assert_eq!(
+            "cuda".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Cuda(0)
+        );
+        assert_eq!(
+            "CUDA:1".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Cuda(1)
+        );
         assert_eq!(DeviceRequest::Cuda(2).to_string(), "cuda:2");
         let e = "cuda:x".parse::<DeviceRequest>().unwrap_err().to_string();
         assert!(e.contains("cuda:N"), "{e}");
@@ -83,7 +89,10 @@ fn opening_a_missing_cuda_device_is_an_error_not_a_panic() {
     match Device::open(DeviceRequest::Cuda(0)) {
         Ok(dev) => {
             assert!(dev.name().starts_with("cuda:0"), "{}", dev.name());
-            let e = Device::open(DeviceRequest::Cuda(1 << 20)).err().unwrap().to_string();
+            let e = Device::open(DeviceRequest::Cuda(1 << 20))
+                .err()
+                .unwrap()
+                .to_string();
             assert!(e.contains("cuda:1048576"), "{e}");
         }
         Err(e) => {
