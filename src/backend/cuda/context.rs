@@ -164,7 +164,13 @@ impl CudaDevice {
                 .map_err(|e| format!("cublasCreate: {e}"))
         });
         match blas {
-            Ok(blas) => f(&blas.lock().unwrap_or_else(|e| e.into_inner())),
+            Ok(blas) => {
+                // cuBLAS runs on the calling thread's current context: make it this device's.
+                self.ctx
+                    .bind_to_thread()
+                    .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+                f(&blas.lock().unwrap_or_else(|e| e.into_inner()))
+            }
             Err(e) => Err(Error::Cuda(e.clone())),
         }
     }
@@ -239,6 +245,12 @@ impl CudaDevice {
         self.stream
             .memcpy_dtoh(&s.slice(..len), &mut out[..])
             .map_err(|e| driver_err("cuMemcpyDtoH", e))?;
+        // The copy waited for the stream; a kernel that failed earlier reports here, and errors
+        // the driver stored from calls that cannot return one (frees in `Drop`) surface too.
+        self.sync()?;
+        self.ctx
+            .check_err()
+            .map_err(|e| driver_err("an earlier CUDA call", e))?;
         Ok(out)
     }
 }

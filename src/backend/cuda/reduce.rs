@@ -85,27 +85,32 @@ pub fn sum_columns_slice(
     if rows == 0 {
         return dev.zeros_f32(cols);
     }
-    let mut current: Option<CudaBuffer> = None;
-    let mut rows_left = rows;
-    loop {
-        let out_rows = rows_left.div_ceil(COLUMN_CHUNK);
-        let mut out = dev.alloc_f32(out_rows * cols)?;
-        {
-            let src = match &current {
-                Some(b) => b.f32("sum_columns", "partials")?,
-                None => x,
-            };
-            let o = out.f32_mut("sum_columns", "out")?;
-            let (r, c, k) = (rows_left as u64, cols as u64, COLUMN_CHUNK as u64);
-            launch!(dev, "reduce", "sum_columns", grid(out_rows * cols); src, o, &r, &c, &k);
-        }
-        current = Some(out);
-        rows_left = out_rows;
-        if rows_left == 1 {
-            break;
-        }
+    let (mut current, mut rows_left) = column_pass(dev, x, rows, cols)?;
+    while rows_left > 1 {
+        let next = column_pass(
+            dev,
+            current.f32("sum_columns", "partials")?,
+            rows_left,
+            cols,
+        )?;
+        (current, rows_left) = next;
     }
-    Ok(current.expect("at least one pass ran"))
+    Ok(current)
+}
+
+/// One pass: each output row the sum of COLUMN_CHUNK input rows; returns it and its row count.
+fn column_pass(
+    dev: &Arc<CudaDevice>,
+    x: &CudaSlice<f32>,
+    rows: usize,
+    cols: usize,
+) -> Result<(CudaBuffer, usize)> {
+    let out_rows = rows.div_ceil(COLUMN_CHUNK);
+    let mut out = dev.alloc_f32(out_rows * cols)?;
+    let o = out.f32_mut("sum_columns", "out")?;
+    let (r, c, k) = (rows as u64, cols as u64, COLUMN_CHUNK as u64);
+    launch!(dev, "reduce", "sum_columns", grid(out_rows * cols); x, o, &r, &c, &k);
+    Ok((out, out_rows))
 }
 
 /// x [nx] repeated to n elements.
