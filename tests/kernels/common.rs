@@ -1,4 +1,4 @@
-//! Shared helpers for kernel tests: the lavapipe device, deterministic random data, the one
+//! Shared helpers for kernel tests: the lavapipe device (and the CUDA one, feature `cuda`), deterministic random data, the one
 //! comparison helper, and the finite-difference gradient check.
 
 use std::sync::Arc;
