@@ -17,9 +17,7 @@ use rayon::prelude::*;
 
 /// Waits for the device so the clock reads finished work.
 fn sync(t: Tensor) {
-    if let Device::Wgpu(ctx) = t.device() {
-        ctx.sync().unwrap();
-    }
+    t.device().sync().unwrap();
 }
 
 fn random(shape: &[usize], lo: f32, hi: f32, device: &Device, seed: u64) -> Tensor {
@@ -64,6 +62,14 @@ fn devices() -> Vec<(String, Device)> {
                         Device::Wgpu(ctx),
                     )),
                     None => eprintln!("bench: no {w} adapter; skipping it"),
+                }
+            }
+            // `--features cuda`: CUDA device 0 (`cuda`) or N (`cuda:N`).
+            #[cfg(feature = "cuda")]
+            cuda if cuda == "cuda" || cuda.starts_with("cuda:") => {
+                match cuda.parse::<crsm::DeviceRequest>().and_then(Device::open) {
+                    Ok(device) => out.push((cuda.to_string(), device)),
+                    Err(e) => eprintln!("bench: {cuda}: {e}; skipping it"),
                 }
             }
             other => eprintln!("bench: unknown device {other}"),
@@ -117,7 +123,7 @@ fn bench_device(c: &mut Criterion, name: &str, device: &Device, rows: &mut Vec<R
                 .par_chunks_mut(1 << 16)
                 .zip(host.par_chunks(1 << 16))
                 .for_each(|(d, s)| d.copy_from_slice(s)),
-            Device::Wgpu(_) | Device::Meta(_) => sync(x.deep_clone().unwrap()),
+            _ => sync(x.deep_clone().unwrap()),
         },
     );
     rows.push(Row {

@@ -43,7 +43,14 @@ pub enum Error {
     #[error("no {wanted} adapter found: {hint}")]
     NoAdapter { wanted: &'static str, hint: String },
 
-    #[error("unknown device '{0}': expected one of auto, cpu, gpu, lavapipe")]
+    #[cfg_attr(
+        not(feature = "cuda"),
+        error("unknown device '{0}': expected one of auto, cpu, gpu, lavapipe")
+    )]
+    #[cfg_attr(
+        feature = "cuda",
+        error("unknown device '{0}': expected one of auto, cpu, gpu, lavapipe, cuda, cuda:N")
+    )]
     UnknownDevice(String),
 
     #[error("{op}: a binding of {bytes} bytes exceeds this adapter's limit of {limit} bytes")]
@@ -55,6 +62,11 @@ pub enum Error {
 
     #[error("wgpu: {0}")]
     Gpu(String),
+
+    /// A CUDA driver, NVRTC or cuBLAS call that failed (the `cuda` feature's backend).
+    #[cfg(feature = "cuda")]
+    #[error("cuda: {0}")]
+    Cuda(String),
 
     /// A run whose sizes overflow the arithmetic or need more memory than the device has, found
     /// before anything is allocated (see `train::run_size`).

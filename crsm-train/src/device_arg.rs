@@ -9,9 +9,16 @@ use clap::Args;
 use crsm::{Device, DeviceRequest};
 
 /// What the flag accepts, for every form's help text.
+#[cfg(not(feature = "cuda"))]
 macro_rules! values {
     () => {
         "auto (a real GPU if present, else cpu), cpu, gpu or lavapipe"
+    };
+}
+#[cfg(feature = "cuda")]
+macro_rules! values {
+    () => {
+        "auto (a real GPU if present, else cpu), cpu, gpu, lavapipe, cuda or cuda:N"
     };
 }
 
@@ -63,15 +70,6 @@ impl DeviceOverride {
 }
 
 fn open(request: DeviceRequest, source: &str) -> Result<Device> {
-    Device::open(request).with_context(|| format!("opening {source} {}", name(request)))
-}
-
-/// The flag's spelling of `request`.
-fn name(request: DeviceRequest) -> &'static str {
-    match request {
-        DeviceRequest::Auto => "auto",
-        DeviceRequest::Cpu => "cpu",
-        DeviceRequest::Gpu => "gpu",
-        DeviceRequest::Lavapipe => "lavapipe",
-    }
+    // `request` prints as the flag's spelling.
+    Device::open(request).with_context(|| format!("opening {source} {request}"))
 }

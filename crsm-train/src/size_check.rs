@@ -14,7 +14,9 @@ use crsm::train::run_size::{RunSize, check_fits, host_memory, run_size};
 pub fn device_memory(device: &Device) -> Option<u64> {
     match device {
         Device::Cpu | Device::Meta(_) => host_memory(),
-        Device::Wgpu(_) => None,
+        // wgpu reports no total; the cuda backend's (the `cuda` feature) is shared with other
+        // processes, so neither is the engine's budget.
+        _ => None,
     }
 }
 

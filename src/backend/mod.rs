@@ -4,7 +4,8 @@
 //! kernel is tested against, and the default where no real GPU is present) and `wgpu`
 //! (hand-written WGSL under `shaders/`, for Vulkan, Metal and DX12, and lavapipe in CI). A third,
 //! `meta`, holds sizes and no values (as PyTorch's meta tensors): `memtest` runs a training step on
-//! it to count the bytes without allocating them.
+//! it to count the bytes without allocating them. With the `cuda` feature, `cuda` runs CUDA C
+//! kernels (`shaders/cuda/`, compiled by NVRTC) and cuBLAS on an NVIDIA device.
 //!
 //! Imports run one way: a backend imports the contract files here (and `error`, `dtype`), never
 //! the other backend, and nothing above `backend/`.
@@ -16,11 +17,15 @@ pub mod params;
 pub mod storage;
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod meta;
 pub mod wgpu;
 
 pub use self::wgpu::{AdapterKind, BindingLimits, WgpuContext};
 pub use contract::Backend;
+#[cfg(feature = "cuda")]
+pub use cuda::CudaDevice;
 pub use device::{Device, DeviceRequest};
 pub use memory::MemoryStats;
 pub use meta::Meta;

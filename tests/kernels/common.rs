@@ -1,4 +1,4 @@
-//! Shared helpers for kernel tests: the lavapipe device, deterministic random data, the one
+//! Shared helpers for kernel tests: the lavapipe device (and the CUDA one, feature `cuda`), deterministic random data, the one
 //! comparison helper, and the finite-difference gradient check.
 
 use std::sync::Arc;
@@ -15,6 +15,40 @@ pub use lavapipe_device::lavapipe;
 pub fn lavapipe_with_binding_limits(limits: BindingLimits) -> Option<Arc<WgpuContext>> {
     lavapipe()?;
     Some(WgpuContext::open_with_binding_limits(AdapterKind::Software, limits).unwrap())
+}
+
+/// The CUDA device 0, opened once per test process (feature `cuda`). Without one the CUDA half of
+/// a test skips (one line on stderr), unless `CRSM_REQUIRE_CUDA=1`, where it fails.
+#[cfg(feature = "cuda")]
+pub fn cuda() -> Option<Device> {
+    use std::sync::OnceLock;
+    static DEVICE: OnceLock<Result<Device, String>> = OnceLock::new();
+    let opened = DEVICE
+        .get_or_init(|| Device::open(crsm::DeviceRequest::Cuda(0)).map_err(|e| e.to_string()));
+    match opened {
+        Ok(device) => Some(device.clone()),
+        Err(reason) => {
+            if std::env::var("CRSM_REQUIRE_CUDA").is_ok_and(|v| v == "1") {
+                panic!("CRSM_REQUIRE_CUDA=1, but no CUDA device opens: {reason}");
+            }
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let line = format!("CUDA halves of the kernel tests skipped: {reason}\n");
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            });
+            None
+        }
+    }
+}
+
+/// Every device the kernels are checked on besides the cpu: lavapipe, and with the `cuda`
+/// feature the CUDA device when one opens.
+pub fn gpus() -> Vec<Device> {
+    let devices = lavapipe().into_iter();
+    #[cfg(feature = "cuda")]
+    let devices = devices.chain(cuda());
+    devices.collect()
 }
 
 /// Deterministic uniform values in [lo, hi) (splitmix64), so failures reproduce.
@@ -165,8 +199,9 @@ fn check_gradients_tol(
     );
 }
 
-/// Runs `f` on the cpu and on lavapipe with the same inputs and compares the outputs and the
-/// gradients of every input (seeded with the same random cotangent).
+/// Runs `f` on the cpu and on each of `gpus()` (lavapipe; CUDA with the `cuda` feature) with the
+/// same inputs and compares the outputs and the gradients of every input (seeded with the same
+/// random cotangent).
 pub fn check_parity(
     what: &str,
     inputs: &[Tensor],
@@ -174,11 +209,12 @@ pub fn check_parity(
     rtol: f32,
     atol: f32,
 ) {
-    let Some(gpu) = lavapipe() else { return };
-    check_parity_on(&gpu, what, inputs, f, rtol, atol)
+    for gpu in gpus() {
+        check_parity_on(&gpu, what, inputs, &f, rtol, atol)
+    }
 }
 
-/// `check_parity` against a given wgpu device.
+/// `check_parity` against a given device.
 pub fn check_parity_on(
     gpu: &Device,
     what: &str,
@@ -215,7 +251,7 @@ pub fn check_parity_on(
     let (cpu_out, cpu_grads) = run(inputs.to_vec());
     let (gpu_out, gpu_grads) = run(inputs.iter().map(|t| t.to_device(gpu).unwrap()).collect());
     assert_close(
-        &format!("{what}: forward wgpu vs cpu"),
+        &format!("{what}: forward {} vs cpu", gpu.name()),
         &gpu_out,
         &cpu_out,
         rtol,
@@ -223,9 +259,13 @@ pub fn check_parity_on(
     );
     for (k, (c, g)) in cpu_grads.iter().zip(&gpu_grads).enumerate() {
         match (c, g) {
-            (Some(c), Some(g)) => {
-                assert_close(&format!("{what}: grad {k} wgpu vs cpu"), g, c, rtol, atol)
-            }
+            (Some(c), Some(g)) => assert_close(
+                &format!("{what}: grad {k} {} vs cpu", gpu.name()),
+                g,
+                c,
+                rtol,
+                atol,
+            ),
             (None, None) => {}
             _ => panic!("{what}: grad {k} exists on one device only"),
         }

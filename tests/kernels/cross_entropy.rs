@@ -63,7 +63,7 @@ fn log_softmax_is_stable_for_large_logits() {
         1.0 - (1.0f32 + 1f32.exp()).ln(),
     ];
     let mut devices = vec![Device::Cpu];
-    devices.extend(lavapipe());
+    devices.extend(gpus());
     for d in &devices {
         let x = Tensor::from_f32(vec![1000.0, 1001.0, -1000.0, -999.0], &[2, 2], d).unwrap();
         let y = ops::log_softmax(&x).unwrap().to_vec_f32().unwrap();
@@ -85,7 +85,7 @@ fn cross_entropy_matches_hand_computed_value() {
     // Row 1: logits [1, 1, 1], target 0: log 3 = 1.0986122887. Mean: 0.7531091265.
     // Gradient (g = 1): (softmax - onehot) / 2 = [0.0450, 0.1224, -0.1674] and [1/6, 1/6, 1/6] - [1/2, 0, 0].
     let mut devices = vec![Device::Cpu];
-    devices.extend(lavapipe());
+    devices.extend(gpus());
     for d in &devices {
         let logits = Tensor::from_f32(vec![1.0, 2.0, 3.0, 1.0, 1.0, 1.0], &[2, 3], d)
             .unwrap()
@@ -203,7 +203,7 @@ fn cross_entropy_ignores_rows_like_dropping_them() {
 #[test]
 fn cross_entropy_is_zero_with_zero_gradient_when_every_row_is_ignored() {
     let mut devices = vec![Device::Cpu];
-    devices.extend(lavapipe());
+    devices.extend(gpus());
     for d in &devices {
         for (m, v) in [(3usize, 7usize), (2, 1000)] {
             let logits = rand_tensor(90, &[m, v], -2.0, 2.0, d).as_variable();
@@ -234,7 +234,7 @@ fn cross_entropy_is_zero_with_zero_gradient_when_every_row_is_ignored() {
 #[test]
 fn cross_entropy_rejects_bad_input() {
     let mut devices = vec![Device::Cpu];
-    devices.extend(lavapipe());
+    devices.extend(gpus());
     for d in &devices {
         let logits = Tensor::zeros(&[3, 7], d).unwrap();
         // Out of range: names the op, the id and its position.

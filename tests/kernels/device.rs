@@ -55,3 +55,73 @@ fn ops_refuse_inputs_on_different_devices() {
     let e = ops::add(&a, &b).unwrap_err();
     assert!(matches!(e, Error::DeviceMismatch { op: "add", .. }), "{e}");
 }
+
+#[test]
+fn cuda_requests_parse_or_say_how_to_get_them() {
+    #[cfg(feature = "cuda")]
+    {
+        assert_eq!(
+            "cuda".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Cuda(0)
+        );
+        assert_eq!(
+            "CUDA:1".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Cuda(1)
+        );
+        assert_eq!(DeviceRequest::Cuda(2).to_string(), "cuda:2");
+        let e = "cuda:x".parse::<DeviceRequest>().unwrap_err().to_string();
+        assert!(e.contains("cuda:N"), "{e}");
+        let e = "tpu".parse::<DeviceRequest>().unwrap_err().to_string();
+        assert!(e.contains("cuda"), "{e}");
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let e = "cuda:0".parse::<DeviceRequest>().unwrap_err().to_string();
+        assert!(e.contains("--features cuda"), "{e}");
+    }
+}
+
+/// Without a driver or a device, opening CUDA is an error that says what is missing, never a
+/// panic; an ordinal past the last device names the devices there are.
+#[cfg(feature = "cuda")]
+#[test]
+fn opening_a_missing_cuda_device_is_an_error_not_a_panic() {
+    match Device::open(DeviceRequest::Cuda(0)) {
+        Ok(dev) => {
+            assert!(dev.name().starts_with("cuda:0"), "{}", dev.name());
+            let e = Device::open(DeviceRequest::Cuda(1 << 20))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains("cuda:1048576"), "{e}");
+        }
+        Err(e) => {
+            assert!(matches!(e, Error::NoAdapter { wanted: "cuda", .. }), "{e}");
+            let text = e.to_string();
+            assert!(text.contains("install") || text.contains("no"), "{text}");
+        }
+    }
+    // `auto` still opens something (a Vulkan adapter, CUDA, or the cpu).
+    assert!(Device::open(DeviceRequest::Auto).is_ok());
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_counts_tensor_bytes_exactly() {
+    // A private device: the shared one is busy with other tests running in parallel.
+    if cuda().is_none() {
+        return;
+    }
+    let Device::Cuda(dev) = Device::open(DeviceRequest::Cuda(0)).unwrap() else {
+        unreachable!("a cuda request opens a cuda device")
+    };
+    let device = Device::Cuda(dev.clone());
+    assert_eq!(dev.memory_stats().live_bytes, 0);
+    let a = Tensor::zeros(&[1000], &device).unwrap();
+    let b = ops::scale(&a, 2.0).unwrap();
+    assert_eq!(dev.memory_stats().live_bytes, 8000);
+    drop(a);
+    let s = dev.memory_stats();
+    assert_eq!((s.live_bytes, s.peak_live_bytes), (4000, 8000));
+    assert_eq!(b.to_vec_f32().unwrap(), vec![0.0; 1000]);
+}

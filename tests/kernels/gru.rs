@@ -79,7 +79,7 @@ fn gru_cell_matches_naive_reference() {
             1e-5,
             1e-6,
         );
-        if let Some(gpu) = lavapipe() {
+        for gpu in gpus() {
             let on_gpu: Vec<Tensor> = inputs.iter().map(|t| t.to_device(&gpu).unwrap()).collect();
             assert_close(
                 &format!("gru_cell wgpu {dims:?}"),
@@ -171,7 +171,7 @@ fn gru_cell_with_zero_weights_averages_tanh_zero_and_h() {
     ];
     let want = vec![0.5, -1.0, 0.25, 2.0, 0.0, 1.5, -0.5, 4.0];
     assert_eq!(cell(&inputs).to_vec_f32().unwrap(), want);
-    if let Some(gpu) = lavapipe() {
+    for gpu in gpus() {
         let on_gpu: Vec<Tensor> = inputs.iter().map(|t| t.to_device(&gpu).unwrap()).collect();
         assert_eq!(cell(&on_gpu).to_vec_f32().unwrap(), want);
     }
@@ -193,7 +193,7 @@ fn gru_gates_saturate_without_overflow() {
         ops::gru_gates(&gi, &gh, &h).unwrap().to_vec_f32().unwrap(),
         want
     );
-    if let Some(gpu) = lavapipe() {
+    for gpu in gpus() {
         let d = |t: &Tensor| t.to_device(&gpu).unwrap();
         assert_eq!(
             ops::gru_gates(&d(&gi), &d(&gh), &d(&h))

@@ -49,7 +49,7 @@ fn layer_mix_gradients_match_finite_differences() {
 #[test]
 fn layer_mix_reduces_to_mean_and_to_last_layer() {
     let mut devices = vec![Device::Cpu];
-    devices.extend(lavapipe());
+    devices.extend(gpus());
     let xs = rand_tensor(20, &[3, 2, 4], -1.0, 1.0, &Device::Cpu);
     let v = xs.to_vec_f32().unwrap();
     let mean: Vec<f32> = (0..8)

@@ -1,5 +1,6 @@
-//! Kernel tests: every op's WGSL kernel against its cpu twin on lavapipe, and every backward
-//! against finite differences. One test binary, so lavapipe is opened and shaders compiled once.
+//! Kernel tests: every op's WGSL kernel against its cpu twin on lavapipe (and, with the `cuda`
+//! feature, its CUDA kernel where a device opens), and every backward against finite differences.
+//! One test binary, so lavapipe is opened and shaders compiled once.
 
 mod common;
 

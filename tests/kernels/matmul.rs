@@ -101,7 +101,7 @@ fn matmul_matches_reference_for_all_transposes() {
                 1e-4,
                 atol(k),
             );
-            if let Some(gpu) = lavapipe() {
+            for gpu in gpus() {
                 let c = ops::matmul(
                     &a.to_device(&gpu).unwrap(),
                     &b.to_device(&gpu).unwrap(),
@@ -165,7 +165,7 @@ fn matmul_with_empty_inner_dimension_is_zero() {
             .unwrap(),
         vec![0.0; 6]
     );
-    if let Some(gpu) = lavapipe() {
+    for gpu in gpus() {
         let c = ops::matmul(
             &a.to_device(&gpu).unwrap(),
             &b.to_device(&gpu).unwrap(),
@@ -181,25 +181,26 @@ fn matmul_with_empty_inner_dimension_is_zero() {
 fn matmul_covers_more_row_tiles_than_one_grid_dimension_holds() {
     // 65536 * 64 + 3 rows need 65537 row tiles: the grid folds them over y and z. K = N = 1 keeps it
     // at 16 MiB per operand.
-    let Some(gpu) = lavapipe() else { return };
-    let m = 65536 * 64 + 3;
-    let a = rand_tensor(700, &[m, 1], -1.0, 1.0, &Device::Cpu);
-    let b = Tensor::from_f32(vec![-2.0], &[1, 1], &Device::Cpu).unwrap();
-    let want: Vec<f32> = a.to_vec_f32().unwrap().iter().map(|v| -2.0 * v).collect();
-    let c = ops::matmul(
-        &a.to_device(&gpu).unwrap(),
-        &b.to_device(&gpu).unwrap(),
-        false,
-        false,
-    )
-    .unwrap();
-    assert_close(
-        "matmul folded grid",
-        &c.to_vec_f32().unwrap(),
-        &want,
-        0.0,
-        0.0,
-    );
+    for gpu in gpus() {
+        let m = 65536 * 64 + 3;
+        let a = rand_tensor(700, &[m, 1], -1.0, 1.0, &Device::Cpu);
+        let b = Tensor::from_f32(vec![-2.0], &[1, 1], &Device::Cpu).unwrap();
+        let want: Vec<f32> = a.to_vec_f32().unwrap().iter().map(|v| -2.0 * v).collect();
+        let c = ops::matmul(
+            &a.to_device(&gpu).unwrap(),
+            &b.to_device(&gpu).unwrap(),
+            false,
+            false,
+        )
+        .unwrap();
+        assert_close(
+            "matmul folded grid",
+            &c.to_vec_f32().unwrap(),
+            &want,
+            0.0,
+            0.0,
+        );
+    }
 }
 
 #[test]

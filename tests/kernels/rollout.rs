@@ -75,45 +75,46 @@ fn top_k_of_a_hand_worked_row() {
         assert_close(what, &f32s(&lp), &want, 1e-6, 1e-6);
     };
     check(&x, "top_k cpu");
-    if let Some(gpu) = lavapipe() {
+    for gpu in gpus() {
         check(&x.to_device(&gpu).unwrap(), "top_k wgpu");
     }
 }
 
 #[test]
 fn top_k_matches_cpu_exactly_on_random_and_tied_logits() {
-    let Some(gpu) = lavapipe() else { return };
-    for (s, &(b, v, k)) in SHAPES.iter().enumerate() {
-        for (kind, x) in [
-            ("random", logits(100 + s as u64, b, v, &Device::Cpu)),
-            ("tied", tied_logits(200 + s as u64, b, v)),
-        ] {
-            let what = format!("top_k {kind} B={b} V={v} k={k}");
-            let (cv, ci) = ops::top_k(&x, k).unwrap();
-            let (gv, gi) = ops::top_k(&x.to_device(&gpu).unwrap(), k).unwrap();
-            assert_eq!(u32s(&gi), u32s(&ci), "{what}: indices");
-            assert_eq!(f32s(&gv), f32s(&cv), "{what}: values");
-            // The values are the logits at the indices, in descending order.
-            let host = f32s(&x);
-            let (cv, ci) = (f32s(&cv), u32s(&ci));
-            for r in 0..b {
-                for j in 0..k {
-                    assert_eq!(
-                        cv[r * k + j],
-                        host[r * v + ci[r * k + j] as usize],
-                        "{what}"
-                    );
-                    if j > 0 {
-                        assert!(cv[r * k + j - 1] >= cv[r * k + j], "{what}: row {r} order");
+    for gpu in gpus() {
+        for (s, &(b, v, k)) in SHAPES.iter().enumerate() {
+            for (kind, x) in [
+                ("random", logits(100 + s as u64, b, v, &Device::Cpu)),
+                ("tied", tied_logits(200 + s as u64, b, v)),
+            ] {
+                let what = format!("top_k {kind} B={b} V={v} k={k}");
+                let (cv, ci) = ops::top_k(&x, k).unwrap();
+                let (gv, gi) = ops::top_k(&x.to_device(&gpu).unwrap(), k).unwrap();
+                assert_eq!(u32s(&gi), u32s(&ci), "{what}: indices");
+                assert_eq!(f32s(&gv), f32s(&cv), "{what}: values");
+                // The values are the logits at the indices, in descending order.
+                let host = f32s(&x);
+                let (cv, ci) = (f32s(&cv), u32s(&ci));
+                for r in 0..b {
+                    for j in 0..k {
+                        assert_eq!(
+                            cv[r * k + j],
+                            host[r * v + ci[r * k + j] as usize],
+                            "{what}"
+                        );
+                        if j > 0 {
+                            assert!(cv[r * k + j - 1] >= cv[r * k + j], "{what}: row {r} order");
+                        }
                     }
                 }
+                let (cl, cli) = ops::topk_log_softmax(&x, k).unwrap();
+                let (gl, gli) = ops::topk_log_softmax(&x.to_device(&gpu).unwrap(), k).unwrap();
+                assert_eq!(u32s(&gli), u32s(&cli), "{what}: log-softmax indices");
+                assert_eq!(u32s(&cli), ci, "{what}: the same indices as top_k");
+                // f32 sums of up to 50280 terms on the device against f64 on the cpu.
+                assert_close(&what, &f32s(&gl), &f32s(&cl), 1e-5, 2e-5);
             }
-            let (cl, cli) = ops::topk_log_softmax(&x, k).unwrap();
-            let (gl, gli) = ops::topk_log_softmax(&x.to_device(&gpu).unwrap(), k).unwrap();
-            assert_eq!(u32s(&gli), u32s(&cli), "{what}: log-softmax indices");
-            assert_eq!(u32s(&cli), ci, "{what}: the same indices as top_k");
-            // f32 sums of up to 50280 terms on the device against f64 on the cpu.
-            assert_close(&what, &f32s(&gl), &f32s(&cl), 1e-5, 2e-5);
         }
     }
 }
@@ -171,7 +172,7 @@ fn sample_logits_at_temperature_zero_is_the_argmax_with_ties_to_the_lower_index(
         u32s(&ops::sample_logits(&wide, 0.0, 9, 3, 5).unwrap()),
         want
     );
-    if let Some(gpu) = lavapipe() {
+    for gpu in gpus() {
         let d = |t: &Tensor| t.to_device(&gpu).unwrap();
         assert_eq!(
             u32s(&ops::sample_logits(&d(&x), 0.0, 1, 0, 0).unwrap()),
@@ -191,44 +192,45 @@ fn sample_logits_at_temperature_zero_is_the_argmax_with_ties_to_the_lower_index(
 /// cpu scores are within 4 ulp, and such rows must stay rare (they are counted and printed).
 #[test]
 fn sample_logits_matches_cpu_in_every_row_over_many_seeds() {
-    let Some(gpu) = lavapipe() else { return };
-    let (mut rows, mut near_ties) = (0usize, 0usize);
-    let cases: &[(usize, usize, f32)] = &[
-        (64, 7, 1.0),
-        (32, 255, 0.7),
-        (16, 1000, 1.0),
-        (8, 4099, 2.5),
-        (3, 50_280, 1.0),
-    ];
-    for (c, &(b, n, t)) in cases.iter().enumerate() {
-        let x = logits(500 + c as u64, b, n, &Device::Cpu);
-        let host = f32s(&x);
-        let on_gpu = x.to_device(&gpu).unwrap();
-        for seed in 0..32u32 {
-            let counter = seed * 7 + c as u32;
-            let want = u32s(&ops::sample_logits(&x, t, seed, 0, counter).unwrap());
-            let got = u32s(&ops::sample_logits(&on_gpu, t, seed, 0, counter).unwrap());
-            for (r, (&w, &g)) in want.iter().zip(&got).enumerate() {
-                rows += 1;
-                if w == g {
-                    continue;
+    for gpu in gpus() {
+        let (mut rows, mut near_ties) = (0usize, 0usize);
+        let cases: &[(usize, usize, f32)] = &[
+            (64, 7, 1.0),
+            (32, 255, 0.7),
+            (16, 1000, 1.0),
+            (8, 4099, 2.5),
+            (3, 50_280, 1.0),
+        ];
+        for (c, &(b, n, t)) in cases.iter().enumerate() {
+            let x = logits(500 + c as u64, b, n, &Device::Cpu);
+            let host = f32s(&x);
+            let on_gpu = x.to_device(&gpu).unwrap();
+            for seed in 0..32u32 {
+                let counter = seed * 7 + c as u32;
+                let want = u32s(&ops::sample_logits(&x, t, seed, 0, counter).unwrap());
+                let got = u32s(&ops::sample_logits(&on_gpu, t, seed, 0, counter).unwrap());
+                for (r, (&w, &g)) in want.iter().zip(&got).enumerate() {
+                    rows += 1;
+                    if w == g {
+                        continue;
+                    }
+                    let sw = score(&host, n, r, w as usize, t, seed, counter);
+                    let sg = score(&host, n, r, g as usize, t, seed, counter);
+                    let ulp = f32::EPSILON * sw.abs().max(sg.abs()).max(1.0);
+                    assert!(
+                        (sw - sg).abs() <= 4.0 * ulp,
+                        "B={b} n={n} T={t} seed {seed} row {r}: cpu {w} (score {sw}) vs wgpu {g} (score {sg})"
+                    );
+                    near_ties += 1;
                 }
-                let sw = score(&host, n, r, w as usize, t, seed, counter);
-                let sg = score(&host, n, r, g as usize, t, seed, counter);
-                let ulp = f32::EPSILON * sw.abs().max(sg.abs()).max(1.0);
-                assert!(
-                    (sw - sg).abs() <= 4.0 * ulp,
-                    "B={b} n={n} T={t} seed {seed} row {r}: cpu {w} (score {sw}) vs wgpu {g} (score {sg})"
-                );
-                near_ties += 1;
             }
         }
+        eprintln!("sample_logits: {near_ties} near-tie disagreements in {rows} rows");
+        assert!(
+            near_ties * 1000 <= rows,
+            "{near_ties} of {rows} rows disagree"
+        );
     }
-    eprintln!("sample_logits: {near_ties} near-tie disagreements in {rows} rows");
-    assert!(
-        near_ties * 1000 <= rows,
-        "{near_ties} of {rows} rows disagree"
-    );
 }
 
 #[test]
@@ -317,7 +319,7 @@ fn certainty_of_hand_worked_rows() {
         1e-6,
         1e-6,
     );
-    if let Some(gpu) = lavapipe() {
+    for gpu in gpus() {
         let got = f32s(&ops::certainty(&x.to_device(&gpu).unwrap()).unwrap());
         assert_close("certainty wgpu", &got, &want, 1e-6, 1e-6);
     }
@@ -338,7 +340,7 @@ fn certainty_matches_cpu_and_the_critics_host_formula() {
             1e-4,
             1e-5,
         );
-        if let Some(gpu) = lavapipe() {
+        for gpu in gpus() {
             let got = f32s(&ops::certainty(&x.to_device(&gpu).unwrap()).unwrap());
             // f32 sums of up to 50280 terms on the device against f64 on the cpu.
             assert_close(

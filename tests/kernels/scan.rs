@@ -283,7 +283,7 @@ fn scan_cpu_matches_sequential_reference_forward_and_backward() {
 
 #[test]
 fn scan_wgpu_matches_cpu_forward_last_state_and_gradients() {
-    let Some(gpu) = lavapipe() else { return };
+    let gpus = gpus();
     for (s, &dims) in SHAPES.iter().enumerate() {
         for (with_z, with_h0) in combos() {
             let x = Inputs::new(200 + 10 * s as u64, dims, with_z, with_h0);
@@ -299,14 +299,16 @@ fn scan_wgpu_matches_cpu_forward_last_state_and_gradients() {
                 2e-5,
             );
             let cpu_last = run(&x, &x.tensors(&Device::Cpu)).last_state;
-            let gpu_last = run(&x, &x.tensors(&gpu)).last_state;
-            assert_tensors_close(
-                &format!("{what}: last_state wgpu vs cpu"),
-                &gpu_last,
-                &cpu_last,
-                1e-5,
-                1e-6,
-            );
+            for gpu in &gpus {
+                let gpu_last = run(&x, &x.tensors(gpu)).last_state;
+                assert_tensors_close(
+                    &format!("{what}: last_state {} vs cpu", gpu.name()),
+                    &gpu_last,
+                    &cpu_last,
+                    1e-5,
+                    1e-6,
+                );
+            }
         }
     }
 }
@@ -393,7 +395,7 @@ fn scan_of_length_one_with_h0_is_one_recurrent_step() {
         y[e] += d[e] * u[e];
     }
     let mut devices = vec![Device::Cpu];
-    devices.extend(lavapipe());
+    devices.extend(gpus());
     for dev in devices {
         let t = |v: &[f32], s: &[usize]| Tensor::from_f32(v.to_vec(), s, &dev).unwrap();
         let out = selective_scan(

@@ -134,7 +134,7 @@ fn narrow_and_concat_copy_u32_ids_bit_for_bit() {
     let ids: Vec<u32> = vec![0, 1, 16_777_217, 0x7fc0_0001, 0x0000_0001, u32::MAX, 42, 7];
     let x = Tensor::from_u32(ids.clone(), &[2, 4], &Device::Cpu).unwrap();
     let mut devices = vec![Device::Cpu];
-    devices.extend(lavapipe());
+    devices.extend(gpus());
     for dev in &devices {
         let x = x.to_device(dev).unwrap();
         let tail = ops::narrow(&x, 1, 1, 3).unwrap();

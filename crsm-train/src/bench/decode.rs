@@ -177,12 +177,13 @@ fn copy_bandwidth(device: &Device) -> Result<f64> {
                 Ok(())
             })?
         }
-        Device::Wgpu(ctx) => {
-            // Copies into pooled buffers: after the first, no allocation reaches the driver.
+        // wgpu (and cuda, with the `cuda` feature): copies into pooled buffers (wgpu's pool, the
+        // driver's stream-ordered allocator): after the first, no allocation reaches the driver.
+        _ => {
             let x = Tensor::zeros(&[n], device)?;
             time_per_call(2, 8, 1.0, || {
                 let y = x.deep_clone()?;
-                ctx.sync()?;
+                device.sync()?;
                 drop(y);
                 Ok(())
             })?
