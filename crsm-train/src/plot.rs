@@ -193,7 +193,8 @@ pub fn plot_exact_match(bars: &[(String, f64, f64, f64)], title: &str, path: &Pa
             .margin_right(36)
             .x_label_area_size(40)
             .y_label_area_size(260)
-            .build_cartesian_2d(0.0..100.0, (0..n).into_segmented())
+            // A discrete range holds its end: 0..n - 1 is n rows.
+            .build_cartesian_2d(0.0..100.0, (0..n - 1).into_segmented())
             .map_err(|e| anyhow!("{e}"))?;
         let names: Vec<String> = bars.iter().rev().map(|b| b.0.clone()).collect();
         chart
@@ -218,13 +219,15 @@ pub fn plot_exact_match(bars: &[(String, f64, f64, f64)], title: &str, path: &Pa
                 } else {
                     BLUE.mix(0.5)
                 };
-                Rectangle::new(
+                let mut bar = Rectangle::new(
                     [
                         (0.0, SegmentValue::Exact(row(k))),
                         (100.0 * b.1, SegmentValue::Exact(row(k) + 1)),
                     ],
                     colour.filled(),
-                )
+                );
+                bar.set_margin(6, 6, 0, 0);
+                bar
             }))
             .map_err(|e| anyhow!("{e}"))?;
         chart
