@@ -27,7 +27,8 @@ pub enum ModeArg {
 pub enum DynamicsArg {
     Learned,
     Exact,
-    /// The latent never moves (the ablation of the learned dynamics).
+    // The latent never moves (the ablation of the learned dynamics). A plain comment: a doc
+    // comment here would make clap describe every value and switch the help's layout.
     Identity,
 }
 
