@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, DeviceRepr};
 
-use super::context::CudaDevice;
+use super::context::{CudaDevice, driver_err};
 use crate::error::{Error, Result};
 
 /// The elements of one buffer. Slices hold at least one element (the driver refuses empty
@@ -90,6 +90,65 @@ impl CudaBuffer {
             Words::Bf16(s) => Ok(s),
             _ => Err(wrong(op, arg, "bf16")),
         }
+    }
+}
+
+/// The allocators: every buffer is made here, so each is counted once (the device knows nothing
+/// of buffers; a buffer knows its device).
+impl CudaDevice {
+    /// `n` f32 the caller's kernel writes in full (not initialised).
+    pub(super) fn alloc_f32(self: &Arc<Self>, n: usize) -> Result<CudaBuffer> {
+        // SAFETY: device memory; the launching kernel writes every element before any read.
+        let s = unsafe { self.stream().alloc::<f32>(n.max(1)) }
+            .map_err(|e| driver_err("cuMemAlloc", e))?;
+        Ok(CudaBuffer::new(Words::F32(s), n, self.clone()))
+    }
+
+    pub(super) fn alloc_u32(self: &Arc<Self>, n: usize) -> Result<CudaBuffer> {
+        // SAFETY: as `alloc_f32`.
+        let s = unsafe { self.stream().alloc::<u32>(n.max(1)) }
+            .map_err(|e| driver_err("cuMemAlloc", e))?;
+        Ok(CudaBuffer::new(Words::U32(s), n, self.clone()))
+    }
+
+    pub(super) fn alloc_bf16(self: &Arc<Self>, n: usize) -> Result<CudaBuffer> {
+        // SAFETY: as `alloc_f32`.
+        let s = unsafe { self.stream().alloc::<u16>(n.max(1)) }
+            .map_err(|e| driver_err("cuMemAlloc", e))?;
+        Ok(CudaBuffer::new(Words::Bf16(s), n, self.clone()))
+    }
+
+    /// `n` f32 zeros.
+    pub(super) fn zeros_f32(self: &Arc<Self>, n: usize) -> Result<CudaBuffer> {
+        let s = self
+            .stream()
+            .alloc_zeros::<f32>(n.max(1))
+            .map_err(|e| driver_err("cuMemAlloc", e))?;
+        Ok(CudaBuffer::new(Words::F32(s), n, self.clone()))
+    }
+
+    pub(super) fn upload_f32(self: &Arc<Self>, data: &[f32]) -> Result<CudaBuffer> {
+        let s = self.upload(data, 0.0)?;
+        Ok(CudaBuffer::new(Words::F32(s), data.len(), self.clone()))
+    }
+
+    pub(super) fn upload_u32(self: &Arc<Self>, data: &[u32]) -> Result<CudaBuffer> {
+        let s = self.upload(data, 0)?;
+        Ok(CudaBuffer::new(Words::U32(s), data.len(), self.clone()))
+    }
+
+    /// A host slice on the device (one `pad` element for an empty one).
+    fn upload<T: DeviceRepr + Copy>(
+        &self,
+        data: &[T],
+        pad: T,
+    ) -> Result<cudarc::driver::CudaSlice<T>> {
+        let r = if data.is_empty() {
+            self.stream().clone_htod(&[pad][..])
+        } else {
+            self.stream().clone_htod(data)
+        };
+        r.map_err(|e| driver_err("cuMemcpyHtoD", e))
     }
 }
 
