@@ -169,6 +169,7 @@ pub fn run_stages(
                 out.display()
             );
             let loop_config = d.loop_config(file)?;
+            let resume = resumes(resume, &out, "distill", &inputs);
             if !resume {
                 remove_run(Path::new(&loop_config.out_dir))?;
                 let traces = out.join("traces");
@@ -177,6 +178,7 @@ pub fn run_stages(
                         .with_context(|| format!("removing {}", traces.display()))?;
                 }
             }
+            StageManifest::begin(&out, "distill", &inputs)?;
             let go_on = resume && latest_checkpoint(Path::new(&loop_config.out_dir)).is_some();
             let mut progress = crate::distill::Progress::new(&loop_config);
             let report = distill(config, file, device, go_on, &mut progress)?;
@@ -259,9 +261,11 @@ pub fn run_stages(
             eprintln!("stage 4/4 critic: value heads -> {}", critic_out.display());
             let loop_config = c.loop_config(&d.traces_dir("train"), file)?;
             let run_dir = Path::new(&loop_config.out_dir);
+            let resume = resumes(resume, &critic_out, "critic", &critic_inputs);
             if !resume {
                 remove_run(run_dir)?;
             }
+            StageManifest::begin(&critic_out, "critic", &critic_inputs)?;
             let mut progress = TrainProgress::new(
                 loop_config.max_steps,
                 0,
@@ -291,6 +295,19 @@ pub fn run_stages(
         linear_r2_8: figure(&fit.report, "linear_r2_8"),
         critic_pearson: figure(&heads.report, "pearson_mean"),
     })
+}
+
+/// Whether a stage that must run continues its checkpoints: asked to (`--resume`), and they were
+/// made from the inputs it reads now (a checkpoint of an earlier backbone is started over).
+fn resumes(resume: bool, out: &Path, stage: &str, inputs: &Inputs) -> bool {
+    if resume && !StageManifest::resumable(out, stage, inputs) {
+        eprintln!(
+            "{stage}: its checkpoints in {} were not made from today's inputs: starting it over",
+            out.display()
+        );
+        return false;
+    }
+    resume
 }
 
 /// Stage 0 of a reasoning run: the problem files, the tokenizer and the SFT shards

@@ -69,13 +69,19 @@ fn crsm_train(args: &[&str]) -> Output {
 
 /// Runs `full`, requires success, and returns (stderr, the last stdout line).
 fn full(config: &Path) -> (String, String) {
-    let out = crsm_train(&[
+    full_with(config, &[])
+}
+
+fn full_with(config: &Path, extra: &[&str]) -> (String, String) {
+    let mut args = vec![
         "full",
         "--config",
         config.to_str().unwrap(),
         "--device",
         "cpu",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = crsm_train(&args);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -225,6 +231,48 @@ fn full_runs_the_four_stages_then_skips_what_is_current() {
         dir.join("distill/fit.json").is_file(),
         "nothing of it deleted"
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--resume` continues a stage's checkpoints only when they were made from the inputs it reads
+/// now: after stage 1 went on to more steps, distill and critic start over (their old runs finished, and
+/// continuing them would keep dynamics and heads of the old backbone); a stage cut short with
+/// the same inputs continues.
+#[test]
+fn full_resume_never_continues_a_stage_of_other_inputs() {
+    let dir = scratch("resume");
+    let mut json = run_json(&dir);
+    let config = dir.join("run.json");
+    write(&config, &json);
+    full(&config);
+    let over = |stderr: &str, stage: &str| {
+        stderr.contains(&format!("{stage}: its checkpoints in"))
+            && stderr.contains("starting it over")
+    };
+
+    // Stage 1 continued to more steps: a new backbone.
+    json["training"]["max_steps"] = 6.into();
+    write(&config, &json);
+    let (stderr, _) = full_with(&config, &["--resume"]);
+    assert!(skipped(&stderr).is_empty(), "{stderr}");
+    assert!(
+        over(&stderr, "distill") && over(&stderr, "critic"),
+        "{stderr}"
+    );
+    let pending = std::fs::read_to_string(dir.join("distill/stage.pending.json")).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("distill/stage.json")).unwrap();
+    let backbone = |text: &str| {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v["inputs"]["backbone"].as_str().unwrap().to_string()
+    };
+    assert_eq!(backbone(&pending), backbone(&manifest));
+
+    // The critic "cut short" (its manifest gone, its checkpoints and pending inputs kept):
+    // resumed, not started over.
+    std::fs::remove_file(dir.join("critic/stage.json")).unwrap();
+    let (stderr, _) = full_with(&config, &["--resume"]);
+    assert_eq!(skipped(&stderr), ["pretrain", "distill"], "{stderr}");
+    assert!(!over(&stderr, "critic"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -3,7 +3,9 @@
 //! `crsm-train full` skips a stage whose manifest records the inputs it would read now and
 //! whose outputs still hash as recorded; anything else runs the stage again. The manifest is
 //! written atomically after the outputs, so a stage cut short has none (or its previous one,
-//! whose inputs or outputs then no longer match).
+//! whose inputs or outputs then no longer match). A stage that starts records its inputs first
+//! (`<out_dir>/stage.pending.json`): `--resume` continues a checkpoint only when the inputs it
+//! was made from are the ones the stage reads now, never a run of an earlier backbone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,8 @@ use crate::error::{Error, Result};
 use crate::io::write_atomic;
 
 pub const MANIFEST_FILE: &str = "stage.json";
+/// The inputs of a stage that started and has not finished (see the module doc).
+pub const PENDING_FILE: &str = "stage.pending.json";
 
 /// What a stage read, by name: hex SHA-256 of a config section or a file.
 pub type Inputs = BTreeMap<String, String>;
@@ -85,4 +89,35 @@ impl StageManifest {
         write_atomic(&out_dir.join(MANIFEST_FILE), text.as_bytes())?;
         Ok(m)
     }
+
+    /// Records that `stage` starts in `out_dir` from `inputs` (atomically, before it writes
+    /// anything else), so a later `--resume` can tell whether its checkpoints are of these inputs.
+    pub fn begin(out_dir: &Path, stage: &str, inputs: &Inputs) -> Result<()> {
+        std::fs::create_dir_all(out_dir).map_err(|source| Error::Io {
+            path: out_dir.display().to_string(),
+            source,
+        })?;
+        let pending = Pending {
+            stage: stage.into(),
+            inputs: inputs.clone(),
+        };
+        let text = serde_json::to_string_pretty(&pending).unwrap_or_default();
+        write_atomic(&out_dir.join(PENDING_FILE), text.as_bytes())
+    }
+
+    /// Whether the checkpoints of `stage` in `out_dir` were made from exactly `inputs` (its
+    /// `begin` recorded them); false when nothing was recorded.
+    pub fn resumable(out_dir: &Path, stage: &str, inputs: &Inputs) -> bool {
+        std::fs::read_to_string(out_dir.join(PENDING_FILE))
+            .ok()
+            .and_then(|text| serde_json::from_str::<Pending>(&text).ok())
+            .is_some_and(|p| p.stage == stage && &p.inputs == inputs)
+    }
+}
+
+/// `stage.pending.json`: what a started stage reads.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    stage: String,
+    inputs: Inputs,
 }
