@@ -65,6 +65,17 @@ fn a_tasks_section_is_checked_field_by_field() {
         e.contains("tasks.critic_problems") && e.contains("exceeds train.n"),
         "{e}"
     );
+    // With a critic split, the count is of its problems.
+    let critic = ok.replace(
+        "\"critic_problems\"",
+        "\"critic\": {\"n\": 4, \"seed\": 6}, \"critic_problems\"",
+    );
+    let e = with_tasks(&critic).unwrap_err();
+    assert!(
+        e.contains("tasks.critic_problems") && e.contains("exceeds critic.n 4"),
+        "{e}"
+    );
+    with_tasks(&critic.replace("\"critic_problems\": 5", "\"critic_problems\": 4")).expect("valid");
     let e = with_tasks(&ok.replace("\"name\": \"d3\"", "\"name\": \"a/b\"")).unwrap_err();
     assert!(e.contains("tasks.held_out[0].name"), "{e}");
     let e = with_tasks(&ok.replace("\"dir\"", "\"folder\"")).unwrap_err();

@@ -44,6 +44,7 @@ fn run_json(dir: &Path) -> serde_json::Value {
                   "val": {"n": 20, "seed": 2, "params": p},
                   "held_out": [{"name": "same", "n": 12, "seed": 3, "params": p},
                                {"name": "d3", "n": 6, "seed": 4, "params": {"d": 3, "l": 2, "n": 12}}],
+                  "critic": {"n": 24, "seed": 5, "params": p},
                   "critic_problems": 16, "critic_val_problems": 8, "max_answer_tokens": 12},
         "distill": {"out_dir": dir.join("distill"), "windows": 12, "val_windows": 4, "window_len": 12,
                     "windows_per_part": 6, "trace_batch": 4, "unroll": 3, "training": loop_(4),
@@ -90,6 +91,23 @@ fn a_pathstar_run_trains_on_task_reward_and_eval_runs_every_mode_and_ablation() 
         let p = prompts(&tasks.join(split));
         assert!(p.is_disjoint(&train), "{split} shares prompts with train");
     }
+    // The critic's problems are new to the backbone and to every evaluation split, and they are
+    // the ones the critic's targets come from.
+    let critic = prompts(&tasks.join("critic.jsonl"));
+    assert_eq!(critic.len(), 24);
+    for split in [
+        "train.jsonl",
+        "val.jsonl",
+        "held-out-same.jsonl",
+        "held-out-d3.jsonl",
+    ] {
+        let p = prompts(&tasks.join(split));
+        assert!(p.is_disjoint(&critic), "{split} shares prompts with critic");
+    }
+    assert!(
+        stderr.contains("answers 16 problems of") && stderr.contains("critic.jsonl (sampled)"),
+        "{stderr}"
+    );
     // The critic's report carries the reward rates.
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("critic/critic.json")).unwrap())

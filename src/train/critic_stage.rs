@@ -162,7 +162,7 @@ pub fn critic(
                     |_| {},
                 )
             };
-            let train = answered(t.train_file(), t.critic_problems, 0)?;
+            let train = answered(t.critic_file(), t.critic_problems, 0)?;
             let val = answered(t.val_file(), t.critic_val_problems, 1)?;
             (
                 train.valued,

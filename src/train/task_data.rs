@@ -2,8 +2,9 @@
 //! trained on the training problems, and the SFT shards (loss on answers only).
 //!
 //! Held-out splits are drawn first, then `val` never repeating their prompts, then `train`
-//! never repeating any of them, so every split is disjoint from training by construction (the
-//! same `--exclude` rule as `tasks make`).
+//! never repeating any of them, then the critic's problems never repeating any, so every split
+//! is disjoint from training by construction (the same `--exclude` rule as `tasks make`); the
+//! critic's come last so that adding them leaves the other files as they were.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,10 @@ pub fn make_task_data(config: &RunConfig, file: &str) -> Result<TaskData> {
     let val_file = write(t.val_file(), &val)?;
     let train = draw(t, &t.train, &mut exclude)?;
     let train_file = write(t.train_file(), &train)?;
+    if let Some(split) = &t.critic {
+        let critic = draw(t, split, &mut exclude)?;
+        write(t.critic_file(), &critic)?;
+    }
 
     let tokenizer_path = Path::new(&config.training.tokenizer);
     if let Some(dir) = tokenizer_path

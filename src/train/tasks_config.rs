@@ -3,14 +3,17 @@
 //! problem files (held-out splits first, then `val` and `train` drawn disjoint from them), a
 //! byte-level BPE tokenizer trained on the training problems and SFT shards (loss on the answer
 //! only, `data::corpus`); and stage 4 trains the critic on task reward: the verifier's verdict
-//! on the stage-1 model's own sampled completions (`train::task_rewards`).
+//! on the stage-1 model's own sampled completions (`train::task_rewards`), on problems of the
+//! `critic` split, which the backbone never trained on: the value the planner needs is that of
+//! new problems, and a backbone answers the problems it was trained on better (it remembers some).
 //!
 //! ```json
 //! "tasks": {"family": "pathstar", "dir": "runs/pathstar/tasks",
 //!           "train": {"n": 20000, "seed": 1, "params": {"d": 2, "l": 5, "n": 50}},
 //!           "val": {"n": 500, "seed": 2, "params": {"d": 2, "l": 5, "n": 50}},
 //!           "held_out": [{"name": "d3", "n": 1000, "seed": 3, "params": {"d": 3}}],
-//!           "critic_problems": 1024, "critic_val_problems": 256, "max_answer_tokens": 48}
+//!           "critic": {"n": 4096, "seed": 6, "params": {"d": 2, "l": 5, "n": 50}},
+//!           "critic_problems": 4096, "critic_val_problems": 256, "max_answer_tokens": 48}
 //! ```
 
 use std::collections::BTreeMap;
@@ -79,7 +82,13 @@ pub struct TasksConfig {
     pub val: TaskSplit,
     #[serde(default)]
     pub held_out: Vec<HeldOutSplit>,
-    /// Training problems the stage-1 model answers (sampled) for the critic's reward targets.
+    /// Problems of the training distribution for the critic's reward targets, drawn last (never
+    /// in `train`, `val` or a held-out split): `critic.jsonl`. Without it the critic answers
+    /// training problems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critic: Option<TaskSplit>,
+    /// How many problems of `critic` (or of `train` without it) the stage-1 model answers
+    /// (sampled) for the critic's reward targets.
     #[serde(default = "defaults::critic_problems")]
     pub critic_problems: usize,
     /// `val` problems answered for the critic's held-out report.
@@ -126,10 +135,14 @@ impl TasksConfig {
                 return Err(err(field, "must be at least 1".into()));
             }
         }
-        if self.critic_problems > self.train.n {
+        let (source, n) = match &self.critic {
+            Some(c) => ("critic.n", c.n),
+            None => ("train.n", self.train.n),
+        };
+        if self.critic_problems > n {
             return Err(err(
                 "critic_problems",
-                format!("{} exceeds train.n {}", self.critic_problems, self.train.n),
+                format!("{} exceeds {source} {n}", self.critic_problems),
             ));
         }
         if self.critic_val_problems > self.val.n {
@@ -166,13 +179,18 @@ impl TasksConfig {
     /// What the data stage's files depend on (not the critic's settings, which only stage 4
     /// reads): the family, the folder and the splits.
     pub fn data_key(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut key = serde_json::json!({
             "family": self.family,
             "dir": self.dir,
             "train": self.train,
             "val": self.val,
             "held_out": self.held_out,
-        })
+        });
+        // Absent from the key without it, so runs made before the split stay current.
+        if let Some(c) = &self.critic {
+            key["critic"] = serde_json::json!(c);
+        }
+        key
     }
 
     pub fn train_file(&self) -> String {
@@ -181,6 +199,15 @@ impl TasksConfig {
 
     pub fn val_file(&self) -> String {
         format!("{}/val.jsonl", self.dir)
+    }
+
+    /// The problems the critic's reward targets come from: `critic.jsonl`, or `train.jsonl`
+    /// without a `critic` split.
+    pub fn critic_file(&self) -> String {
+        match self.critic {
+            Some(_) => format!("{}/critic.jsonl", self.dir),
+            None => self.train_file(),
+        }
     }
 
     pub fn held_out_file(&self, name: &str) -> String {
