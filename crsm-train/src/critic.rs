@@ -96,9 +96,19 @@ pub fn print_report(report: &CriticReport, c: &CriticStageConfig) -> Result<()> 
     );
     if let Some((train, val)) = report.task_success {
         println!(
-            "  task reward: the stage-1 model's sampled answers were right {:.1}% (training problems), {:.1}% (held-out)",
+            "  task reward: the stage-1 model's sampled answers were right {:.1}% (the critic's problems), {:.1}% (held-out)",
             100.0 * train,
             100.0 * val
+        );
+    }
+    if let Some(steps) = &report.by_answer_step {
+        let cells: Vec<String> = steps
+            .iter()
+            .map(|s| format!("{}: {:.2} ({:.2})", s.step, s.pearson, s.certainty_pearson))
+            .collect();
+        println!(
+            "  Pearson by answer token (certainty alone): {}",
+            cells.join(", ")
         );
     }
     if let Some(s) = &report.same_text {

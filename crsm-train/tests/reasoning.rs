@@ -113,6 +113,12 @@ fn a_pathstar_run_trains_on_task_reward_and_eval_runs_every_mode_and_ablation() 
         serde_json::from_str(&std::fs::read_to_string(dir.join("critic/critic.json")).unwrap())
             .unwrap();
     assert!(report["task_success"][0].as_f64().is_some(), "{report}");
+    // ... and the fit by answer token, which covers every held-out position (answers are
+    // shorter than the steps reported).
+    let steps = report["by_answer_step"].as_array().unwrap();
+    assert_eq!(steps[0]["step"], 0, "{report}");
+    let covered: u64 = steps.iter().map(|s| s["positions"].as_u64().unwrap()).sum();
+    assert_eq!(covered, report["held_out_positions"].as_u64().unwrap(), "{report}");
 
     // Every mode and ablation, two seeds, on the held-out problems.
     let held_out = tasks.join("held-out-same.jsonl");

@@ -51,14 +51,49 @@ pub struct CriticReport {
     /// A reasoning run: the share of the stage-1 model's sampled answers the verifier accepted,
     /// on the critic's training and held-out problems.
     pub task_success: Option<(f64, f64)>,
+    /// A reasoning run: the fit on the held-out answers by answer token (the first
+    /// `BY_STEP_REPORTED`): whether the critic tells right from wrong after the token a search
+    /// would choose, or only later in an answer.
+    pub by_answer_step: Option<Vec<StepFit>>,
     pub critic_parameters: usize,
     pub minutes: f64,
 }
+
+/// The heads' mean against the realised reward at the states one answer token is chosen from.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepFit {
+    pub step: usize,
+    pub positions: usize,
+    pub pearson: f64,
+    /// The policy's certainty alone at the same states.
+    pub certainty_pearson: f64,
+}
+
+/// The answer tokens `by_answer_step` reports.
+const BY_STEP_REPORTED: usize = 16;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Baseline {
     pub pearson: f64,
     pub spearman: f64,
+}
+
+/// `StepFit`s of the positions whose answer step is 0, 1, ... (`steps`, `pred`, `real` and
+/// `certainty` aligned, one per held-out position).
+fn by_step(steps: &[usize], pred: &[f64], real: &[f64], certainty: &[f64]) -> Vec<StepFit> {
+    (0..BY_STEP_REPORTED)
+        .filter_map(|step| {
+            let at: Vec<usize> = (0..steps.len()).filter(|&i| steps[i] == step).collect();
+            let pick = |xs: &[f64]| at.iter().map(|&i| xs[i]).collect::<Vec<f64>>();
+            let real = pick(real);
+            (!at.is_empty()).then(|| StepFit {
+                step,
+                positions: at.len(),
+                pearson: pearson(&pick(pred), &real),
+                certainty_pearson: pearson(&pick(certainty), &real),
+            })
+        })
+        .collect()
 }
 
 fn fit(pred: &[f64], real: &[f64], std: f64) -> HeadFit {
@@ -141,7 +176,7 @@ pub fn critic(
     let valued = |set: &TraceSet, parts: usize| -> Result<ValuedTrace> {
         valued_trace(set.first_parts(parts)?)
     };
-    let (train, same_text, val, task_success) = match &config.tasks {
+    let (train, same_text, val, task_success, val_steps) = match &config.tasks {
         // A reasoning run: task reward of the model's own sampled answers.
         Some(t) => {
             let tokenizer = Tokenizer::from_file(Path::new(&config.training.tokenizer))?;
@@ -169,6 +204,7 @@ pub fn critic(
                 None,
                 val.valued,
                 Some((train.success, val.success)),
+                Some(val.answer_steps),
             )
         }
         None => {
@@ -181,18 +217,22 @@ pub fn critic(
             } else {
                 None
             };
-            (train, same_text, valued(&val_set, usize::MAX)?, None)
+            (train, same_text, valued(&val_set, usize::MAX)?, None, None)
         }
     };
+    // The held-out positions with a target, in the order predictions come (`ValuedTrace::scored`).
+    let scored = |xs: &[f32]| -> Vec<f64> {
+        (xs.iter().zip(&val.values))
+            .filter(|(_, v)| v.is_finite())
+            .map(|(&x, _)| x as f64)
+            .collect()
+    };
+    let val_certainty = scored(&val.certainty);
     let certainty_only = {
-        let at: Vec<usize> = (0..val.values.len())
-            .filter(|&i| val.values[i].is_finite())
-            .collect();
-        let c: Vec<f64> = at.iter().map(|&i| val.certainty[i] as f64).collect();
-        let v: Vec<f64> = at.iter().map(|&i| val.values[i] as f64).collect();
+        let v = scored(&val.values);
         Baseline {
-            pearson: pearson(&c, &v),
-            spearman: spearman(&c, &v),
+            pearson: pearson(&val_certainty, &v),
+            spearman: spearman(&val_certainty, &v),
         }
     };
     let (layers, dm) = (train_set.header.layers, train_set.header.d_model);
@@ -245,6 +285,7 @@ pub fn critic(
         }
         None => None,
     };
+    let by_answer_step = val_steps.map(|steps| by_step(&steps, &mean_pred, &real, &val_certainty));
     let report = CriticReport {
         heads: heads.iter().map(|h| fit(h, &real, std)).collect(),
         mean: fit(&mean_pred, &real, std),
@@ -253,6 +294,7 @@ pub fn critic(
         calibration: calibration(&mean_pred, &real),
         held_out_positions: real.len(),
         task_success,
+        by_answer_step,
         critic_parameters: task.critic.parameter_count(),
         minutes: started.elapsed().as_secs_f64() / 60.0,
     };

@@ -25,6 +25,9 @@ const BATCH: usize = 32;
 pub struct RewardTrace {
     pub valued: ValuedTrace,
     pub success: f64,
+    /// For each position with a target (in order), the answer token chosen from it: 0 for the
+    /// first, so a report can say where in an answer the critic tells right from wrong.
+    pub answer_steps: Vec<usize>,
 }
 
 /// `model` answers each of `problems` once (sampled at `temperature`, seeded by `seed` and the
@@ -61,6 +64,7 @@ pub fn task_reward_trace(
         .unwrap_or(0);
     let mut tokens = Vec::with_capacity(rows.len() * len);
     let mut values = vec![f32::NAN; rows.len() * len];
+    let mut answer_steps = Vec::new();
     for (w, a) in rows.iter().enumerate() {
         let start = tokens.len();
         tokens.extend(&a.prompt_ids);
@@ -73,6 +77,7 @@ pub fn task_reward_trace(
         for t in first..first + a.ids.len() {
             values[w * len + t] = reward;
         }
+        answer_steps.extend(0..a.ids.len());
     }
     let trace = LatentTrace::collect(model, &tokens, len, BATCH)?;
     let head = BackboneHead(model);
@@ -92,5 +97,6 @@ pub fn task_reward_trace(
             certainty: certainties,
         },
         success,
+        answer_steps,
     })
 }
