@@ -4,6 +4,7 @@
 //! the default job, `quickstart` (`full` on the nano config).
 
 mod allocator;
+mod arms;
 mod assemble;
 mod bench;
 mod critic;
@@ -75,6 +76,9 @@ enum Command {
     /// Exact match of a CRSM on problems (JSON Lines) under a grid of deliberation modes and
     /// ablations, with bootstrap intervals, paired tests against the first and latencies.
     Eval(eval::EvalArgs),
+    /// Path-star: which arm the model's own likelihood prefers, at the first node and over the
+    /// whole answer (how much lookahead with the exact model could gain).
+    Arms(arms::ArmsArgs),
     /// Tokenize text/JSONL into memory-mapped train/val token shards.
     Prepare(prepare::PrepareArgs),
     /// Peak device memory of one training step of a run config, and whether it fits a budget.
@@ -99,6 +103,7 @@ fn main() -> Result<()> {
         Command::Tokenizer(args) => tokenizer_cmd::run(args),
         Command::Tasks(args) => tasks::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Arms(args) => arms::run(args),
         Command::Prepare(args) => prepare::run(args),
         Command::Memtest(args) => memtest::run(args),
     }

@@ -118,7 +118,11 @@ fn a_pathstar_run_trains_on_task_reward_and_eval_runs_every_mode_and_ablation() 
     let steps = report["by_answer_step"].as_array().unwrap();
     assert_eq!(steps[0]["step"], 0, "{report}");
     let covered: u64 = steps.iter().map(|s| s["positions"].as_u64().unwrap()).sum();
-    assert_eq!(covered, report["held_out_positions"].as_u64().unwrap(), "{report}");
+    assert_eq!(
+        covered,
+        report["held_out_positions"].as_u64().unwrap(),
+        "{report}"
+    );
 
     // Every mode and ablation, two seeds, on the held-out problems.
     let held_out = tasks.join("held-out-same.jsonl");
@@ -205,6 +209,32 @@ fn a_pathstar_run_trains_on_task_reward_and_eval_runs_every_mode_and_ablation() 
         assert_eq!(x["exact_match"], y["exact_match"]);
         assert_eq!(x["per_model"], y["per_model"]);
     }
+
+    // `arms` reads the same model and problems: one row of shares in [0, 100]%, and the whole
+    // path of the goal's arm is what the scrambled answers cannot change either.
+    let arms = |tasks: &Path| {
+        ok(&crsm_train(&[
+            "arms",
+            "--model",
+            dir.join("crsm").to_str().unwrap(),
+            "--tasks",
+            tasks.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]))
+    };
+    let table = arms(&held_out);
+    let row = table.lines().last().unwrap();
+    assert!(row.contains("| 12 |"), "{table}");
+    let shares: Vec<f64> = row
+        .split('|')
+        .filter_map(|c| c.trim().split('%').next()?.parse().ok())
+        .collect();
+    assert!(
+        shares.len() >= 3 && shares.iter().all(|s| (0.0..=100.0).contains(s)),
+        "{table}"
+    );
+    assert_eq!(table, arms(&scrambled_file));
 }
 
 #[test]

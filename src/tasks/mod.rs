@@ -9,6 +9,8 @@
 //! - `arc`: ARC-format grids: the format and verifier (`arc`), the grid and its transformations
 //!   (`arc_grid`), the generator of transformations (`arc_gen`), the ARC-AGI-1 tasks (`arc_agi`);
 //! - `answer`: a model answering a problem, judged by the verifier;
+//! - `arm_likelihood`: which path-star arm the model's own likelihood prefers (what lookahead
+//!   with the exact model could gain);
 //! - `make`: n distinct problems from a seed, disjoint from an excluded split;
 //! - `stats`: the bootstrap interval, the exact McNemar test and the paired permutation test.
 
@@ -17,6 +19,7 @@ pub mod arc;
 pub mod arc_agi;
 pub mod arc_gen;
 pub mod arc_grid;
+pub mod arm_likelihood;
 pub mod countdown;
 pub mod make;
 pub mod pathstar;
