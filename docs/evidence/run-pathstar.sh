@@ -41,3 +41,8 @@ P=(--tasks $TASKS/held-out-same.jsonl --limit 300)
   --simulations "$SIMS" "${common[@]}" --out $OUT/pathstar-ablations.md
 "${CT[@]}" eval "${grid[@]}" "${P[@]}" --deliberate off,sync --simulations 2,8,32 \
   "${common[@]}" --out $OUT/pathstar-budgets.md
+# What a search with the exact model could gain: which arm the model's own likelihood prefers.
+"${CT[@]}" arms "${models[@]}" --tasks $TASKS/held-out-same.jsonl --device cpu > $OUT/pathstar-arms.md
+# Latency with nothing else running: seed 0, 300 problems.
+"${CT[@]}" eval --model runs/pathstar/crsm "${P[@]}" --deliberate off,async,sync --lag 1 \
+  --simulations "$SIMS" "${common[@]}" --out $OUT/pathstar-latency-quiet.md
