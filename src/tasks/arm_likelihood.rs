@@ -151,7 +151,9 @@ pub fn arm_scores(
         lookahead.push(answer_log_probs(model, &context, &forced)?.iter().sum());
         let text: Vec<u32> = forced.iter().copied().filter(|&id| id != eos).collect();
         // An id past the tokenizer's (a padded vocabulary) is no text: a wrong answer.
-        let decodable = text.iter().all(|&id| (id as usize) < tokenizer.vocab_size());
+        let decodable = text
+            .iter()
+            .all(|&id| (id as usize) < tokenizer.vocab_size());
         lookahead_correct.push(decodable && verify(prompt, &tokenizer.decode(&text)?));
     }
     Ok(ArmScores {
