@@ -45,9 +45,9 @@ pub fn run(args: ArmsArgs) -> Result<()> {
     }
     let device = args.device.open()?;
     println!(
-        "| model | problems | first node picks the goal's arm | whole path picks it | lookahead answers right | mean log-prob gap, right path - best wrong (nats) |"
+        "| model | problems | first node picks the goal's arm | whole path picks it | lookahead answers right | after a wrong first node: that arm, then the goal | mean log-prob gap, right path - best wrong (nats) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for dir in &args.model {
         let model =
             Backbone::load(dir, &device).with_context(|| format!("loading {}", dir.display()))?;
@@ -62,12 +62,18 @@ pub fn run(args: ArmsArgs) -> Result<()> {
         bar.set_message(dir.display().to_string());
         let (mut first, mut path, mut ahead, mut gap) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut wrong_then_goal = Vec::new();
         for (i, p) in problems.iter().enumerate() {
             let s = arm_scores(&model, &tokenizer, &p.prompt, args.max_answer_tokens)
                 .with_context(|| format!("{} line {}", args.tasks.display(), i + 1))?;
             first.push(f64::from(u8::from(s.first_node_right())));
             path.push(f64::from(u8::from(s.path_right())));
             ahead.push(f64::from(u8::from(s.lookahead_right())));
+            wrong_then_goal.extend(
+                (s.lookahead_arm_then_goal.iter().enumerate())
+                    .filter(|&(i, _)| i != s.right)
+                    .map(|(_, &b)| f64::from(u8::from(b))),
+            );
             let best_wrong = (s.path.iter().enumerate())
                 .filter(|&(i, _)| i != s.right)
                 .map(|(_, &x)| x)
@@ -82,12 +88,13 @@ pub fn run(args: ArmsArgs) -> Result<()> {
         };
         let mean_gap = gap.iter().sum::<f64>() / gap.len() as f64;
         println!(
-            "| {} | {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {:.2} |",
             dir.display(),
             problems.len(),
             cell(&first),
             cell(&path),
             cell(&ahead),
+            cell(&wrong_then_goal),
             mean_gap
         );
     }

@@ -35,6 +35,9 @@ pub struct ArmScores {
     pub lookahead: Vec<f64>,
     /// Whether that answer is right (the verifier's verdict).
     pub lookahead_correct: Vec<bool>,
+    /// Whether that answer follows the arm to its last node but one and then writes the goal
+    /// (for a wrong arm: a path that looks like the right one but for its last, missing, edge).
+    pub lookahead_arm_then_goal: Vec<bool>,
 }
 
 impl ArmScores {
@@ -117,6 +120,7 @@ pub fn arm_scores(
     let shared = tokenizer.encode(&format!("{},", paths[0][0]))?;
     let (mut first_node, mut path_scores) = (Vec::new(), Vec::new());
     let (mut lookahead, mut lookahead_correct) = (Vec::new(), Vec::new());
+    let mut lookahead_arm_then_goal = Vec::new();
     for path in &paths {
         let mut answer = tokenizer.encode(&text(path))?;
         answer.push(eos);
@@ -154,7 +158,17 @@ pub fn arm_scores(
         let decodable = text
             .iter()
             .all(|&id| (id as usize) < tokenizer.vocab_size());
-        lookahead_correct.push(decodable && verify(prompt, &tokenizer.decode(&text)?));
+        let text = if decodable {
+            tokenizer.decode(&text)?
+        } else {
+            String::new()
+        };
+        lookahead_correct.push(decodable && verify(prompt, &text));
+        let goal = paths[right][paths[right].len() - 1];
+        let mut arm_then_goal = path[..path.len() - 1].to_vec();
+        arm_then_goal.push(goal);
+        let nodes: Option<Vec<u32>> = text.split(',').map(|t| t.trim().parse().ok()).collect();
+        lookahead_arm_then_goal.push(nodes == Some(arm_then_goal));
     }
     Ok(ArmScores {
         right,
@@ -162,6 +176,7 @@ pub fn arm_scores(
         path: path_scores,
         lookahead,
         lookahead_correct,
+        lookahead_arm_then_goal,
     })
 }
 
@@ -202,6 +217,7 @@ mod tests {
             path: vec![-3.0, -2.0],
             lookahead: vec![-2.0, -2.0],
             lookahead_correct: vec![false, true],
+            lookahead_arm_then_goal: vec![true, true],
         };
         assert!(!s.first_node_right());
         assert!(s.path_right());
