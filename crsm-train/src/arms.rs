@@ -6,16 +6,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use crsm::data::Tokenizer;
 use crsm::model::Backbone;
 use crsm::tasks::arm_likelihood::arm_scores;
-use crsm::tasks::read_problems;
 use crsm::tasks::stats::bootstrap_mean_interval;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device_arg::DeviceArg;
+use crate::eval::first_problems;
 
 #[derive(Args)]
 pub struct ArmsArgs {
@@ -36,13 +36,7 @@ pub struct ArmsArgs {
 }
 
 pub fn run(args: ArmsArgs) -> Result<()> {
-    let mut problems = read_problems(&args.tasks)?;
-    if let Some(n) = args.limit {
-        problems.truncate(n);
-    }
-    if problems.is_empty() {
-        bail!("{}: no problems", args.tasks.display());
-    }
+    let problems = first_problems(&args.tasks, args.limit)?;
     let device = args.device.open()?;
     println!(
         "| model | problems | first node picks the goal's arm | whole path picks it | lookahead answers right | after a wrong first node: that arm, then the goal | mean log-prob gap, right path - best wrong (nats) |"

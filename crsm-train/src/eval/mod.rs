@@ -10,7 +10,7 @@
 mod report;
 mod variants;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -90,17 +90,23 @@ pub struct VariantRun {
     pub models: Vec<ModelRun>,
 }
 
+/// The problems of `file` (the first `limit` of them), refusing a file with none.
+pub fn first_problems(file: &Path, limit: Option<usize>) -> Result<Vec<Problem>> {
+    let mut problems = read_problems(file)?;
+    if let Some(n) = limit {
+        problems.truncate(n);
+    }
+    if problems.is_empty() {
+        bail!("{}: no problems", file.display());
+    }
+    Ok(problems)
+}
+
 pub fn run(args: EvalArgs) -> Result<()> {
     if args.seeds == 0 || args.lag.is_empty() || args.deliberate.is_empty() {
         bail!("--seeds, --lag and --deliberate need at least one value");
     }
-    let mut problems = read_problems(&args.tasks)?;
-    if let Some(n) = args.limit {
-        problems.truncate(n);
-    }
-    if problems.is_empty() {
-        bail!("{}: no problems", args.tasks.display());
-    }
+    let problems = first_problems(&args.tasks, args.limit)?;
     let device = args.device.open()?;
     let variants = grid(&args.deliberate, &args.lag, &args.simulations, &args.ablate);
     let mut models = Vec::new();
