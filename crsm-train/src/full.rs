@@ -28,7 +28,9 @@ use crsm::train::checkpoint::latest_checkpoint;
 use crsm::train::critic_stage::critic;
 use crsm::train::distill::distill;
 use crsm::train::lm_task::LmTask;
-use crsm::train::stage_manifest::{Inputs, StageManifest, json_sha256};
+use crsm::train::stage_manifest::{
+    Inputs, MANIFEST_FILE, PENDING_FILE, StageManifest, json_sha256,
+};
 use crsm::train::stage_source::stage1_source;
 use crsm::train::task_data::make_task_data;
 use crsm::train::{RunConfig, Trainer, remove_run};
@@ -102,8 +104,7 @@ fn figure(report: &serde_json::Value, key: &str) -> f64 {
 fn skipped(n: usize, stage: &str, dir: &Path) {
     eprintln!(
         "stage {n}/4 {stage}: skipped, its outputs match its inputs ({})",
-        dir.join(crsm::train::stage_manifest::MANIFEST_FILE)
-            .display()
+        dir.join(MANIFEST_FILE).display()
     );
 }
 
@@ -301,10 +302,15 @@ pub fn run_stages(
 /// made from the inputs it reads now (a checkpoint of an earlier backbone is started over).
 fn resumes(resume: bool, out: &Path, stage: &str, inputs: &Inputs) -> bool {
     if resume && !StageManifest::resumable(out, stage, inputs) {
-        eprintln!(
-            "{stage}: its checkpoints in {} were not made from today's inputs: starting it over",
-            out.display()
-        );
+        let earlier = [MANIFEST_FILE, PENDING_FILE]
+            .iter()
+            .any(|f| out.join(f).is_file());
+        if earlier {
+            eprintln!(
+                "{stage}: its checkpoints in {} were not made from today's inputs: starting it over",
+                out.display()
+            );
+        }
         return false;
     }
     resume
@@ -326,8 +332,7 @@ fn task_data_stage(config: &RunConfig, file: &str) -> Result<()> {
     if StageManifest::current(dir, "tasks", &inputs).is_some() {
         eprintln!(
             "stage 0/4 tasks: skipped, its outputs match its inputs ({})",
-            dir.join(crsm::train::stage_manifest::MANIFEST_FILE)
-                .display()
+            dir.join(MANIFEST_FILE).display()
         );
         return Ok(());
     }

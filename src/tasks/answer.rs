@@ -64,22 +64,12 @@ pub fn answer(
         last = Some(now);
         Ok(())
     })?;
-    let text_ids: Vec<u32> = ids
-        .iter()
-        .copied()
-        .filter(|&id| Some(id) != tokenizer.eos_id())
-        .collect();
-    // A model may have more ids than its tokenizer (a padded vocabulary): such an id is no
-    // text, so the answer is wrong rather than an error.
-    let decodable = text_ids
-        .iter()
-        .all(|&id| (id as usize) < tokenizer.vocab_size());
-    let (text, correct) = if decodable {
-        let text = tokenizer.decode(&text_ids)?;
-        let correct = verify(problem, &text)?;
-        (text, correct)
-    } else {
-        ("<an id the tokenizer cannot decode>".to_string(), false)
+    let (text, correct) = match completion_text(tokenizer, &ids)? {
+        Some(text) => {
+            let correct = verify(problem, &text)?;
+            (text, correct)
+        }
+        None => ("<an id the tokenizer cannot decode>".to_string(), false),
     };
     Ok(Answer {
         prompt_ids: prompt,
@@ -88,4 +78,22 @@ pub fn answer(
         correct,
         token_ms,
     })
+}
+
+/// The text of generated `ids`, EOS left out; None when one is past the tokenizer's ids: a model
+/// may have more ids than its tokenizer (a padded vocabulary), and such an id is no text, so the
+/// answer is wrong rather than an error.
+pub fn completion_text(tokenizer: &Tokenizer, ids: &[u32]) -> Result<Option<String>> {
+    let text_ids: Vec<u32> = ids
+        .iter()
+        .copied()
+        .filter(|&id| Some(id) != tokenizer.eos_id())
+        .collect();
+    if text_ids
+        .iter()
+        .any(|&id| (id as usize) >= tokenizer.vocab_size())
+    {
+        return Ok(None);
+    }
+    Ok(Some(tokenizer.decode(&text_ids)?))
 }

@@ -18,8 +18,8 @@ use crate::model::Backbone;
 use crate::ops;
 use crate::tensor::Tensor;
 
-use super::answer::prompt_ids;
-use super::pathstar::{parse_prompt, verify};
+use super::answer::{completion_text, prompt_ids};
+use super::pathstar::{parse_path, parse_prompt, path_text, verify};
 use crate::generate::{GenerateOptions, SamplingConfig, Session, generate};
 
 /// The model's scores of one problem's arms.
@@ -109,25 +109,25 @@ pub fn arm_scores(
         .eos_id()
         .ok_or_else(|| bad("the tokenizer has no EOS id".into()))?;
     let context = prompt_ids(tokenizer, prompt)?;
-    let text = |nodes: &[u32]| {
-        nodes
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
     // The ids of `s,` (shared by every arm), after which the first node is chosen.
     let shared = tokenizer.encode(&format!("{},", paths[0][0]))?;
     let (mut first_node, mut path_scores) = (Vec::new(), Vec::new());
     let (mut lookahead, mut lookahead_correct) = (Vec::new(), Vec::new());
     let mut lookahead_arm_then_goal = Vec::new();
+    let goal = paths[right][paths[right].len() - 1];
+    let opts = GenerateOptions {
+        max_new_tokens: max_tokens,
+        sampling: SamplingConfig::greedy(),
+        stop_on_eos: Some(eos),
+        stop_strings: Vec::new(),
+    };
     for path in &paths {
-        let mut answer = tokenizer.encode(&text(path))?;
+        let mut answer = tokenizer.encode(&path_text(path))?;
         answer.push(eos);
         if answer.len() <= shared.len() || answer[..shared.len()] != shared[..] {
             return Err(bad(format!(
                 "the answer {:?} does not start with the ids of {:?}",
-                text(path),
+                path_text(path),
                 format!("{},", path[0])
             )));
         }
@@ -138,12 +138,6 @@ pub fn arm_scores(
         // Lookahead: `s,a1` forced, then the model's own greedy answer.
         let mut forced = answer[..=shared.len()].to_vec();
         let start: Vec<u32> = context.iter().chain(&forced).copied().collect();
-        let opts = GenerateOptions {
-            max_new_tokens: max_tokens,
-            sampling: SamplingConfig::greedy(),
-            stop_on_eos: Some(eos),
-            stop_strings: Vec::new(),
-        };
         let mut session = Session::new(model)?;
         forced.extend(generate(
             &mut session,
@@ -153,22 +147,11 @@ pub fn arm_scores(
             |_| Ok(()),
         )?);
         lookahead.push(answer_log_probs(model, &context, &forced)?.iter().sum());
-        let text: Vec<u32> = forced.iter().copied().filter(|&id| id != eos).collect();
-        // An id past the tokenizer's (a padded vocabulary) is no text: a wrong answer.
-        let decodable = text
-            .iter()
-            .all(|&id| (id as usize) < tokenizer.vocab_size());
-        let text = if decodable {
-            tokenizer.decode(&text)?
-        } else {
-            String::new()
-        };
-        lookahead_correct.push(decodable && verify(prompt, &text));
-        let goal = paths[right][paths[right].len() - 1];
+        let text = completion_text(tokenizer, &forced)?;
+        lookahead_correct.push(text.as_deref().is_some_and(|t| verify(prompt, t)));
         let mut arm_then_goal = path[..path.len() - 1].to_vec();
         arm_then_goal.push(goal);
-        let nodes: Option<Vec<u32>> = text.split(',').map(|t| t.trim().parse().ok()).collect();
-        lookahead_arm_then_goal.push(nodes == Some(arm_then_goal));
+        lookahead_arm_then_goal.push(text.as_deref().and_then(parse_path) == Some(arm_then_goal));
     }
     Ok(ArmScores {
         right,

@@ -35,11 +35,7 @@ impl Graph {
     }
 
     pub fn answer(&self) -> String {
-        self.path
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        path_text(&self.path)
     }
 }
 
@@ -96,18 +92,28 @@ pub fn parse_prompt(prompt: &str) -> Option<Query> {
     Some((edges, s, g))
 }
 
+/// Nodes as an answer writes them: `s,a1,...,g`.
+pub fn path_text(nodes: &[u32]) -> String {
+    nodes
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The nodes of an answer (its first line), or None when it is not comma-separated labels.
+pub fn parse_path(completion: &str) -> Option<Vec<u32>> {
+    let line = completion.lines().next().unwrap_or("").trim();
+    line.split(',').map(|t| t.trim().parse().ok()).collect()
+}
+
 /// Whether `completion` (its first line, up to any end marker) is a path from the source to the
 /// goal along the prompt's edges: any valid path counts.
 pub fn verify(prompt: &str, completion: &str) -> bool {
     let Some((edges, s, g)) = parse_prompt(prompt) else {
         return false;
     };
-    let line = completion.lines().next().unwrap_or("").trim();
-    let Ok(path) = line
-        .split(',')
-        .map(|t| t.trim().parse::<u32>())
-        .collect::<Result<Vec<u32>, _>>()
-    else {
+    let Some(path) = parse_path(completion) else {
         return false;
     };
     path.first() == Some(&s)
