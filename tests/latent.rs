@@ -296,6 +296,29 @@ fn correlations_match_hand_computed_values() {
 }
 
 #[test]
+fn pair_accuracy_counts_only_pairs_inside_a_group_of_different_states() {
+    use crsm::latent::correlation::within_group_pair_accuracy;
+    // Group 7: right answers 0 (score 0.9) and 2 (0.4); wrong ones 1 (0.5) and 3 (0.4, the same
+    // state as 2). Pairs (0,1) win, (0,3) win, (2,1) lose; (2,3) is the same state: 2 of 3.
+    // Group 8: only right answers: no pair. Group 9: a tie: half. Across groups, 9's right
+    // answer (0.1) would lose to 7's wrong ones, but pairs never cross groups.
+    let group = [7, 7, 7, 7, 8, 8, 9, 9];
+    let state = [1, 2, 3, 3, 4, 5, 6, 7];
+    let score = [0.9, 0.5, 0.4, 0.4, 0.3, 0.2, 0.1, 0.1];
+    let right = [true, false, true, false, true, true, true, false];
+    let got = within_group_pair_accuracy(&group, &state, &score, &right);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].0 == 7 && (got[0].1 - 2.0 / 3.0).abs() < 1e-12 && got[0].2 == 3,
+        "{got:?}"
+    );
+    assert!(
+        got[1].0 == 9 && (got[1].1 - 0.5).abs() < 1e-12 && got[1].2 == 1,
+        "{got:?}"
+    );
+}
+
+#[test]
 fn the_critic_loss_matches_finite_differences_through_every_head() {
     use crsm::latent::{Critic, CriticConfig, ValueHead};
     let dev = Device::Cpu;

@@ -8,6 +8,7 @@ mod arms;
 mod assemble;
 mod bench;
 mod critic;
+mod critic_probe;
 mod deliberate_args;
 mod device_arg;
 mod distill;
@@ -79,6 +80,9 @@ enum Command {
     /// Path-star: which arm the model's own likelihood prefers, at the first node and over the
     /// whole answer (how much lookahead with the exact model could gain).
     Arms(arms::ArmsArgs),
+    /// Whether the critic ranks a right answer above a wrong one to the same problem (sampled
+    /// answers compared step by step), beside the policy's certainty alone.
+    CriticProbe(critic_probe::CriticProbeArgs),
     /// Tokenize text/JSONL into memory-mapped train/val token shards.
     Prepare(prepare::PrepareArgs),
     /// Peak device memory of one training step of a run config, and whether it fits a budget.
@@ -104,6 +108,7 @@ fn main() -> Result<()> {
         Command::Tasks(args) => tasks::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Arms(args) => arms::run(args),
+        Command::CriticProbe(args) => critic_probe::run(args),
         Command::Prepare(args) => prepare::run(args),
         Command::Memtest(args) => memtest::run(args),
     }

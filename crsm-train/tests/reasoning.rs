@@ -235,6 +235,43 @@ fn a_pathstar_run_trains_on_task_reward_and_eval_runs_every_mode_and_ablation() 
         "{table}"
     );
     assert_eq!(table, arms(&scrambled_file));
+
+    // `critic-probe`: one row per model, its share of right answers in [0, 100]%, and a by-step
+    // table with a cell per answer step; fewer than 2 samples compare nothing and are refused.
+    let probe = |samples: &str| {
+        crsm_train(&[
+            "critic-probe",
+            "--model",
+            dir.join("crsm").to_str().unwrap(),
+            "--tasks",
+            held_out.to_str().unwrap(),
+            "--samples",
+            samples,
+            "--steps",
+            "5",
+            "--device",
+            "cpu",
+        ])
+    };
+    let table = ok(&probe("3"));
+    let row = table
+        .lines()
+        .find(|l| l.contains("| 12 x 3 |"))
+        .expect("a model's row");
+    let right: f64 = row
+        .split('|')
+        .nth(3)
+        .unwrap()
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!((0.0..=100.0).contains(&right), "{table}");
+    let by_step = table.lines().last().unwrap();
+    assert_eq!(by_step.matches('|').count(), 5 + 2, "{table}");
+    let refused = probe("1");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 2"));
 }
 
 #[test]

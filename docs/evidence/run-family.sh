@@ -4,14 +4,14 @@
 # the grid on every held-out problem of the `same` split (new problems at the training
 # parameters) and off against sync on the splits held out by generator parameters.
 #   bash docs/evidence/run-family.sh countdown|arc
-#   SEEDS="0 1 2" SIMS=8 TOPK=4
+#   SEEDS="0 1 2" SIMS=8 TOPK=4; CRSM_TRAIN=path/to/crsm-train runs a built binary instead of cargo
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FAMILY=${1:?usage: run-family.sh countdown|arc}
 SEEDS=${SEEDS:-"0 1 2"}
 SIMS=${SIMS:-8}
 TOPK=${TOPK:-4}
-CT=(cargo run --release -q -p crsm-train --)
+if [ -n "${CRSM_TRAIN:-}" ]; then CT=("$CRSM_TRAIN"); else CT=(cargo run --release -q -p crsm-train --); fi
 CONFIG=configs/reasoning-$FAMILY.json
 OUT=docs/evidence
 TASKS=runs/$FAMILY/tasks

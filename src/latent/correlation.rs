@@ -36,3 +36,46 @@ fn ranks(v: &[f64]) -> Vec<f64> {
     }
     r
 }
+
+/// A ranking's accuracy counted only inside groups: within each group, the share of (right,
+/// wrong) pairs that `score` orders right above wrong, ties counting half; pairs whose `state`
+/// keys are equal are left out (the same state cannot be told apart, whatever the score). One
+/// `(group, accuracy, pairs)` per group with at least one pair, in order of first appearance. Answers to
+/// one problem grouped by problem: whether a critic tells a better continuation from a worse one,
+/// which a correlation over all problems, dominated by easy against hard, cannot say.
+pub fn within_group_pair_accuracy(
+    group: &[u64],
+    state: &[u64],
+    score: &[f64],
+    right: &[bool],
+) -> Vec<(u64, f64, usize)> {
+    let mut order: Vec<u64> = Vec::new();
+    let mut members: std::collections::HashMap<u64, Vec<usize>> = Default::default();
+    for (i, &g) in group.iter().enumerate() {
+        members
+            .entry(g)
+            .or_insert_with(|| {
+                order.push(g);
+                Vec::new()
+            })
+            .push(i);
+    }
+    order
+        .iter()
+        .filter_map(|g| {
+            let m = &members[g];
+            let (mut wins, mut pairs) = (0.0, 0usize);
+            for &a in m.iter().filter(|&&a| right[a]) {
+                for &b in m.iter().filter(|&&b| !right[b] && state[b] != state[a]) {
+                    pairs += 1;
+                    wins += match score[a].total_cmp(&score[b]) {
+                        std::cmp::Ordering::Greater => 1.0,
+                        std::cmp::Ordering::Equal => 0.5,
+                        std::cmp::Ordering::Less => 0.0,
+                    };
+                }
+            }
+            (pairs > 0).then(|| (*g, wins / pairs as f64, pairs))
+        })
+        .collect()
+}

@@ -191,6 +191,7 @@ pub fn critic(
                     &model,
                     &tokenizer,
                     problems,
+                    1,
                     t.max_answer_tokens,
                     t.temperature,
                     c.seed + seed,

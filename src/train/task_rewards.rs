@@ -21,6 +21,13 @@ use crate::train::critic_task::ValuedTrace;
 /// Windows of latents read at a time.
 const BATCH: usize = 32;
 
+/// One sampled answer: which problem, what the model wrote, whether the verifier accepted it.
+pub struct SampledAnswer {
+    pub problem: usize,
+    pub ids: Vec<u32>,
+    pub correct: bool,
+}
+
 /// The answers' windows with reward targets, and the share answered correctly.
 pub struct RewardTrace {
     pub valued: ValuedTrace,
@@ -28,14 +35,21 @@ pub struct RewardTrace {
     /// For each position with a target (in order), the answer token chosen from it: 0 for the
     /// first, so a report can say where in an answer the critic tells right from wrong.
     pub answer_steps: Vec<usize>,
+    /// The answers, one window each, in window order (`samples` per problem, together).
+    pub answers: Vec<SampledAnswer>,
 }
 
-/// `model` answers each of `problems` once (sampled at `temperature`, seeded by `seed` and the
-/// problem's index), and the result as a trace with reward targets.
+/// `model` answers each of `problems` `samples` times (sampled at `temperature`, seeded by
+/// `seed` and the answer's index, so one sample per problem draws what it always drew), and the
+/// result as a trace with reward targets. Several samples per problem let a report compare
+/// answers to the same problem: whether the critic tells a better continuation from a worse one,
+/// not only an easy problem from a hard one.
+#[allow(clippy::too_many_arguments)]
 pub fn task_reward_trace(
     model: &Backbone,
     tokenizer: &Tokenizer,
     problems: &[Problem],
+    samples: usize,
     max_tokens: usize,
     temperature: f32,
     seed: u64,
@@ -45,17 +59,25 @@ pub fn task_reward_trace(
         op: "task_reward_trace",
         detail: "the tokenizer has no EOS id to end answers with".into(),
     })?;
-    let mut rows = Vec::with_capacity(problems.len());
+    if samples == 0 {
+        return Err(Error::InvalidArgument {
+            op: "task_reward_trace",
+            detail: "0 samples per problem".into(),
+        });
+    }
+    let mut rows = Vec::with_capacity(problems.len() * samples);
     for (i, problem) in problems.iter().enumerate() {
-        let mut session = Session::new(model)?;
-        let sampling = SamplingConfig {
-            temperature,
-            seed: seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
-            ..SamplingConfig::default()
-        };
-        let a = answer::answer(&mut session, tokenizer, problem, max_tokens, sampling)?;
-        rows.push(a);
-        progress(i + 1);
+        for k in 0..samples {
+            let mut session = Session::new(model)?;
+            let sampling = SamplingConfig {
+                temperature,
+                seed: (seed.wrapping_mul(1_000_003)).wrapping_add((i * samples + k) as u64),
+                ..SamplingConfig::default()
+            };
+            let a = answer::answer(&mut session, tokenizer, problem, max_tokens, sampling)?;
+            rows.push(a);
+            progress(rows.len());
+        }
     }
     let len = rows
         .iter()
@@ -90,6 +112,13 @@ pub fn task_reward_trace(
         certainties.extend(log_probs.chunks_exact(vocab).map(certainty));
     }
     let success = rows.iter().filter(|a| a.correct).count() as f64 / rows.len().max(1) as f64;
+    let answers = (rows.into_iter().enumerate())
+        .map(|(w, a)| SampledAnswer {
+            problem: w / samples,
+            ids: a.ids,
+            correct: a.correct,
+        })
+        .collect();
     Ok(RewardTrace {
         valued: ValuedTrace {
             trace,
@@ -98,5 +127,6 @@ pub fn task_reward_trace(
         },
         success,
         answer_steps,
+        answers,
     })
 }

@@ -6,6 +6,11 @@
 //! afterwards. The first variant is the baseline each other one is tested against, paired on
 //! the same problems. Prints a Markdown table (or `--json`); `--out report.md` also writes
 //! `report.json` and the chart `report.png` beside it.
+//!
+//! Latency fairness: the variants run interleaved, problem by problem (every variant answers
+//! problem i before any answers i + 1), so a machine whose speed drifts slows them alike; and
+//! generation runs on a pool of its own, `--threads` (default: the cores the planner thread does
+//! not take), the same for every variant, so an async planner does not share a core with it.
 
 mod report;
 mod variants;
@@ -71,9 +76,14 @@ pub struct EvalArgs {
     /// Write the Markdown report here, with report.json and report.png beside it.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Generation's thread pool, every variant alike (default: the available cores less
+    /// --planner-threads, at least 1).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// What one variant did on one model, seed by seed.
+#[derive(Default)]
 pub struct ModelRun {
     /// [seed][problem]
     pub hits: Vec<Vec<bool>>,
@@ -129,28 +139,41 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
+    let threads = args.threads.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cores.saturating_sub(args.knobs.planner_threads).max(1)
+    });
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("crsm-generate-{i}"))
+        .build()
+        .context("eval: generation's thread pool")?;
     let started = Instant::now();
-    let mut runs = Vec::new();
-    for variant in &variants {
-        let extra = &models[0].0.backbone.config.hf_extra;
-        let simulations = variant
-            .resolve(&args.knobs, extra, 0)?
-            .planner
-            .search
-            .simulations;
-        let name = variant.name(simulations);
-        bar.set_message(name.clone());
-        let mut per_model = Vec::new();
-        for (model, tokenizer) in &models {
-            per_model.push(run_variant(
-                variant, &args, model, tokenizer, &problems, &bar,
-            )?);
-        }
-        runs.push(VariantRun {
-            name,
-            models: per_model,
-        });
+    let names = variants
+        .iter()
+        .map(|v| {
+            let extra = &models[0].0.backbone.config.hf_extra;
+            let simulations = v.resolve(&args.knobs, extra, 0)?.planner.search.simulations;
+            Ok(v.name(simulations))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // [model][variant]
+    let mut per_model = Vec::new();
+    for (model, tokenizer) in &models {
+        per_model
+            .push(pool.install(|| run_model(&variants, &args, model, tokenizer, &problems, &bar))?);
     }
+    let runs: Vec<VariantRun> = names
+        .into_iter()
+        .enumerate()
+        .map(|(v, name)| VariantRun {
+            name,
+            models: per_model
+                .iter_mut()
+                .map(|m| std::mem::take(&mut m[v]))
+                .collect(),
+        })
+        .collect();
     bar.finish_and_clear();
     let report = Report::new(
         &runs,
@@ -158,6 +181,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         &args.model,
         problems.len(),
         args.seeds,
+        (threads, args.knobs.planner_threads),
         started.elapsed().as_secs_f64() / 60.0,
     );
     if args.json {
@@ -172,54 +196,54 @@ pub fn run(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// One variant on one model: every seed, every problem, one fresh session each.
-fn run_variant(
-    variant: &Variant,
+/// Every variant on one model: seed by seed, problem by problem, every variant on the problem
+/// before the next one, each answer in a fresh session. Returns one run per variant.
+fn run_model(
+    variants: &[Variant],
     args: &EvalArgs,
     model: &Arc<LatentModel>,
     tokenizer: &Tokenizer,
     problems: &[Problem],
     bar: &ProgressBar,
-) -> Result<ModelRun> {
+) -> Result<Vec<ModelRun>> {
     let _off = crsm::no_grad();
-    let mut run = ModelRun {
-        hits: Vec::new(),
-        token_ms: Vec::new(),
-        tokens: 0,
-        answers: 0,
-        plans: Counts::default(),
-        guided: 0,
-    };
+    let mut runs: Vec<ModelRun> = variants.iter().map(|_| ModelRun::default()).collect();
     let extra = &model.backbone.config.hf_extra;
     for seed in 0..args.seeds {
-        let d = variant.resolve(&args.knobs, extra, seed)?;
-        let mut hits = Vec::with_capacity(problems.len());
-        for (i, problem) in problems.iter().enumerate() {
-            let mut session = DeliberateSession::new(
-                model.clone(),
-                d.mode,
-                d.steering.clone(),
-                d.planner.clone(),
-                d.threads,
-                (seed << 32) | i as u64,
-            )?;
-            let a = answer(
-                &mut session,
-                tokenizer,
-                problem,
-                args.max_answer_tokens,
-                SamplingConfig::greedy(),
-            )?;
-            let stats = session.finish()?;
-            run.plans += stats.plans;
-            run.guided += stats.guided;
-            run.tokens += a.ids.len();
-            run.answers += 1;
-            run.token_ms.extend(&a.token_ms);
-            hits.push(a.correct);
-            bar.inc(1);
+        let resolved = variants
+            .iter()
+            .map(|v| v.resolve(&args.knobs, extra, seed))
+            .collect::<Result<Vec<_>>>()?;
+        for run in &mut runs {
+            run.hits.push(Vec::with_capacity(problems.len()));
         }
-        run.hits.push(hits);
+        for (i, problem) in problems.iter().enumerate() {
+            for (d, run) in resolved.iter().zip(&mut runs) {
+                let mut session = DeliberateSession::new(
+                    model.clone(),
+                    d.mode,
+                    d.steering.clone(),
+                    d.planner.clone(),
+                    d.threads,
+                    (seed << 32) | i as u64,
+                )?;
+                let a = answer(
+                    &mut session,
+                    tokenizer,
+                    problem,
+                    args.max_answer_tokens,
+                    SamplingConfig::greedy(),
+                )?;
+                let stats = session.finish()?;
+                run.plans += stats.plans;
+                run.guided += stats.guided;
+                run.tokens += a.ids.len();
+                run.answers += 1;
+                run.token_ms.extend(&a.token_ms);
+                run.hits.last_mut().expect("pushed above").push(a.correct);
+                bar.inc(1);
+            }
+        }
     }
-    Ok(run)
+    Ok(runs)
 }

@@ -20,6 +20,9 @@ pub struct Report {
     pub models: Vec<String>,
     pub problems: usize,
     pub seeds: u64,
+    /// Generation's pool and the planner thread's own pool.
+    pub generation_threads: usize,
+    pub planner_threads: usize,
     pub minutes: f64,
     pub variants: Vec<VariantSummary>,
 }
@@ -82,6 +85,7 @@ impl Report {
         models: &[PathBuf],
         problems: usize,
         seeds: u64,
+        (generation_threads, planner_threads): (usize, usize),
         minutes: f64,
     ) -> Self {
         let base_scores = scores(&runs[0], problems);
@@ -132,6 +136,8 @@ impl Report {
             models: models.iter().map(|m| m.display().to_string()).collect(),
             problems,
             seeds,
+            generation_threads,
+            planner_threads,
             minutes,
             variants,
         }
@@ -141,12 +147,16 @@ impl Report {
         let mut md = format!(
             "Exact match on {} problems of `{}`, {} model(s) x {} seed(s); 95% bootstrap \
              intervals over problems; p: paired permutation test against `{}` (exact McNemar \
-             with one model and one seed); latency: ms between consecutive tokens, pooled.\n\n",
+             with one model and one seed); latency: ms between consecutive tokens, pooled, the \
+             variants interleaved problem by problem, generation on {} thread(s) and an async \
+             planner on {} of its own.\n\n",
             self.problems,
             self.tasks,
             self.models.len(),
             self.seeds,
-            self.variants[0].name
+            self.variants[0].name,
+            self.generation_threads,
+            self.planner_threads
         );
         md.push_str("| variant | exact match | 95% CI | vs baseline | p | per-token p50 / p99 ms | p50 ratio | tokens / answer | plans applied / late / dropped / diverged |\n");
         md.push_str("|---|---|---|---|---|---|---|---|---|\n");

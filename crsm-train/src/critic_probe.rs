@@ -1,0 +1,230 @@
+//! `crsm-train critic-probe --model DIR --tasks FILE.jsonl --samples K`: whether a CRSM's critic
+//! tells a better continuation from a worse one *of the same problem*, which is what a search
+//! needs from a leaf value. The backbone answers each problem K times (sampled); at each answer
+//! step, every (right, wrong) pair of answers to one problem whose states differ there is a
+//! comparison, and the critic's value (the heads' mean) should rank the right one higher. The
+//! critic's own report correlates value with reward over all problems, which easy against hard
+//! problems can carry alone; this one cannot be carried that way. The policy's certainty on the
+//! same pairs is the baseline. One Markdown row per model (95% bootstrap intervals over problems),
+//! then the accuracy by answer step.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use crsm::data::Tokenizer;
+use crsm::latent::CrsmCheckpoint;
+use crsm::latent::correlation::within_group_pair_accuracy;
+use crsm::planner::latent_model::LatentModel;
+use crsm::tasks::stats::bootstrap_mean_interval;
+use crsm::train::task_rewards::task_reward_trace;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::device_arg::DeviceArg;
+use crate::eval::first_problems;
+
+/// Rows the critic values at a time.
+const CHUNK: usize = 4096;
+
+#[derive(Args)]
+pub struct CriticProbeArgs {
+    /// An assembled CRSM folder (`crsm-train full`); repeat for several.
+    #[arg(long, required = true)]
+    model: Vec<PathBuf>,
+    /// Problems as JSON Lines (`crsm-train tasks make`); held-out ones, never the critic's own.
+    #[arg(long)]
+    tasks: PathBuf,
+    /// Only the first N problems.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Sampled answers per problem.
+    #[arg(long, default_value_t = 8)]
+    samples: usize,
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 64)]
+    max_answer_tokens: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Answer steps in the by-step table.
+    #[arg(long, default_value_t = 12)]
+    steps: usize,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+/// One model's comparisons: per problem with a pair, the critic's and certainty's accuracy over
+/// all its pairs; per answer step, (pairs, critic accuracy, certainty accuracy) pooled.
+struct Probe {
+    success: f64,
+    critic: Vec<f64>,
+    certainty: Vec<f64>,
+    pairs: usize,
+    by_step: Vec<(usize, f64, f64)>,
+}
+
+pub fn run(args: CriticProbeArgs) -> Result<()> {
+    if args.samples < 2 {
+        bail!(
+            "--samples {}: comparing answers needs at least 2",
+            args.samples
+        );
+    }
+    let problems = first_problems(&args.tasks, args.limit)?;
+    let device = args.device.open()?;
+    let mut probes = Vec::new();
+    for dir in &args.model {
+        let checkpoint = CrsmCheckpoint::load(dir, &device)
+            .with_context(|| format!("loading {}", dir.display()))?;
+        let model = LatentModel::from_checkpoint(checkpoint)
+            .with_context(|| format!("{}: not a whole CRSM", dir.display()))?;
+        let tok_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tok_path)
+            .with_context(|| format!("{}: critic-probe reads text", tok_path.display()))?;
+        let bar = ProgressBar::new((problems.len() * args.samples) as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} answers {per_sec} eta {eta}")
+                .expect("a valid template"),
+        );
+        bar.set_message(dir.display().to_string());
+        let rewards = task_reward_trace(
+            &model.backbone,
+            &tokenizer,
+            &problems,
+            args.samples,
+            args.max_answer_tokens,
+            args.temperature,
+            args.seed,
+            |n| bar.set_position(n as u64),
+        )?;
+        bar.finish_and_clear();
+        probes.push(probe(&model, &rewards, args.steps)?);
+    }
+    println!(
+        "| model | problems x samples | answers right | pairs (problems) | critic ranks the right answer higher | the policy's certainty alone |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let cell = |xs: &[f64]| {
+        if xs.is_empty() {
+            return "no pairs".to_string();
+        }
+        let (m, lo, hi) = bootstrap_mean_interval(xs, 10_000, 0);
+        format!("{:.1}% ({:.1}-{:.1})", 100.0 * m, 100.0 * lo, 100.0 * hi)
+    };
+    for (dir, p) in args.model.iter().zip(&probes) {
+        println!(
+            "| {} | {} x {} | {:.1}% | {} ({}) | {} | {} |",
+            dir.display(),
+            problems.len(),
+            args.samples,
+            100.0 * p.success,
+            p.pairs,
+            p.critic.len(),
+            cell(&p.critic),
+            cell(&p.certainty),
+        );
+    }
+    println!("\nBy answer step (pairs: critic / certainty):\n");
+    let header: Vec<String> = (0..args.steps).map(|s| s.to_string()).collect();
+    println!("| model | {} |", header.join(" | "));
+    println!("|---|{}", "---|".repeat(args.steps));
+    for (dir, p) in args.model.iter().zip(&probes) {
+        let cells: Vec<String> = (p.by_step.iter())
+            .map(|&(n, c, q)| match n {
+                0 => "-".into(),
+                _ => format!("{n}: {:.0} / {:.0}", 100.0 * c, 100.0 * q),
+            })
+            .collect();
+        println!("| {} | {} |", dir.display(), cells.join(" | "));
+    }
+    Ok(())
+}
+
+fn hash(x: impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    x.hash(&mut h);
+    h.finish()
+}
+
+/// The critic's values at every answer state of `rewards`, and the within-problem comparisons.
+fn probe(
+    model: &LatentModel,
+    rewards: &crsm::train::task_rewards::RewardTrace,
+    steps: usize,
+) -> Result<Probe> {
+    let trace = &rewards.valued.trace;
+    let n = trace.layers * trace.d_model;
+    // The positions with a target, in order: answer a's states at steps 0..ids.len().
+    let positions: Vec<usize> = (0..rewards.valued.values.len())
+        .filter(|&i| rewards.valued.values[i].is_finite())
+        .collect();
+    let mut value = Vec::with_capacity(positions.len());
+    let mut certainty = Vec::with_capacity(positions.len());
+    for chunk in positions.chunks(CHUNK) {
+        let mut s: Vec<f32> = chunk
+            .iter()
+            .flat_map(|&i| trace.z[i * n..][..n].iter().copied())
+            .collect();
+        model.standardizer.apply(&mut s);
+        for e in model.evaluate(&s, 1)? {
+            value.push(e.value as f64);
+            certainty.push(e.certainty as f64);
+        }
+    }
+    let (mut problem, mut step, mut state, mut right) = (vec![], vec![], vec![], vec![]);
+    for a in &rewards.answers {
+        for s in 0..a.ids.len() {
+            problem.push(a.problem as u64);
+            step.push(s);
+            state.push(hash(&a.ids[..s]));
+            right.push(a.correct);
+        }
+    }
+    if problem.len() != value.len() {
+        bail!(
+            "critic-probe: {} answer states against {} valued positions",
+            problem.len(),
+            value.len()
+        );
+    }
+    // Groups are (problem, step); each problem's pairs are then pooled over its steps.
+    let mut group_of = std::collections::HashMap::new();
+    let group: Vec<u64> = (problem.iter().zip(&step))
+        .map(|(&p, &s)| {
+            let g = hash((p, s));
+            group_of.insert(g, (p, s));
+            g
+        })
+        .collect();
+    let by_group = |score: &[f64]| within_group_pair_accuracy(&group, &state, score, &right);
+    let (critic_groups, certainty_groups) = (by_group(&value), by_group(&certainty));
+    let mut per_problem: std::collections::BTreeMap<u64, (f64, f64, usize)> = Default::default();
+    let mut by_step = vec![(0usize, 0.0, 0.0); steps];
+    for (&(g, c, pairs), &(_, q, _)) in critic_groups.iter().zip(&certainty_groups) {
+        let (p, s) = group_of[&g];
+        let e = per_problem.entry(p).or_default();
+        e.0 += c * pairs as f64;
+        e.1 += q * pairs as f64;
+        e.2 += pairs;
+        if let Some(b) = by_step.get_mut(s) {
+            b.0 += pairs;
+            b.1 += c * pairs as f64;
+            b.2 += q * pairs as f64;
+        }
+    }
+    for b in &mut by_step {
+        if b.0 > 0 {
+            b.1 /= b.0 as f64;
+            b.2 /= b.0 as f64;
+        }
+    }
+    Ok(Probe {
+        success: rewards.success,
+        critic: per_problem.values().map(|e| e.0 / e.2 as f64).collect(),
+        certainty: per_problem.values().map(|e| e.1 / e.2 as f64).collect(),
+        pairs: per_problem.values().map(|e| e.2).sum(),
+        by_step,
+    })
+}
