@@ -12,10 +12,8 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
-use crsm::data::Tokenizer;
-use crsm::latent::CrsmCheckpoint;
 use crsm::latent::correlation::within_group_pair_accuracy;
 use crsm::planner::latent_model::LatentModel;
 use crsm::tasks::stats::bootstrap_mean_interval;
@@ -23,7 +21,7 @@ use crsm::train::task_rewards::task_reward_trace;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device_arg::DeviceArg;
-use crate::eval::first_problems;
+use crate::eval::{first_problems, load_crsm};
 
 /// Rows the critic values at a time.
 const CHUNK: usize = 4096;
@@ -76,13 +74,7 @@ pub fn run(args: CriticProbeArgs) -> Result<()> {
     let device = args.device.open()?;
     let mut probes = Vec::new();
     for dir in &args.model {
-        let checkpoint = CrsmCheckpoint::load(dir, &device)
-            .with_context(|| format!("loading {}", dir.display()))?;
-        let model = LatentModel::from_checkpoint(checkpoint)
-            .with_context(|| format!("{}: not a whole CRSM", dir.display()))?;
-        let tok_path = dir.join("tokenizer.json");
-        let tokenizer = Tokenizer::from_file(&tok_path)
-            .with_context(|| format!("{}: critic-probe reads text", tok_path.display()))?;
+        let (model, tokenizer) = load_crsm(dir, &device)?;
         let bar = ProgressBar::new((problems.len() * args.samples) as u64);
         bar.set_style(
             ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} answers {per_sec} eta {eta}")

@@ -100,6 +100,18 @@ pub struct VariantRun {
     pub models: Vec<ModelRun>,
 }
 
+/// An assembled CRSM folder: the whole latent model and the tokenizer beside it.
+pub fn load_crsm(dir: &Path, device: &crsm::Device) -> Result<(Arc<LatentModel>, Tokenizer)> {
+    let checkpoint =
+        CrsmCheckpoint::load(dir, device).with_context(|| format!("loading {}", dir.display()))?;
+    let model = LatentModel::from_checkpoint(checkpoint)
+        .with_context(|| format!("{}: not a whole CRSM", dir.display()))?;
+    let tok_path = dir.join("tokenizer.json");
+    let tokenizer = Tokenizer::from_file(&tok_path)
+        .with_context(|| format!("{}: the model's text", tok_path.display()))?;
+    Ok((model, tokenizer))
+}
+
 /// The problems of `file` (the first `limit` of them), refusing a file with none.
 pub fn first_problems(file: &Path, limit: Option<usize>) -> Result<Vec<Problem>> {
     let mut problems = read_problems(file)?;
@@ -119,17 +131,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let problems = first_problems(&args.tasks, args.limit)?;
     let device = args.device.open()?;
     let variants = grid(&args.deliberate, &args.lag, &args.simulations, &args.ablate);
-    let mut models = Vec::new();
-    for dir in &args.model {
-        let checkpoint = CrsmCheckpoint::load(dir, &device)
-            .with_context(|| format!("loading {}", dir.display()))?;
-        let model = LatentModel::from_checkpoint(checkpoint)
-            .with_context(|| format!("{}: not a whole CRSM", dir.display()))?;
-        let tok_path = dir.join("tokenizer.json");
-        let tokenizer = Tokenizer::from_file(&tok_path)
-            .with_context(|| format!("{}: eval reads text", tok_path.display()))?;
-        models.push((model, tokenizer));
-    }
+    let models = (args.model.iter())
+        .map(|dir| load_crsm(dir, &device))
+        .collect::<Result<Vec<_>>>()?;
     let total = variants.len() * models.len() * args.seeds as usize * problems.len();
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
