@@ -248,18 +248,11 @@ impl DeliberateSession {
         self.buffer = DeltaBuffer::new(self.buffer.generation() + 1, self.steering.buffer);
         self.buffer.counts = counts;
         self.rewound = Some(to.step as usize);
-        let snapshot = Snapshot {
-            generation: self.buffer.generation(),
-            step: self.step,
-            latents: self.latents.clone(),
-            state: self.state.snapshot()?,
-            last_token: self.last_token,
-        };
         let planner = PlannerConfig {
             lag: 0,
             ..self.planner.clone()
         };
-        let p = plan(&self.model, &planner, &snapshot)?;
+        let p = plan(&self.model, &planner, &self.snapshot()?)?;
         self.receive(p)?;
         let mut logits = to.logits;
         if let Some(p) = self.buffer.plan_for(self.step + 1)
@@ -280,15 +273,9 @@ impl DeliberateSession {
         for outcome in self.buffer.take_due(self.step) {
             self.settle(outcome)?;
         }
-        let snapshot = Snapshot {
-            generation: self.buffer.generation(),
-            step: self.step,
-            latents: self.latents.clone(),
-            state: self.state.snapshot()?,
-            last_token: self.last_token,
-        };
         match self.mode {
             Mode::Async => {
+                let snapshot = self.snapshot()?;
                 self.thread
                     .as_mut()
                     .expect("async has a thread")
@@ -304,7 +291,7 @@ impl DeliberateSession {
                     lag: 0,
                     ..self.planner.clone()
                 };
-                let p = plan(&self.model, &planner, &snapshot)?;
+                let p = plan(&self.model, &planner, &self.snapshot()?)?;
                 self.receive(p)?;
             }
             Mode::Off => {}
@@ -316,6 +303,17 @@ impl DeliberateSession {
             self.stats.guided += 1;
         }
         Ok(logits)
+    }
+
+    /// What the planner searches from: this step's state and latents.
+    fn snapshot(&self) -> Result<Snapshot> {
+        Ok(Snapshot {
+            generation: self.buffer.generation(),
+            step: self.step,
+            latents: self.latents.clone(),
+            state: self.state.snapshot()?,
+            last_token: self.last_token,
+        })
     }
 
     fn collect_plans(&mut self) -> Result<()> {
