@@ -21,7 +21,7 @@ use crsm::train::task_rewards::task_reward_trace;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device_arg::DeviceArg;
-use crate::eval::{first_problems, load_crsm};
+use crate::eval::{command_line, first_problems, load_crsm};
 
 /// Rows the critic values at a time.
 const CHUNK: usize = 4096;
@@ -94,6 +94,12 @@ pub fn run(args: CriticProbeArgs) -> Result<()> {
         bar.finish_and_clear();
         probes.push(probe(&model, &rewards, args.steps)?);
     }
+    println!(
+        "Within-problem pairs (right, wrong) of sampled answers whose states differ; the first \
+         table pools each problem's pairs over its answer steps and averages over problems \
+         (95% bootstrap over problems), the second pools pairs by step.\n\nCommand: `{}`\n",
+        command_line()
+    );
     println!(
         "| model | problems x samples | answers right | pairs (problems) | critic ranks the right answer higher | the policy's certainty alone |"
     );

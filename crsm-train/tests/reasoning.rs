@@ -158,6 +158,12 @@ fn a_pathstar_run_trains_on_task_reward_and_eval_runs_every_mode_and_ablation() 
             report_md.to_str().unwrap(),
         ],
     );
+    // The report names the command that made it, as one would type it again.
+    let command = all["command"].as_str().unwrap();
+    assert!(
+        command.starts_with("crsm-train eval --model ") && command.contains("--lag 1,2"),
+        "{command}"
+    );
     let variants = all["variants"].as_array().unwrap();
     // off once; sync once per ablation (no lag); async per lag and ablation.
     assert_eq!(variants.len(), 1 + 6 + 2 * 6, "{all}");

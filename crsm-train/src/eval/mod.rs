@@ -34,7 +34,7 @@ use crate::deliberate_args::{ModeArg, PlannerKnobs};
 use crate::device_arg::DeviceArg;
 use variants::{Ablation, Variant, grid};
 
-pub use report::Report;
+pub use report::{Report, RunInfo};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -100,6 +100,25 @@ pub struct VariantRun {
     pub models: Vec<ModelRun>,
 }
 
+/// This run's command line, as a person would type it again (`crsm-train` for the program,
+/// single quotes around words the shell would split or expand): a report names what made it.
+pub fn command_line() -> String {
+    let plain = |a: &str| {
+        !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c))
+    };
+    let mut words = vec!["crsm-train".to_string()];
+    words.extend(std::env::args().skip(1).map(|a| {
+        if plain(&a) {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        }
+    }));
+    words.join(" ")
+}
+
 /// An assembled CRSM folder: the whole latent model and the tokenizer beside it.
 pub fn load_crsm(dir: &Path, device: &crsm::Device) -> Result<(Arc<LatentModel>, Tokenizer)> {
     let checkpoint =
@@ -143,7 +162,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let threads = args.threads.unwrap_or_else(|| {
+    let threads = args.threads.map(|t| t.max(1)).unwrap_or_else(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         cores.saturating_sub(args.knobs.planner_threads).max(1)
     });
@@ -163,7 +182,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     // [model][variant]
     let mut per_model = Vec::new();
-    for (model, tokenizer) in &models {
+    for ((model, tokenizer), dir) in models.iter().zip(&args.model) {
+        bar.set_message(dir.display().to_string());
         per_model
             .push(pool.install(|| run_model(&variants, &args, model, tokenizer, &problems, &bar))?);
     }
@@ -179,15 +199,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
         })
         .collect();
     bar.finish_and_clear();
-    let report = Report::new(
-        &runs,
-        &args.tasks,
-        &args.model,
-        problems.len(),
-        args.seeds,
-        (threads, args.knobs.planner_threads),
-        started.elapsed().as_secs_f64() / 60.0,
-    );
+    let info = RunInfo {
+        command: command_line(),
+        tasks: args.tasks.display().to_string(),
+        models: args.model.iter().map(|m| m.display().to_string()).collect(),
+        problems: problems.len(),
+        seeds: args.seeds,
+        generation_threads: threads,
+        planner_threads: args.knobs.planner_threads,
+        minutes: started.elapsed().as_secs_f64() / 60.0,
+    };
+    let report = Report::new(info, &runs);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

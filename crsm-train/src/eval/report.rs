@@ -2,7 +2,7 @@
 //! against the baseline (the first variant), per-token latency p50 / p99 and its ratio to the
 //! baseline's p50, tokens per answer and what became of the plans; as Markdown, JSON and a chart.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use crsm::planner::delta_buffer::Counts;
@@ -16,6 +16,16 @@ const RESAMPLES: usize = 10_000;
 
 #[derive(Serialize)]
 pub struct Report {
+    #[serde(flatten)]
+    pub run: RunInfo,
+    pub variants: Vec<VariantSummary>,
+}
+
+/// What was run, and how: the report's header.
+#[derive(Serialize)]
+pub struct RunInfo {
+    /// The command that made it (`eval::command_line`).
+    pub command: String,
     pub tasks: String,
     pub models: Vec<String>,
     pub problems: usize,
@@ -24,7 +34,6 @@ pub struct Report {
     pub generation_threads: usize,
     pub planner_threads: usize,
     pub minutes: f64,
-    pub variants: Vec<VariantSummary>,
 }
 
 #[derive(Serialize)]
@@ -79,15 +88,8 @@ fn scores(run: &VariantRun, problems: usize) -> Vec<f64> {
 }
 
 impl Report {
-    pub fn new(
-        runs: &[VariantRun],
-        tasks: &Path,
-        models: &[PathBuf],
-        problems: usize,
-        seeds: u64,
-        (generation_threads, planner_threads): (usize, usize),
-        minutes: f64,
-    ) -> Self {
+    pub fn new(run: RunInfo, runs: &[VariantRun]) -> Self {
+        let problems = run.problems;
         let base_scores = scores(&runs[0], problems);
         let mut base_p50 = f64::NAN;
         let variants = runs
@@ -131,16 +133,7 @@ impl Report {
                 }
             })
             .collect();
-        Report {
-            tasks: tasks.display().to_string(),
-            models: models.iter().map(|m| m.display().to_string()).collect(),
-            problems,
-            seeds,
-            generation_threads,
-            planner_threads,
-            minutes,
-            variants,
-        }
+        Report { run, variants }
     }
 
     pub fn markdown(&self) -> String {
@@ -148,15 +141,16 @@ impl Report {
             "Exact match on {} problems of `{}`, {} model(s) x {} seed(s); 95% bootstrap \
              intervals over problems; p: paired permutation test against `{}` (exact McNemar \
              with one model and one seed); latency: ms between consecutive tokens, pooled, the \
-             variants interleaved problem by problem, generation on {} thread(s) and an async \
-             planner on {} of its own.\n\n",
-            self.problems,
-            self.tasks,
-            self.models.len(),
-            self.seeds,
+             variants interleaved problem by problem, generation (and sync's searches) on {} \
+             thread(s), an async planner on {} of its own.\n\nCommand: `{}`\n\n",
+            self.run.problems,
+            self.run.tasks,
+            self.run.models.len(),
+            self.run.seeds,
             self.variants[0].name,
-            self.generation_threads,
-            self.planner_threads
+            self.run.generation_threads,
+            self.run.planner_threads,
+            self.run.command
         );
         md.push_str("| variant | exact match | 95% CI | vs baseline | p | per-token p50 / p99 ms | p50 ratio | tokens / answer | plans applied / late / dropped / diverged |\n");
         md.push_str("|---|---|---|---|---|---|---|---|---|\n");
@@ -192,7 +186,7 @@ impl Report {
                 plans
             ));
         }
-        if self.models.len() > 1 {
+        if self.run.models.len() > 1 {
             md.push_str("\nPer model (training seed), exact match:\n\n");
             for v in &self.variants {
                 let each: Vec<String> = v
@@ -222,7 +216,7 @@ impl Report {
             .collect();
         crate::plot::plot_exact_match(
             &bars,
-            &format!("exact match, {} problems", self.problems),
+            &format!("exact match, {} problems", self.run.problems),
             &out.with_extension("png"),
         )
     }
