@@ -17,7 +17,7 @@ use clap::Args;
 use crsm::latent::correlation::within_group_pair_accuracy;
 use crsm::planner::latent_model::LatentModel;
 use crsm::tasks::stats::bootstrap_mean_interval;
-use crsm::train::task_rewards::task_reward_trace;
+use crsm::train::task_rewards::{SampledAnswer, task_reward_trace};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device_arg::DeviceArg;
@@ -61,6 +61,11 @@ struct Probe {
     certainty: Vec<f64>,
     pairs: usize,
     by_step: Vec<(usize, f64, f64)>,
+    /// Per problem, whether the answer picked by the critic's value at its last state is right;
+    /// the same picked by certainty; and whether any of the K is (the ceiling of any picker).
+    best_by_critic: Vec<f64>,
+    best_by_certainty: Vec<f64>,
+    any_right: Vec<f64>,
 }
 
 pub fn run(args: CriticProbeArgs) -> Result<()> {
@@ -92,7 +97,7 @@ pub fn run(args: CriticProbeArgs) -> Result<()> {
             |n| bar.set_position(n as u64),
         )?;
         bar.finish_and_clear();
-        probes.push(probe(&model, &rewards, args.steps)?);
+        probes.push(probe(&model, &rewards, args.samples, args.steps)?);
     }
     println!(
         "Within-problem pairs (right, wrong) of sampled answers whose states differ; the first \
@@ -137,7 +142,43 @@ pub fn run(args: CriticProbeArgs) -> Result<()> {
             .collect();
         println!("| {} | {} |", dir.display(), cells.join(" | "));
     }
+    println!(
+        "\nBest of {} without a verifier: the answer whose last state (the one its final token \
+         is chosen from) the critic values highest, against one sample, the highest certainty \
+         and any of the {} right (the ceiling):\n",
+        args.samples, args.samples
+    );
+    println!("| model | one sample | best by the critic | best by certainty | any right |");
+    println!("|---|---|---|---|---|");
+    for (dir, p) in args.model.iter().zip(&probes) {
+        println!(
+            "| {} | {:.1}% | {} | {} | {} |",
+            dir.display(),
+            100.0 * p.success,
+            cell(&p.best_by_critic),
+            cell(&p.best_by_certainty),
+            cell(&p.any_right)
+        );
+    }
     Ok(())
+}
+
+/// Per problem (answers in problem order, `samples` each), whether the answer with the highest
+/// `score` is right (ties: the first).
+fn best_of(answers: &[SampledAnswer], last: &[Option<f64>], samples: usize) -> Vec<f64> {
+    (answers.chunks(samples).zip(last.chunks(samples)))
+        .map(|(group, scores)| {
+            let best = (0..group.len())
+                .filter(|&k| scores[k].is_some())
+                .max_by(|&a, &b| {
+                    scores[a]
+                        .unwrap()
+                        .total_cmp(&scores[b].unwrap())
+                        .then(b.cmp(&a))
+                });
+            f64::from(u8::from(best.is_some_and(|k| group[k].correct)))
+        })
+        .collect()
 }
 
 fn hash(x: impl Hash) -> u64 {
@@ -150,6 +191,7 @@ fn hash(x: impl Hash) -> u64 {
 fn probe(
     model: &LatentModel,
     rewards: &crsm::train::task_rewards::RewardTrace,
+    samples: usize,
     steps: usize,
 ) -> Result<Probe> {
     let trace = &rewards.valued.trace;
@@ -218,7 +260,20 @@ fn probe(
             b.2 /= b.0 as f64;
         }
     }
+    // Each answer's last scored state: the one its final token is chosen from.
+    let (mut last_value, mut last_certainty, mut at) = (vec![], vec![], 0);
+    for a in &rewards.answers {
+        at += a.ids.len();
+        let last = (!a.ids.is_empty()).then(|| at - 1);
+        last_value.push(last.map(|i| value[i]));
+        last_certainty.push(last.map(|i| certainty[i]));
+    }
     Ok(Probe {
+        best_by_critic: best_of(&rewards.answers, &last_value, samples),
+        best_by_certainty: best_of(&rewards.answers, &last_certainty, samples),
+        any_right: (rewards.answers.chunks(samples))
+            .map(|g| f64::from(u8::from(g.iter().any(|a| a.correct))))
+            .collect(),
         success: rewards.success,
         critic: per_problem.values().map(|e| e.0 / e.2 as f64).collect(),
         certainty: per_problem.values().map(|e| e.1 / e.2 as f64).collect(),

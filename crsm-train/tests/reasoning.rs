@@ -273,8 +273,25 @@ fn a_pathstar_run_trains_on_task_reward_and_eval_runs_every_mode_and_ablation() 
         .parse()
         .unwrap();
     assert!((0.0..=100.0).contains(&right), "{table}");
-    let by_step = table.lines().last().unwrap();
+    let section = |title: &str| -> Vec<&str> {
+        let from = table
+            .find(title)
+            .unwrap_or_else(|| panic!("{title}: {table}"));
+        table[from..]
+            .lines()
+            .filter(|l| l.starts_with("| "))
+            .collect()
+    };
+    let by_step = section("By answer step")[1];
     assert_eq!(by_step.matches('|').count(), 5 + 2, "{table}");
+    // Best of 3: one sample, by the critic, by certainty, any right; no picker beats any right.
+    let best = section("Best of 3")[1];
+    let shares: Vec<f64> = (best.split('|').skip(2))
+        .filter_map(|c| c.trim().split('%').next()?.parse().ok())
+        .collect();
+    assert_eq!(shares.len(), 4, "{table}");
+    assert!(shares.iter().all(|s| (0.0..=100.0).contains(s)), "{table}");
+    assert!(shares[1] <= shares[3] && shares[2] <= shares[3], "{table}");
     let refused = probe("1");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 2"));
