@@ -6,7 +6,8 @@
 //! critic's own report correlates value with reward over all problems, which easy against hard
 //! problems can carry alone; this one cannot be carried that way. The policy's certainty on the
 //! same pairs is the baseline. One Markdown row per model (95% bootstrap intervals over problems),
-//! then the accuracy by answer step.
+//! then the accuracy by answer step, then the best of K without a verifier: the answer whose last
+//! state the critic values highest, against one sample, certainty's pick and any of K right.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
