@@ -40,6 +40,15 @@ for f in "$TASKS"/held-out-*.jsonl; do
   "${CT[@]}" eval "${models[@]}" --tasks "$f" --deliberate off,sync --simulations "$SIMS" \
     "${common[@]}" --out "$OUT/$FAMILY-$split.md"
 done
+# Whether the critic ranks a problem's right answers above its wrong ones, the best of 8 by it.
+"${CT[@]}" critic-probe "${models[@]}" "${P[@]}" --limit 300 --samples 8 --device cpu \
+  > "$OUT/$FAMILY-critic-probe.md"
+if [ "$FAMILY" = countdown ]; then
+  "${CT[@]}" eval "${models[@]}" "${P[@]}" --deliberate off,sync --simulations "$SIMS" --guidance 1 \
+    "${common[@]}" --out "$OUT/countdown-guidance1.md"
+  "${CT[@]}" eval --model "runs/$FAMILY/crsm" "${P[@]}" --limit 300 --deliberate off,async --lag 1 \
+    --simulations "$SIMS" "${common[@]}" --out "$OUT/countdown-latency-interleaved.md"
+fi
 # ARC: the ARC-AGI-1 evaluation pairs that fit 2,048 characters (one attempt counts).
 if [ "$FAMILY" = arc ]; then
   "${CT[@]}" tasks arc-agi --out "$TASKS/arc-agi-evaluation.jsonl"

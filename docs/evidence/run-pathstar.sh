@@ -43,6 +43,17 @@ P=(--tasks $TASKS/held-out-same.jsonl --limit 300)
   "${common[@]}" --out $OUT/pathstar-budgets.md
 # What a search with the exact model could gain: which arm the model's own likelihood prefers.
 "${CT[@]}" arms "${models[@]}" --tasks $TASKS/held-out-same.jsonl --device cpu > $OUT/pathstar-arms.md
-# Latency with nothing else running: seed 0, 300 problems.
-"${CT[@]}" eval --model runs/pathstar/crsm "${P[@]}" --deliberate off,async,sync --lag 1 \
-  --simulations "$SIMS" "${common[@]}" --out $OUT/pathstar-latency-quiet.md
+# Whether the critic ranks a graph's right answers above its wrong ones (8 samples each), and
+# the best of 8 by its value.
+"${CT[@]}" critic-probe "${grid[@]}" "${P[@]}" --samples 8 --device cpu > $OUT/pathstar-critic-probe.md
+# Latency with nothing else running: seed 0, 300 problems, variants interleaved; with nothing
+# applied; and a plain generation alone and beside a second one that keeps the other core busy.
+L=(--model runs/pathstar/crsm "${P[@]}" --simulations "$SIMS" "${common[@]}")
+"${CT[@]}" eval "${L[@]}" --deliberate off,async --lag 1 --out $OUT/pathstar-latency-interleaved.md
+"${CT[@]}" eval "${L[@]}" --deliberate off,async --lag 1 --injection-rate 0 --guidance 0 \
+  --out $OUT/pathstar-latency-nothing-applied.md
+"${CT[@]}" eval "${L[@]}" --deliberate off --out $OUT/pathstar-off-alone.md
+"${CT[@]}" eval "${L[@]}" --deliberate off --seeds 6 --json > /dev/null &
+sleep 1.5
+"${CT[@]}" eval "${L[@]}" --deliberate off --out $OUT/pathstar-off-beside-a-busy-core.md
+wait
