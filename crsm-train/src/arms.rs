@@ -11,11 +11,10 @@ use clap::Args;
 use crsm::data::Tokenizer;
 use crsm::model::Backbone;
 use crsm::tasks::arm_likelihood::arm_scores;
-use crsm::tasks::stats::bootstrap_mean_interval;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device_arg::DeviceArg;
-use crate::eval::first_problems;
+use crate::eval::{first_problems, share_cell};
 
 #[derive(Args)]
 pub struct ArmsArgs {
@@ -76,19 +75,15 @@ pub fn run(args: ArmsArgs) -> Result<()> {
             bar.inc(1);
         }
         bar.finish_and_clear();
-        let cell = |xs: &[f64]| {
-            let (m, lo, hi) = bootstrap_mean_interval(xs, 10_000, 0);
-            format!("{:.1}% ({:.1}-{:.1})", 100.0 * m, 100.0 * lo, 100.0 * hi)
-        };
         let mean_gap = gap.iter().sum::<f64>() / gap.len() as f64;
         println!(
             "| {} | {} | {} | {} | {} | {} | {:.2} |",
             dir.display(),
             problems.len(),
-            cell(&first),
-            cell(&path),
-            cell(&ahead),
-            cell(&wrong_then_goal),
+            share_cell(&first),
+            share_cell(&path),
+            share_cell(&ahead),
+            share_cell(&wrong_then_goal),
             mean_gap
         );
     }

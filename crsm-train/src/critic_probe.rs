@@ -17,12 +17,11 @@ use anyhow::{Result, bail};
 use clap::Args;
 use crsm::latent::correlation::within_group_pair_accuracy;
 use crsm::planner::latent_model::LatentModel;
-use crsm::tasks::stats::bootstrap_mean_interval;
 use crsm::train::task_rewards::{SampledAnswer, task_reward_trace};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device_arg::DeviceArg;
-use crate::eval::{command_line, first_problems, load_crsm};
+use crate::eval::{command_line, first_problems, load_crsm, share_cell};
 
 /// Rows the critic values at a time.
 const CHUNK: usize = 4096;
@@ -110,12 +109,9 @@ pub fn run(args: CriticProbeArgs) -> Result<()> {
         "| model | problems x samples | answers right | pairs (problems) | critic ranks the right answer higher | the policy's certainty alone |"
     );
     println!("|---|---|---|---|---|---|");
-    let cell = |xs: &[f64]| {
-        if xs.is_empty() {
-            return "no pairs".to_string();
-        }
-        let (m, lo, hi) = bootstrap_mean_interval(xs, 10_000, 0);
-        format!("{:.1}% ({:.1}-{:.1})", 100.0 * m, 100.0 * lo, 100.0 * hi)
+    let cell = |xs: &[f64]| match xs.is_empty() {
+        true => "no pairs".to_string(),
+        false => share_cell(xs),
     };
     for (dir, p) in args.model.iter().zip(&probes) {
         println!(
@@ -230,21 +226,18 @@ fn probe(
             value.len()
         );
     }
-    // Groups are (problem, step); each problem's pairs are then pooled over its steps.
-    let mut group_of = std::collections::HashMap::new();
+    // Groups are (problem, step), numbered exactly; each problem's pairs are then pooled over
+    // its steps.
+    let span = step.iter().max().map_or(1, |m| m + 1) as u64;
     let group: Vec<u64> = (problem.iter().zip(&step))
-        .map(|(&p, &s)| {
-            let g = hash((p, s));
-            group_of.insert(g, (p, s));
-            g
-        })
+        .map(|(&p, &s)| p * span + s as u64)
         .collect();
     let by_group = |score: &[f64]| within_group_pair_accuracy(&group, &state, score, &right);
     let (critic_groups, certainty_groups) = (by_group(&value), by_group(&certainty));
     let mut per_problem: std::collections::BTreeMap<u64, (f64, f64, usize)> = Default::default();
     let mut by_step = vec![(0usize, 0.0, 0.0); steps];
     for (&(g, c, pairs), &(_, q, _)) in critic_groups.iter().zip(&certainty_groups) {
-        let (p, s) = group_of[&g];
+        let (p, s) = (g / span, (g % span) as usize);
         let e = per_problem.entry(p).or_default();
         e.0 += c * pairs as f64;
         e.1 += q * pairs as f64;

@@ -200,12 +200,13 @@ pub fn critic(
             };
             let train = answered(t.critic_file(), t.critic_problems, 0)?;
             let val = answered(t.val_file(), t.critic_val_problems, 1)?;
+            let val_steps = val.answer_steps();
             (
                 train.valued,
                 None,
                 val.valued,
                 Some((train.success, val.success)),
-                Some(val.answer_steps),
+                Some(val_steps),
             )
         }
         None => {

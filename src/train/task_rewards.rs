@@ -32,11 +32,16 @@ pub struct SampledAnswer {
 pub struct RewardTrace {
     pub valued: ValuedTrace,
     pub success: f64,
-    /// For each position with a target (in order), the answer token chosen from it: 0 for the
-    /// first, so a report can say where in an answer the critic tells right from wrong.
-    pub answer_steps: Vec<usize>,
     /// The answers, one window each, in window order (`samples` per problem, together).
     pub answers: Vec<SampledAnswer>,
+}
+
+impl RewardTrace {
+    /// For each position with a target (in order), the answer token chosen from it: 0 for the
+    /// first, so a report can say where in an answer the critic tells right from wrong.
+    pub fn answer_steps(&self) -> Vec<usize> {
+        self.answers.iter().flat_map(|a| 0..a.ids.len()).collect()
+    }
 }
 
 /// `model` answers each of `problems` `samples` times (sampled at `temperature`, seeded by
@@ -86,7 +91,6 @@ pub fn task_reward_trace(
         .unwrap_or(0);
     let mut tokens = Vec::with_capacity(rows.len() * len);
     let mut values = vec![f32::NAN; rows.len() * len];
-    let mut answer_steps = Vec::new();
     for (w, a) in rows.iter().enumerate() {
         let start = tokens.len();
         tokens.extend(&a.prompt_ids);
@@ -99,7 +103,6 @@ pub fn task_reward_trace(
         for t in first..first + a.ids.len() {
             values[w * len + t] = reward;
         }
-        answer_steps.extend(0..a.ids.len());
     }
     let trace = LatentTrace::collect(model, &tokens, len, BATCH)?;
     let head = BackboneHead(model);
@@ -126,7 +129,6 @@ pub fn task_reward_trace(
             certainty: certainties,
         },
         success,
-        answer_steps,
         answers,
     })
 }

@@ -27,6 +27,7 @@ use crsm::generate::deliberate::DeliberateSession;
 use crsm::latent::CrsmCheckpoint;
 use crsm::planner::delta_buffer::Counts;
 use crsm::planner::latent_model::LatentModel;
+use crsm::tasks::stats::bootstrap_mean_interval;
 use crsm::tasks::{Problem, answer::answer, read_problems};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -117,6 +118,12 @@ pub fn command_line() -> String {
         }
     }));
     words.join(" ")
+}
+
+/// A share with its 95% bootstrap interval over the items, as a table cell: "46.1% (42.9-49.3)".
+pub fn share_cell(xs: &[f64]) -> String {
+    let (m, lo, hi) = bootstrap_mean_interval(xs, 10_000, 0);
+    format!("{:.1}% ({:.1}-{:.1})", 100.0 * m, 100.0 * lo, 100.0 * hi)
 }
 
 /// An assembled CRSM folder: the whole latent model and the tokenizer beside it.
